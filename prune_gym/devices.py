@@ -1,0 +1,27 @@
+"""Turning a device name from the user into a torch.device, with an error that says why not."""
+
+from __future__ import annotations
+
+import torch
+
+from prune_gym.errors import PruneGymError
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA when there is one; an unavailable or unknown device is refused at once."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise PruneGymError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PruneGymError(f"device {name!r} requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise PruneGymError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type != "cpu":
+        raise PruneGymError(f"unsupported device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return device
