@@ -1,0 +1,91 @@
+"""Shared fixtures: small data sets written in the real on-disk formats, read by the real loaders.
+
+Fashion-MNIST fixtures hold real images (the first few hundred of Debian's package) when the
+machine has them, so that tiny models learn something real; otherwise seeded images with a
+class-dependent pattern, which a tiny model also learns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prune_gym.datasets import DEBIAN_FASHION_MNIST, FASHION_FILES, read_idx
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test caches checkpoints and downloads in its own PRUNE_GYM_HOME, never the user's."""
+    home = tmp_path_factory.mktemp("prune-gym-home")
+    monkeypatch.setenv("PRUNE_GYM_HOME", str(home))
+    return home
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzipped IDX file (the MNIST format)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def patterned_images(n: int, channels: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy images whose class (0-9) sets which horizontal band is bright."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 60, (n, channels, size, size))
+    band = size // 10
+    for i, label in enumerate(labels):
+        images[i, :, label * band:(label + 1) * band, :] += 150
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def fashion_images(n_train: int, n_test: int) -> dict[str, np.ndarray]:
+    if all((DEBIAN_FASHION_MNIST / f"{stem}.gz").is_file() for stem in FASHION_FILES.values()):
+        arrays = {k: read_idx(DEBIAN_FASHION_MNIST / f"{stem}.gz") for k, stem in FASHION_FILES.items()}
+        n = {"train_images": n_train, "train_labels": n_train, "test_images": n_test, "test_labels": n_test}
+        return {k: a[:n[k]] for k, a in arrays.items()}
+    train_x, train_y = patterned_images(n_train, 1, 28, seed=0)
+    test_x, test_y = patterned_images(n_test, 1, 28, seed=1)
+    return {"train_images": train_x[:, 0], "train_labels": train_y,
+            "test_images": test_x[:, 0], "test_labels": test_y}
+
+
+@pytest.fixture(scope="session")
+def fashion_root(tmp_path_factory) -> Path:
+    """A Fashion-MNIST root of 1,200 training and 300 test images in gzipped IDX files."""
+    root = tmp_path_factory.mktemp("fashion-mnist")
+    for key, array in fashion_images(1200, 300).items():
+        write_idx(root / f"{FASHION_FILES[key]}.gz", array)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    """A CIFAR-10 root in torchvision's layout: five pickled training batches and a test batch."""
+    root = tmp_path_factory.mktemp("cifar")
+    directory = root / "cifar-10-batches-py"
+    directory.mkdir()
+    for i, name in enumerate([f"data_batch_{j}" for j in range(1, 6)] + ["test_batch"]):
+        images, labels = patterned_images(60, 3, 32, seed=10 + i)
+        batch = {"batch_label": name, "data": images.reshape(60, -1), "labels": labels.tolist()}
+        with open(directory / name, "wb") as f:
+            pickle.dump(batch, f)
+    return root
+
+
+@pytest.fixture(scope="session")
+def imagefolder_root(tmp_path_factory) -> Path:
+    """An ImageNet-style root: train/ and val/ folders of class folders of PNG files."""
+    root = tmp_path_factory.mktemp("imagefolder")
+    for split, n, seed in (("train", 30, 20), ("val", 9, 21)):
+        images, labels = patterned_images(n, 3, 32, seed)
+        for i, (image, label) in enumerate(zip(images, labels % 3)):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i}.png")
+    return root
