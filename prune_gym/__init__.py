@@ -1,3 +1,15 @@
-"""prune-gym: RL-based channel auto-pruning of CNNs as a Gymnasium environment."""
+"""prune-gym: RL-based channel auto-pruning of CNNs as a Gymnasium environment.
+
+Importing the package registers ``ChannelPrune-v0`` with Gymnasium (idempotently).
+"""
+
+from gymnasium.envs.registration import register, registry
 
 __version__ = "0.1.0"
+
+ENV_ID = "ChannelPrune-v0"
+
+if ENV_ID not in registry:
+    # No max_episode_steps: an episode ends by termination, never by a TimeLimit truncation,
+    # which SB3 would bootstrap from.
+    register(id=ENV_ID, entry_point="prune_gym.env:ChannelPruneEnv")

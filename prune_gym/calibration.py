@@ -1,0 +1,71 @@
+"""Evaluating the network's graph lazily over the calibration images, one unit at a time.
+
+An episode prunes units in graph order. Reconstructing unit k from the pruned network's
+inputs needs the activations that reach its consumer, computed with units < k already
+pruned. Re-running the network for every unit would cost a forward pass per unit; instead
+the values of the graph's nodes are memoised: pruning a unit slices the memoised values of
+its channels (channel-wise layers commute with slicing) and forgets only what lies
+downstream of its consumers. An episode then costs about one forward pass over the
+calibration images, through a network that shrinks as it goes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+
+class LazyGraphRunner(fx.Interpreter):
+    """Computes any node of `graph_module` on demand for one fixed input, memoising values."""
+
+    def __init__(self, graph_module: fx.GraphModule, inputs: torch.Tensor):
+        super().__init__(graph_module, garbage_collect_values=False)
+        self.nodes = {node.name: node for node in graph_module.graph.nodes}
+        self._order = {node: i for i, node in enumerate(graph_module.graph.nodes)}
+        (placeholder,) = [n for n in graph_module.graph.nodes if n.op == "placeholder"]
+        self.env = {placeholder: inputs}
+        self._placeholder = placeholder
+
+    @torch.no_grad()
+    def value(self, name: str) -> torch.Tensor:
+        """The node's output, computing the missing ancestors in graph order."""
+        target = self.nodes[name]
+        missing, stack = set(), [target]
+        while stack:
+            node = stack.pop()
+            if node in self.env or node in missing:
+                continue
+            missing.add(node)
+            stack.extend(node.all_input_nodes)
+        for node in sorted(missing, key=self._order.__getitem__):
+            self.env[node] = self.run_node(node)
+        return self.env[target]
+
+    def slice_channels(self, names: tuple[str, ...], index: torch.Tensor, channels: int) -> None:
+        """Keep channels `index` in the memoised values of nodes that carry a pruned unit."""
+        for name in names:
+            node = self.nodes[name]
+            value = self.env.get(node)
+            if value is None:
+                continue
+            index_here = index.to(value.device)
+            if value.dim() == 2:  # flattened: each channel spans a block of columns
+                self.env[node] = value.unflatten(1, (channels, -1))[:, index_here].flatten(1)
+            else:
+                self.env[node] = value.index_select(1, index_here)
+
+    def forget_downstream(self, names: tuple[str, ...]) -> None:
+        """Drop the values of these nodes and of everything computed from them."""
+        stack, seen = [self.nodes[n] for n in names], set()
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                self.env.pop(node, None)
+                stack.extend(node.users)
+
+    def release(self) -> None:
+        """Free values that every user has already consumed (the input is always kept)."""
+        for node in list(self.env):
+            if node is not self._placeholder and node.users and all(u in self.env for u in node.users):
+                del self.env[node]

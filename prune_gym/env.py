@@ -1,0 +1,190 @@
+"""ChannelPrune-v0: prune a trained CNN's channels unit by unit to meet a MACs budget.
+
+Each step decides one prunable unit (see `prune_gym.graph`): the action is the fraction
+of its channels to keep, clipped by the budget's action wall. The channels are chosen
+and the consumer refitted by reconstruction (see `prune_gym.pruner`), on the env's
+device. The episode ends after the last unit with `terminated=True`, and only then is the
+reward paid: the pruned network's top-1 accuracy on the reward split (held out from
+both training and calibration), or AMC's -error * log(MACs).
+
+Observation (float32, each in [0, 1]): the unit's position and static description
+(min-max normalised over the units), its MACs, the MACs removed so far and still to
+decide (as fractions of the total), the previous unit's kept fraction, and the target
+ratio p, so one agent can serve several targets.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from prune_gym.budget import MacsBudget
+from prune_gym.devices import resolve_device
+from prune_gym.errors import PruneGymError
+from prune_gym.evaluation import accuracy
+from prune_gym.graph import GraphError, discover_units
+from prune_gym.macs import count_params
+from prune_gym.pruner import MODES, EpisodePruner, compute_targets
+from prune_gym.workload import Workload
+
+STATIC_FEATURES = ("layer_type", "in_channels", "out_channels", "kernel", "stride", "feature_map",
+                   "depthwise_members")
+OBSERVATION_FEATURES = ("unit_index", *STATIC_FEATURES, "unit_macs", "macs_reduced", "macs_rest",
+                        "previous_action", "target_ratio")
+REWARDS = ("accuracy", "acc_log_flops")
+
+
+class ChannelPruneEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, model: str = "resnet20", dataset: str = "fashion-mnist", target_ratio: float = 0.5,
+                 device: str = "auto", *, checkpoint: str | Path | None = None, data_root: str | Path | None = None,
+                 workload: Workload | None = None, reconstruction: str = "pruned", reward: str = "accuracy",
+                 min_keep: float = 0.05, calibration_images: int = 500, positions_per_image: int = 10,
+                 reward_images: int | None = None, eval_batch_size: int = 1000, calibration_seed: int = 0):
+        if reconstruction not in MODES:
+            raise PruneGymError(f"unknown reconstruction {reconstruction!r}; choose one of: {', '.join(MODES)}")
+        if reward not in REWARDS:
+            raise PruneGymError(f"unknown reward {reward!r}; choose one of: {', '.join(REWARDS)}")
+        self.device = resolve_device(device)
+        if workload is None:
+            workload = Workload.from_zoo(model, dataset, checkpoint, data_root, calibration_images, reward_images)
+        self.workload = workload
+        self.reconstruction, self.reward_kind, self.eval_batch_size = reconstruction, reward, eval_batch_size
+        network = workload.model.to(self.device).eval()
+        self.graph = discover_units(network, workload.input_shape)
+        if not self.graph.units:
+            raise GraphError(f"{workload.model_name} has no prunable unit (frozen: {self.graph.frozen})")
+        self.units = self.graph.units
+        self.budget = MacsBudget(self.units, self.graph.layers, target_ratio, min_keep)
+        self.target_ratio = float(target_ratio)
+
+        self._calibration = workload.calibration[:calibration_images].to(self.device)
+        self._reward_x, self._reward_y = (t.to(self.device) for t in workload.reward)
+        generator = torch.Generator().manual_seed(calibration_seed)
+        self._targets = compute_targets(self.graph, self._calibration, positions_per_image, reconstruction, generator)
+        self.original_accuracy = self._accuracy(self.graph.graph_module)
+        self.original_params = count_params(network)
+
+        self._static = self._static_table()
+        self._rest = np.array([self._macs_after(k) for k in range(len(self.units))])
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (len(OBSERVATION_FEATURES),), np.float32)
+        self.action_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        self._pruner: EpisodePruner | None = None
+        self._done = True
+
+    # ------------------------------------------------------------------ gym API
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._pruner = EpisodePruner(self.graph, self._targets, self._calibration, self.reconstruction)
+        self._step, self._kept, self._indices, self._previous = 0, [], [], 1.0
+        self._done = False
+        return self._observation(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._pruner is None or self._done:
+            raise gym.error.ResetNeeded("the episode is over (or never started): call reset() before step()")
+        fraction = self._check_action(action)
+        k = self._step
+        unit = self.units[k]
+        wall = self.budget.max_keep(k, self._kept)
+        n_keep = int(np.clip(round(fraction * unit.channels), self.budget.min_channels[k], wall))
+        self._indices.append(self._pruner.prune(unit, n_keep))
+        self._kept.append(n_keep)
+        self._previous = n_keep / unit.channels
+        self._step += 1
+        info: dict[str, Any] = {"unit": unit.producer, "kept_channels": n_keep, "kept_fraction": self._previous,
+                                "wall": wall / unit.channels}
+        reward = 0.0
+        if self._step == len(self.units):
+            self._done = True
+            info.update(self._final_info())
+            reward = self._reward(info["accuracy"], info["macs"])
+        return self._observation(), reward, self._done, False, info
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def pruned_network(self) -> torch.nn.Module:
+        """The network of the current episode, with the channels physically removed so far."""
+        if self._pruner is None:
+            raise gym.error.ResetNeeded("no episode has started")
+        return self._pruner.network
+
+    @property
+    def kept_indices(self) -> list[torch.Tensor]:
+        """Indices of the channels kept in each unit decided so far."""
+        return list(self._indices)
+
+    def _final_info(self) -> dict[str, Any]:
+        network = self._pruner.network
+        macs = self.budget.macs(self._kept)
+        return {
+            "accuracy": self._accuracy(network),
+            "original_accuracy": self.original_accuracy,
+            "macs": macs,
+            "macs_ratio": macs / self.budget.total_macs,
+            "params_ratio": count_params(network) / self.original_params,
+            "policy": [n / u.channels for n, u in zip(self._kept, self.units)],
+            "kept_channels_per_unit": list(self._kept),
+        }
+
+    def _reward(self, acc: float, macs: float) -> float:
+        if self.reward_kind == "accuracy":
+            return acc
+        return -(1.0 - acc) * math.log(macs)
+
+    def _accuracy(self, network: torch.nn.Module) -> float:
+        size = self.eval_batch_size
+        batches = ((self._reward_x[i:i + size], self._reward_y[i:i + size])
+                   for i in range(0, len(self._reward_y), size))
+        with torch.inference_mode():
+            return accuracy(network, batches)
+
+    # ------------------------------------------------------------------ observation
+
+    def _static_table(self) -> np.ndarray:
+        """Per-unit static features and unpruned MACs, min-max normalised over the units."""
+        raw = np.array([[u.features[f] for f in STATIC_FEATURES] + [self.budget.unit_macs(u.index)]
+                        for u in self.units], dtype=np.float64)
+        low, span = raw.min(0), raw.max(0) - raw.min(0)
+        return np.where(span > 0, (raw - low) / np.where(span > 0, span, 1), 0.0)
+
+    def _macs_after(self, k: int) -> float:
+        """MACs of the layers whose channels only later units decide, as a fraction of the total."""
+        layers = self.graph.layers
+        later = [l.macs for l in layers if max(-1 if l.in_unit is None else l.in_unit,
+                                               -1 if l.out_unit is None else l.out_unit) > k]
+        return sum(later) / self.budget.total_macs
+
+    def _observation(self) -> np.ndarray:
+        k = min(self._step, len(self.units) - 1)
+        kept_or_whole = self._kept + [u.channels for u in self.units[len(self._kept):]]
+        reduced = 1.0 - self.budget.ratio(kept_or_whole)
+        rest = self._rest[k] if self._step < len(self.units) else 0.0
+        obs = [k / max(1, len(self.units) - 1), *self._static[k], reduced, rest, self._previous, self.target_ratio]
+        return np.clip(np.asarray(obs, dtype=np.float32), 0.0, 1.0)
+
+    def _check_action(self, action: Any) -> float:
+        try:
+            array = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action must be a number or an array of shape (1,), got {action!r}") from exc
+        if array.size != 1 or array.ndim > 1:
+            raise ValueError(f"action must have shape (1,) (the kept fraction), got shape {array.shape}")
+        value = float(array.reshape(()))
+        if not math.isfinite(value):
+            raise ValueError(f"action must be finite, got {value}")
+        return min(max(value, 0.0), 1.0)
+
+    # ------------------------------------------------------------------ scenario
+
+    def unit_table(self) -> tuple[list[str], list[str], np.ndarray]:
+        """Unit names, feature names and the normalised static features (units x features), for the history."""
+        return [u.producer for u in self.units], [*STATIC_FEATURES, "unit_macs"], self._static.astype(np.float32)

@@ -1,0 +1,337 @@
+"""Prunable units, discovered from the model's torch.fx graph.
+
+A unit is a channel dimension that one layer (the producer: a conv or linear layer)
+creates and other layers (the consumers) read. Channel-wise layers in between (BatchNorm,
+activations, pooling, a depthwise conv that follows its input) are members: they are
+sliced with the producer. The channels of a tensor are tracked through the graph with a
+union-find; any operation that couples or reshapes channels freezes the whole set:
+
+* residual additions, concatenations and gates couple channels across layers. Residual
+  streams are left whole, as PocketFlow and AMC do for ResNets: pruning them would force
+  one kept set on every block of a stage, and CIFAR ResNets' zero-padded "option A"
+  shortcut maps stream channels onto shifted positions (which torch-pruning mis-groups);
+* the network's input and output channels are fixed by the data;
+* operations this module does not know are treated as coupling, never guessed at.
+
+A model that torch.fx cannot trace is refused with the module where tracing failed.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from prune_gym.errors import PruneGymError
+from prune_gym.macs import layer_macs
+
+CHANNELWISE_MODULES = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardswish, nn.Hardtanh, nn.SiLU,
+                       nn.GELU, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Identity, nn.MaxPool2d, nn.AvgPool2d,
+                       nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+CHANNELWISE_FUNCTIONS = {F.relu, F.relu6, F.leaky_relu, F.hardswish, F.hardtanh, F.silu, F.gelu, torch.relu,
+                         torch.sigmoid, torch.tanh, F.dropout, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
+                         F.adaptive_max_pool2d}
+CHANNELWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "detach"}
+ADDITIONS = {operator.add, operator.iadd, torch.add}
+
+
+class GraphError(PruneGymError):
+    """A model whose graph cannot be analysed."""
+
+
+@dataclass(frozen=True)
+class ResidualLink:
+    """The consumer's output, after an optional BatchNorm, is added to a shortcut."""
+
+    bn: str | None  # module name of the BatchNorm between consumer and addition
+    shortcut: str  # fx node name of the other operand of the addition
+
+
+@dataclass(frozen=True)
+class Consumer:
+    module: str  # module name
+    node: str  # fx node calling the module
+    input_node: str  # fx node feeding the unit's channels to it
+    block: int  # input columns per channel: 1, or H*W for a linear layer after a flatten
+    residual: ResidualLink | None
+
+
+@dataclass(frozen=True)
+class Unit:
+    index: int
+    producer: str
+    channels: int
+    members: tuple[str, ...]  # channel-wise modules sliced with the producer (BatchNorm, depthwise conv)
+    nodes: tuple[str, ...]  # fx nodes whose output carries the unit's channels
+    consumers: tuple[Consumer, ...]
+    features: dict[str, float]  # static description of the producer, for observations
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A conv or linear layer's MACs and the units its input and output channels belong to."""
+
+    module: str
+    macs: int
+    params: int
+    in_unit: int | None
+    out_unit: int | None
+
+
+@dataclass
+class PruningGraph:
+    graph_module: fx.GraphModule
+    input_shape: tuple[int, ...]
+    units: list[Unit]
+    layers: list[Layer]
+    frozen: dict[str, str] = field(default_factory=dict)  # producer module -> why its channels stay whole
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+
+class _Channels:
+    """Union-find set of tensor channel dimensions that must be pruned together."""
+
+    def __init__(self, producer: fx.Node | None = None, frozen: str | None = None):
+        self.parent: _Channels = self
+        self.producer = producer
+        self.frozen = frozen
+        self.members: list[fx.Node] = []
+        self.nodes: list[fx.Node] = []
+        self.consumers: list[tuple[fx.Node, fx.Node, int]] = []  # (consumer, input node, block)
+
+    def root(self) -> _Channels:
+        node = self
+        while node.parent is not node:
+            node = node.parent
+        return node
+
+
+def _union(a: _Channels, b: _Channels, reason: str) -> _Channels:
+    a, b = a.root(), b.root()
+    if a is not b:
+        b.parent = a
+        a.members += b.members
+        a.nodes += b.nodes
+        a.consumers += b.consumers
+        a.producer = a.producer or b.producer
+    a.frozen = a.frozen or reason
+    return a
+
+
+def _freeze(channels: _Channels, reason: str) -> None:
+    root = channels.root()
+    root.frozen = root.frozen or reason
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """Symbolic trace, with the failing module named when it fails."""
+    tracer = fx.Tracer()
+    stack: list[str] = []
+    call_module = tracer.call_module
+
+    def tracking_call_module(module, forward, args, kwargs):
+        stack.append(tracer.path_of_module(module))
+        try:
+            return call_module(module, forward, args, kwargs)
+        finally:
+            stack.pop()
+
+    tracer.call_module = tracking_call_module
+    try:
+        graph = tracer.trace(model)
+    except Exception as exc:  # fx raises many kinds of errors on untraceable code
+        where = f"module {stack[-1]!r}" if stack and stack[-1] else f"the forward of {type(model).__name__}"
+        raise GraphError(f"cannot trace {where} with torch.fx ({type(exc).__name__}: {exc}); "
+                         "data-dependent control flow is not supported") from exc
+    return fx.GraphModule(model, graph)
+
+
+def _is_depthwise(conv: nn.Conv2d) -> bool:
+    return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
+
+
+def _shape(node: fx.Node) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+
+def _indexes_channels(index) -> bool:
+    if not isinstance(index, tuple):
+        index = (index,)
+    return len(index) > 1 and index[1] != slice(None)
+
+
+def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGraph:
+    """Trace `model` and find its prunable units, for inputs of `input_shape` (C, H, W)."""
+    model = model.eval()
+    gm = trace(model)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    with torch.no_grad():
+        ShapeProp(gm).propagate(torch.zeros(1, *input_shape, device=device))
+    modules = dict(gm.named_modules())
+    channels: dict[fx.Node, tuple[_Channels, int]] = {}  # node -> (channel set, columns per channel)
+    called: dict[str, int] = {}
+
+    def tensor_args(node: fx.Node) -> list[fx.Node]:
+        return [a for a in node.all_input_nodes if a in channels]
+
+    def passthrough(node: fx.Node, source: fx.Node) -> None:
+        ch, block = channels[source]
+        ch.root().nodes.append(node)
+        channels[node] = (ch, block)
+
+    def new_set(node: fx.Node, producer: fx.Node | None = None, frozen: str | None = None) -> None:
+        if _shape(node) is not None:
+            ch = _Channels(producer, frozen)
+            ch.nodes.append(node)
+            channels[node] = (ch, 1)
+
+    for node in gm.graph.nodes:
+        inputs = tensor_args(node)
+        if node.op == "placeholder":
+            new_set(node, frozen="network input")
+        elif node.op == "output":
+            for a in inputs:
+                _freeze(channels[a][0], "network output")
+        elif node.op == "call_module":
+            module = modules[node.target]
+            called[node.target] = called.get(node.target, 0) + 1
+            if isinstance(module, nn.Conv2d) and module.groups == 1 or isinstance(module, nn.Linear):
+                ch, block = channels[inputs[0]]
+                ch.root().consumers.append((node, inputs[0], block))
+                new_set(node, producer=node)
+            elif isinstance(module, nn.Conv2d) and _is_depthwise(module):
+                channels[inputs[0]][0].root().members.append(node)
+                passthrough(node, inputs[0])
+            elif isinstance(module, CHANNELWISE_MODULES) and inputs:
+                if isinstance(module, nn.BatchNorm2d):
+                    channels[inputs[0]][0].root().members.append(node)
+                passthrough(node, inputs[0])
+            else:
+                reason = f"{type(module).__name__} at {node.target}"
+                for a in inputs:
+                    _freeze(channels[a][0], reason)
+                new_set(node, frozen=reason)
+        elif node.op in ("call_function", "call_method"):
+            _visit_function(node, inputs, channels, passthrough, new_set)
+        elif node.op == "get_attr":
+            new_set(node, frozen="constant")
+
+    shared = [name for name, n in called.items() if n > 1]
+    units, frozen = _collect_units(gm, modules, channels, shared)
+    layers = _layers(gm, modules, units)
+    return PruningGraph(gm, tuple(input_shape), units, layers, frozen)
+
+
+def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
+    """Channel bookkeeping for functions and tensor methods."""
+    target = node.target
+    shape = _shape(node)
+    if shape is None:  # size(), shape arithmetic and other non-tensors
+        return
+    if not inputs:
+        new_set(node, frozen=f"{node.name} creates a tensor")
+        return
+    first = inputs[0]
+    in_shape = _shape(first)
+    if target in CHANNELWISE_FUNCTIONS or target in CHANNELWISE_METHODS:
+        passthrough(node, first)
+    elif (target in (torch.flatten,) or target in ("flatten", "view", "reshape")) and in_shape and \
+            len(in_shape) == 4 and len(shape) == 2 and shape[1] == in_shape[1] * in_shape[2] * in_shape[3]:
+        passthrough(node, first)
+        ch, _ = channels[first]
+        channels[node] = (ch, in_shape[2] * in_shape[3])
+    elif target in ("mean", torch.mean) and in_shape and len(in_shape) == 4 and shape[:2] == in_shape[:2]:
+        passthrough(node, first)
+    elif target == operator.getitem and not _indexes_channels(node.args[1]):
+        passthrough(node, first)
+    elif target == F.pad and len(node.args[1] if len(node.args) > 1 else node.kwargs.get("pad", ())) < 6:
+        passthrough(node, first)
+    elif len(inputs) == 1 and target in (operator.mul, operator.truediv, operator.add, operator.sub, torch.mul):
+        passthrough(node, first)  # arithmetic with a scalar
+    else:
+        reason = "residual addition" if target in ADDITIONS else f"{getattr(target, '__name__', target)}"
+        root = channels[first][0]
+        for a in inputs[1:]:
+            root = _union(root, channels[a][0], reason)
+        _freeze(root, reason)
+        new_set(node, frozen=reason)
+
+
+def _residual_link(consumer: fx.Node, modules: dict[str, nn.Module]) -> ResidualLink | None:
+    """consumer -> [BatchNorm] -> add(., shortcut), as at the end of a ResNet block."""
+    node, bn = consumer, None
+    if len(node.users) == 1:
+        (user,) = node.users
+        if user.op == "call_module" and isinstance(modules[user.target], nn.BatchNorm2d):
+            node, bn = user, user.target
+    if len(node.users) != 1:
+        return None
+    (add,) = node.users
+    if add.op == "call_function" and add.target in ADDITIONS and len(add.all_input_nodes) == 2:
+        other = next(a for a in add.all_input_nodes if a is not node)
+        return ResidualLink(bn, other.name)
+    return None
+
+
+def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str, str]]:
+    roots: list[_Channels] = []
+    for ch, _ in channels.values():
+        root = ch.root()
+        if root.producer is not None and root not in roots:
+            roots.append(root)
+    order = {node: i for i, node in enumerate(gm.graph.nodes)}
+    roots.sort(key=lambda r: order[r.producer])
+    units, frozen = [], {}
+    for root in roots:
+        producer = root.producer.target
+        reason = root.frozen or ("no consumer" if not root.consumers else None)
+        touched = [producer] + [m.target for m in root.members] + [c.target for c, _, _ in root.consumers]
+        if reason is None and any(t in shared for t in touched):
+            reason = "a module called more than once"
+        if reason is not None:
+            frozen[producer] = reason
+            continue
+        module = modules[producer]
+        out_shape = _shape(root.producer)
+        in_shape = _shape(root.producer.all_input_nodes[0])
+        conv = isinstance(module, nn.Conv2d)
+        features = {
+            "layer_type": 0.0 if conv else 1.0,
+            "in_channels": float(module.in_channels if conv else module.in_features),
+            "out_channels": float(module.out_channels if conv else module.out_features),
+            "kernel": float(module.kernel_size[0]) if conv else 1.0,
+            "stride": float(module.stride[0]) if conv else 1.0,
+            "feature_map": float(in_shape[2] * in_shape[3]) if conv and in_shape else 1.0,
+            "depthwise_members": float(sum(isinstance(modules[m.target], nn.Conv2d) for m in root.members)),
+        }
+        # A shortcut correction is well defined only when the unit feeds one layer: with several,
+        # the "shortcut" of one consumer may be computed from another consumer of the same unit.
+        single = len(root.consumers) == 1
+        consumers = tuple(Consumer(c.target, c.name, inp.name, block, _residual_link(c, modules) if single else None)
+                          for c, inp, block in root.consumers)
+        units.append(Unit(len(units), producer, out_shape[1], tuple(m.target for m in root.members),
+                          tuple(n.name for n in root.nodes), consumers, features))
+    return units, frozen
+
+
+def _layers(gm, modules, units) -> list[Layer]:
+    out_unit = {u.producer: u.index for u in units}
+    in_unit = {c.module: u.index for u in units for c in u.consumers}
+    in_unit.update({m: u.index for u in units for m in u.members if isinstance(modules[m], nn.Conv2d)})
+    layers = []
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and isinstance(modules[node.target], (nn.Conv2d, nn.Linear)):
+            module = modules[node.target]
+            out = torch.empty(_shape(node), device="meta")
+            layers.append(Layer(node.target, layer_macs(module, out), sum(p.numel() for p in module.parameters()),
+                                in_unit.get(node.target), out_unit.get(node.target)))
+    return layers

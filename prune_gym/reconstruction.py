@@ -1,0 +1,116 @@
+"""Channel selection and weight refit by reconstruction error (He et al., ICCV 2017).
+
+For a consumer layer with input X (n samples x c channels x k columns per channel, k =
+kh*kw for a conv) and target output Y (n x out), everything is computed from two matrices
+accumulated in one pass: G = X^T X and B = X^T Y.
+
+* Selection: channel i contributes Z_i = X_i W_i^T to the output. The LASSO
+  min_b ||Y - sum_i b_i Z_i||^2 + lambda |b|_1 only needs the c x c Gram matrix
+  <Z_i, Z_j> = tr(W_i G_ij W_j^T) and <Z_i, Y> = tr(W_i B_i). It is solved with batched
+  FISTA over a grid of lambdas; channels are ranked by the largest lambda that keeps them.
+* Refit: for a kept set S, the least-squares weights solve (G[S,S] + eps I) W = B[S]
+  (a Cholesky solve in float64; lstsq's CUDA driver assumes full rank, and post-ReLU
+  patches are often rank-deficient).
+"""
+
+from __future__ import annotations
+
+import torch
+
+LAMBDAS = 48  # grid size for the LASSO path
+FISTA_STEPS = 300
+
+
+def sample_positions(n_images: int, height: int, width: int, per_image: int, generator: torch.Generator) -> torch.Tensor:
+    """`per_image` distinct output positions (flat indices) per image: (n_images, per_image)."""
+    per_image = min(per_image, height * width)
+    scores = torch.rand(n_images, height * width, generator=generator)
+    return scores.argsort(dim=1)[:, :per_image]
+
+
+def conv_patches(x: torch.Tensor, conv: torch.nn.Conv2d, positions: torch.Tensor, out_width: int) -> torch.Tensor:
+    """The input patches that `conv` reads at the given output positions: (n * p, c * kh * kw).
+
+    Gathers only the sampled patches instead of unfolding the whole map.
+    """
+    n, c = x.shape[:2]
+    kh, kw = conv.kernel_size
+    sh, sw = conv.stride
+    dh, dw = conv.dilation
+    ph, pw = conv.padding
+    padded = torch.nn.functional.pad(x, (pw, pw, ph, ph))
+    positions = positions.to(x.device)
+    oy, ox = positions // out_width, positions % out_width  # (n, p)
+    rows = oy[:, :, None] * sh + torch.arange(kh, device=x.device)[None, None, :] * dh  # (n, p, kh)
+    cols = ox[:, :, None] * sw + torch.arange(kw, device=x.device)[None, None, :] * dw  # (n, p, kw)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    # padded[n, :, rows, cols] for every (kh, kw) pair -> (n, p, kh, kw, c)
+    patches = padded.permute(0, 2, 3, 1)[batch, rows[:, :, :, None], cols[:, :, None, :]]
+    return patches.permute(0, 1, 4, 2, 3).reshape(-1, c * kh * kw)
+
+
+def conv_outputs(y: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """A (n, out, H, W) map at the given flat positions: (n * p, out)."""
+    n, out = y.shape[:2]
+    flat = y.reshape(n, out, -1)
+    index = positions.to(y.device)[:, None, :].expand(n, out, positions.shape[1])
+    return flat.gather(2, index).permute(0, 2, 1).reshape(-1, out)
+
+
+def add_bias_column(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
+
+
+def channel_gram(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """<Z_i, Z_j> and <Z_i, Y> for the channel contributions Z_i = X_i W_i^T.
+
+    weight: (out, c * block) in the column order of X; gram: (c*block, c*block); cross: (c*block, out).
+    """
+    out = weight.shape[0]
+    c = weight.shape[1] // block
+    w = weight.reshape(out, c, block)
+    g = gram.reshape(c, block, c, block)
+    m = torch.einsum("oip,ipjq,ojq->ij", w, g, w)
+    v = torch.einsum("oip,ipo->i", w, cross.reshape(c, block, out))
+    return m, v
+
+
+def lasso_ranking(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Channels ordered from most to least useful along the LASSO path of min b^T M b - 2 v^T b + lambda |b|_1."""
+    m, v = m.double(), v.double()
+    scale = torch.diagonal(m).clamp_min(1e-12).mean()
+    m, v = m / scale, v / scale
+    lam_max = 2 * v.abs().max().clamp_min(1e-12)
+    lambdas = lam_max * torch.logspace(0, -4, LAMBDAS, dtype=m.dtype, device=m.device)  # descending
+    step = 1 / (2 * torch.linalg.eigvalsh(m).max().clamp_min(1e-12))
+    beta = torch.zeros(LAMBDAS, len(v), dtype=m.dtype, device=m.device)
+    momentum, t = beta.clone(), 1.0
+    for _ in range(FISTA_STEPS):
+        grad = 2 * (momentum @ m - v)
+        z = momentum - step * grad
+        new = torch.sign(z) * (z.abs() - step * lambdas[:, None]).clamp_min(0)
+        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        momentum = new + ((t - 1) / t_next) * (new - beta)
+        beta, t = new, t_next
+    active = beta != 0
+    # The first lambda (largest) at which a channel is non-zero; never-active channels come last.
+    first = torch.where(active.any(0), active.float().argmax(0), torch.full_like(v, LAMBDAS, dtype=torch.long))
+    tie_break = beta[-1].abs()  # among channels entering together, larger coefficient first
+    return _lexsort(first, tie_break)
+
+
+def _lexsort(first: torch.Tensor, tie_break: torch.Tensor) -> torch.Tensor:
+    order = torch.argsort(-tie_break, stable=True)
+    return order[torch.argsort(first[order], stable=True)]
+
+
+def refit(gram: torch.Tensor, cross: torch.Tensor, columns: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
+    """Least-squares weights (len(columns), out) from the kept columns only, by a ridge Cholesky solve."""
+    g = gram[columns][:, columns].double()
+    b = cross[columns].double()
+    eps = ridge * torch.diagonal(g).mean().clamp_min(1e-12)
+    g = g + eps * torch.eye(len(columns), dtype=g.dtype, device=g.device)
+    factor, info = torch.linalg.cholesky_ex(g)
+    if info.item() != 0:  # numerically indefinite: strengthen the ridge
+        factor = torch.linalg.cholesky(g + 1e3 * eps * torch.eye(len(columns), dtype=g.dtype, device=g.device))
+    return torch.cholesky_solve(b, factor).to(cross.dtype)

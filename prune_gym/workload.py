@@ -1,0 +1,64 @@
+"""A workload: the trained network and the images an environment prunes and scores it with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from prune_gym.checkpoints import load_weights, read_checkpoint, state_digest
+from prune_gym.datasets import ImageSplit, load_splits
+from prune_gym.errors import CheckpointError
+from prune_gym.models import build_model
+from prune_gym.pretrain import Recipe, SplitSpec, checkpoint_path
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Workload:
+    model_name: str
+    dataset: str
+    model: nn.Module
+    input_shape: tuple[int, ...]  # (C, H, W)
+    calibration: torch.Tensor  # images for reconstruction (labels are not needed)
+    reward: tuple[torch.Tensor, torch.Tensor]  # images and labels that score a pruned network
+    digest: str  # of the trained weights
+    test: ImageSplit | None = None
+    build_args: dict | None = None  # how to rebuild the model from the zoo, when it comes from there
+
+    @classmethod
+    def from_zoo(cls, model: str, dataset: str, checkpoint: str | Path | None = None,
+                 data_root: str | Path | None = None, calibration_images: int = 500,
+                 reward_images: int | None = None) -> Workload:
+        """A zoo model with its cached (or given) checkpoint, and the splits it was trained with."""
+        path = Path(checkpoint) if checkpoint is not None else checkpoint_path(model, dataset, Recipe(), SplitSpec())
+        if checkpoint is None and not path.exists():
+            raise CheckpointError(f"no pretrained {model} for {dataset} in {path.parent}; run "
+                                  f"`prune-gym pretrain --model {model} --dataset {dataset}` or pass checkpoint=PATH")
+        _, meta = read_checkpoint(path)
+        split = SplitSpec(**meta["split"]) if "split" in meta else SplitSpec()
+        splits = load_splits(dataset, data_root, split.seed, split.calibration_size, split.reward_size)
+        info = splits.info
+        net = build_model(model, info.in_channels, info.num_classes, info.image_size)
+        load_weights(net, path)
+        calibration, _ = splits.calibration.tensors()
+        reward = splits.reward.tensors()
+        if reward_images is not None:
+            reward = (reward[0][:reward_images], reward[1][:reward_images])
+        return cls(model, dataset, net, (info.in_channels, info.image_size, info.image_size),
+                   calibration[:calibration_images], reward, meta.get("digest") or state_digest(net.state_dict()),
+                   splits.test, {"in_channels": info.in_channels, "num_classes": info.num_classes,
+                                 "image_size": info.image_size})
+
+    @classmethod
+    def from_module(cls, model: nn.Module, calibration: Batches, reward: Batches, name: str = "custom",
+                    dataset: str = "custom", calibration_images: int = 500) -> Workload:
+        """A user's own trained network, with data loaders (or any iterables) of (images, labels)."""
+        cal = torch.cat([x for x, _ in calibration])[:calibration_images]
+        xs, ys = zip(*reward)
+        return cls(name, dataset, model, tuple(cal.shape[1:]), cal, (torch.cat(xs), torch.cat(ys)),
+                   state_digest(model.state_dict()))
