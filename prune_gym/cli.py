@@ -14,6 +14,7 @@ from prune_gym.errors import PruneGymError
 # Modules that define `add_parser(subparsers)`; the parser's `func(args)` runs the command.
 COMMAND_MODULES = [
     "prune_gym.commands.workloads",
+    "prune_gym.commands.export",
     "prune_gym.history.cli",
 ]
 

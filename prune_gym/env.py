@@ -16,6 +16,7 @@ ratio p, so one agent can serve several targets.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
 from prune_gym.graph import GraphError, discover_units
 from prune_gym.macs import count_params
-from prune_gym.pruner import MODES, EpisodePruner, compute_targets
+from prune_gym.pruner import MODES, EpisodePruner, WorkingCopy, compute_targets
 from prune_gym.workload import Workload
 
 STATIC_FEATURES = ("layer_type", "in_channels", "out_channels", "kernel", "stride", "feature_map",
@@ -75,14 +76,19 @@ class ChannelPruneEnv(gym.Env):
         self._rest = np.array([self._macs_after(k) for k in range(len(self.units))])
         self.observation_space = gym.spaces.Box(0.0, 1.0, (len(OBSERVATION_FEATURES),), np.float32)
         self.action_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        self._working_copy = WorkingCopy(self.graph)
         self._pruner: EpisodePruner | None = None
         self._done = True
+        self.timings: dict[str, float] = {}  # seconds spent in the last episode, by stage (not in info: not deterministic)
 
     # ------------------------------------------------------------------ gym API
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        self._pruner = EpisodePruner(self.graph, self._targets, self._calibration, self.reconstruction)
+        start = time.perf_counter()
+        network = self._working_copy.restore()
+        self._pruner = EpisodePruner(network, self._targets, self._calibration, self.reconstruction)
+        self.timings = {"reset": time.perf_counter() - start}
         self._step, self._kept, self._indices, self._previous = 0, [], [], 1.0
         self._done = False
         return self._observation(), {}
@@ -112,7 +118,7 @@ class ChannelPruneEnv(gym.Env):
 
     @property
     def pruned_network(self) -> torch.nn.Module:
-        """The network of the current episode, with the channels physically removed so far."""
+        """The network of the current episode, with the channels removed so far (valid until the next reset)."""
         if self._pruner is None:
             raise gym.error.ResetNeeded("no episode has started")
         return self._pruner.network
@@ -125,8 +131,11 @@ class ChannelPruneEnv(gym.Env):
     def _final_info(self) -> dict[str, Any]:
         network = self._pruner.network
         macs = self.budget.macs(self._kept)
+        start = time.perf_counter()
+        acc = self._accuracy(network)
+        self.timings.update(self._pruner.seconds, evaluation=time.perf_counter() - start)
         return {
-            "accuracy": self._accuracy(network),
+            "accuracy": acc,
             "original_accuracy": self.original_accuracy,
             "macs": macs,
             "macs_ratio": macs / self.budget.total_macs,

@@ -18,6 +18,7 @@ A model that torch.fx cannot trace is refused with the module where tracing fail
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
 
@@ -100,7 +101,7 @@ class _Channels:
 
     def __init__(self, producer: fx.Node | None = None, frozen: str | None = None):
         self.parent: _Channels = self
-        self.producer = producer
+        self.producers: list[fx.Node] = [producer] if producer is not None else []
         self.frozen = frozen
         self.members: list[fx.Node] = []
         self.nodes: list[fx.Node] = []
@@ -120,7 +121,7 @@ def _union(a: _Channels, b: _Channels, reason: str) -> _Channels:
         a.members += b.members
         a.nodes += b.nodes
         a.consumers += b.consumers
-        a.producer = a.producer or b.producer
+        a.producers += b.producers
     a.frozen = a.frozen or reason
     return a
 
@@ -133,21 +134,21 @@ def _freeze(channels: _Channels, reason: str) -> None:
 def trace(model: nn.Module) -> fx.GraphModule:
     """Symbolic trace, with the failing module named when it fails."""
     tracer = fx.Tracer()
-    stack: list[str] = []
+    failed_in: list[str] = []  # innermost module first
     call_module = tracer.call_module
 
     def tracking_call_module(module, forward, args, kwargs):
-        stack.append(tracer.path_of_module(module))
         try:
             return call_module(module, forward, args, kwargs)
-        finally:
-            stack.pop()
+        except Exception:
+            failed_in.append(tracer.path_of_module(module))
+            raise
 
     tracer.call_module = tracking_call_module
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many kinds of errors on untraceable code
-        where = f"module {stack[-1]!r}" if stack and stack[-1] else f"the forward of {type(model).__name__}"
+        where = f"module {failed_in[0]!r}" if failed_in else f"the forward of {type(model).__name__}"
         raise GraphError(f"cannot trace {where} with torch.fx ({type(exc).__name__}: {exc}); "
                          "data-dependent control flow is not supported") from exc
     return fx.GraphModule(model, graph)
@@ -211,6 +212,8 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGra
             elif isinstance(module, nn.Conv2d) and _is_depthwise(module):
                 channels[inputs[0]][0].root().members.append(node)
                 passthrough(node, inputs[0])
+            elif isinstance(module, nn.Flatten) and inputs:
+                _flatten(node, inputs[0], channels, passthrough, new_set)
             elif isinstance(module, CHANNELWISE_MODULES) and inputs:
                 if isinstance(module, nn.BatchNorm2d):
                     channels[inputs[0]][0].root().members.append(node)
@@ -244,11 +247,8 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
     in_shape = _shape(first)
     if target in CHANNELWISE_FUNCTIONS or target in CHANNELWISE_METHODS:
         passthrough(node, first)
-    elif (target in (torch.flatten,) or target in ("flatten", "view", "reshape")) and in_shape and \
-            len(in_shape) == 4 and len(shape) == 2 and shape[1] == in_shape[1] * in_shape[2] * in_shape[3]:
-        passthrough(node, first)
-        ch, _ = channels[first]
-        channels[node] = (ch, in_shape[2] * in_shape[3])
+    elif target in (torch.flatten, "flatten", "view", "reshape"):
+        _flatten(node, first, channels, passthrough, new_set)
     elif target in ("mean", torch.mean) and in_shape and len(in_shape) == 4 and shape[:2] == in_shape[:2]:
         passthrough(node, first)
     elif target == operator.getitem and not _indexes_channels(node.args[1]):
@@ -264,6 +264,17 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
             root = _union(root, channels[a][0], reason)
         _freeze(root, reason)
         new_set(node, frozen=reason)
+
+
+def _flatten(node, source, channels, passthrough, new_set) -> None:
+    """(N, C, H, W) -> (N, C*H*W): each channel becomes a block of H*W columns; other reshapes couple."""
+    shape, in_shape = _shape(node), _shape(source)
+    if in_shape and len(in_shape) == 4 and shape and len(shape) == 2 and shape[1] == math.prod(in_shape[1:]):
+        passthrough(node, source)
+        channels[node] = (channels[source][0], in_shape[2] * in_shape[3])
+    else:
+        _freeze(channels[source][0], f"reshape at {node.name}")
+        new_set(node, frozen=f"reshape at {node.name}")
 
 
 def _residual_link(consumer: fx.Node, modules: dict[str, nn.Module]) -> ResidualLink | None:
@@ -286,23 +297,25 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
     roots: list[_Channels] = []
     for ch, _ in channels.values():
         root = ch.root()
-        if root.producer is not None and root not in roots:
+        if root.producers and root not in roots:
             roots.append(root)
     order = {node: i for i, node in enumerate(gm.graph.nodes)}
-    roots.sort(key=lambda r: order[r.producer])
+    roots.sort(key=lambda r: min(order[p] for p in r.producers))
     units, frozen = [], {}
     for root in roots:
-        producer = root.producer.target
         reason = root.frozen or ("no consumer" if not root.consumers else None)
-        touched = [producer] + [m.target for m in root.members] + [c.target for c, _, _ in root.consumers]
+        touched = [p.target for p in root.producers] + [m.target for m in root.members]
+        touched += [c.target for c, _, _ in root.consumers]
         if reason is None and any(t in shared for t in touched):
             reason = "a module called more than once"
         if reason is not None:
-            frozen[producer] = reason
+            frozen.update({p.target: reason for p in root.producers})
             continue
+        (producer_node,) = root.producers  # an unfrozen set has one producer: only couplings merge sets
+        producer = producer_node.target
         module = modules[producer]
-        out_shape = _shape(root.producer)
-        in_shape = _shape(root.producer.all_input_nodes[0])
+        out_shape = _shape(producer_node)
+        in_shape = _shape(producer_node.all_input_nodes[0])
         conv = isinstance(module, nn.Conv2d)
         features = {
             "layer_type": 0.0 if conv else 1.0,

@@ -12,6 +12,8 @@ Three modes:
 from __future__ import annotations
 
 import copy
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +55,8 @@ def _outputs(y: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
 def compute_targets(graph: PruningGraph, images: torch.Tensor, positions_per_image: int, mode: str,
                     generator: torch.Generator) -> dict[str, ConsumerTarget]:
     """Sample positions and record the original network's outputs there, one consumer at a time."""
+    if mode == "magnitude":
+        return {}
     runner = LazyGraphRunner(graph.graph_module, images)
     modules = dict(graph.graph_module.named_modules())
     targets = {}
@@ -77,52 +81,88 @@ def compute_targets(graph: PruningGraph, images: torch.Tensor, positions_per_ima
     return targets
 
 
-class EpisodePruner:
-    """Prunes a private copy of the network, unit by unit, in graph order."""
+class WorkingCopy:
+    """A copy of the network whose prunable layers are put back from pristine copies for each episode.
 
-    def __init__(self, graph: PruningGraph, targets: dict[str, ConsumerTarget], images: torch.Tensor, mode: str):
-        self.units = graph.units
+    Deep-copying only the touched layers is much cheaper than deep-copying the GraphModule,
+    which regenerates its code.
+    """
+
+    def __init__(self, graph: PruningGraph):
+        self.network: fx.GraphModule = copy.deepcopy(graph.graph_module)
+        touched = {name for u in graph.units for name in (u.producer, *u.members, *(c.module for c in u.consumers))}
+        self._pristine = {name: copy.deepcopy(graph.graph_module.get_submodule(name)) for name in sorted(touched)}
+
+    def restore(self) -> fx.GraphModule:
+        for name, module in self._pristine.items():
+            parent, _, attr = name.rpartition(".")
+            setattr(self.network.get_submodule(parent), attr, copy.deepcopy(module))
+        return self.network
+
+
+class EpisodePruner:
+    """Prunes the network, unit by unit in graph order; keeps a breakdown of where time goes."""
+
+    def __init__(self, network: fx.GraphModule, targets: dict[str, ConsumerTarget], images: torch.Tensor,
+                 mode: str):
         self.targets = targets
         self.mode = mode
-        self.network: fx.GraphModule = copy.deepcopy(graph.graph_module)
-        self.modules = dict(self.network.named_modules())
-        self.runner = LazyGraphRunner(self.network, images) if mode == "pruned" else None
+        self.network = network
+        self.modules = dict(network.named_modules())
+        self.runner = LazyGraphRunner(network, images) if mode == "pruned" else None
+        self.seconds = {"calibration": 0.0, "selection": 0.0, "refit": 0.0}
+        self._cuda = next(network.parameters()).is_cuda
+
+    @contextmanager
+    def _timed(self, key: str):
+        if self._cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        yield
+        if self._cuda:
+            torch.cuda.synchronize()
+        self.seconds[key] += time.perf_counter() - start
 
     @torch.no_grad()
     def prune(self, unit: Unit, n_keep: int) -> torch.Tensor:
         """Keep `n_keep` channels of `unit`; returns their indices (sorted)."""
         if self.mode == "magnitude":
-            if n_keep == unit.channels:
-                return torch.arange(unit.channels)
-            norms = flat_weight(self.modules[unit.producer]).abs().sum(1)
-            index = norms.argsort(descending=True)[:n_keep].sort().values.cpu()
-            self._remove(unit, index)
+            with self._timed("selection"):
+                norms = flat_weight(self.modules[unit.producer]).abs().sum(1)
+                index = norms.argsort(descending=True)[:n_keep].sort().values.cpu()
+            with self._timed("refit"):
+                self._remove(unit, index)
             return index
-        stats = [self._statistics(c) for c in unit.consumers]
-        if n_keep == unit.channels:
-            index = torch.arange(unit.channels)
-        else:
-            m = v = 0
-            for consumer, (gram, cross, _) in zip(unit.consumers, stats):
-                block = self._columns_per_channel(consumer)
-                n = unit.channels * block  # leaves out the bias column, if any
-                weight = flat_weight(self.modules[consumer.module])
-                mc, vc = channel_gram(weight, gram[:n, :n], cross[:n], block)
-                scale = torch.diagonal(mc).sum().clamp_min(1e-12)  # weigh consumers equally
-                m, v = m + mc / scale, v + vc / scale
-            index = lasso_ranking(m, v)[:n_keep].sort().values.cpu()
-        self._remove(unit, index)
-        for consumer, (gram, cross, has_bias) in zip(unit.consumers, stats):
-            columns = input_columns(index, self._columns_per_channel(consumer)).to(gram.device)
-            if has_bias:
-                columns = torch.cat([columns, torch.tensor([gram.shape[0] - 1], device=gram.device)])
-            solution = refit(gram, cross, columns)  # (columns, out)
-            weight, bias = (solution[:-1], solution[-1]) if has_bias else (solution, None)
-            set_flat_weight(self.modules[consumer.module], weight.T, bias)
-        if self.runner is not None:
-            self.runner.forget_downstream(tuple(c.node for c in unit.consumers))
-            self.runner.release()
+        with self._timed("calibration"):
+            stats = [self._statistics(c) for c in unit.consumers]
+        with self._timed("selection"):
+            index = self._select(unit, n_keep, stats)
+        with self._timed("refit"):
+            self._remove(unit, index)
+            for consumer, (gram, cross, has_bias) in zip(unit.consumers, stats):
+                columns = input_columns(index, self._columns_per_channel(consumer)).to(gram.device)
+                if has_bias:
+                    columns = torch.cat([columns, torch.tensor([gram.shape[0] - 1], device=gram.device)])
+                solution = refit(gram, cross, columns)  # (columns, out)
+                weight, bias = (solution[:-1], solution[-1]) if has_bias else (solution, None)
+                set_flat_weight(self.modules[consumer.module], weight.T, bias)
+            if self.runner is not None:
+                self.runner.forget_downstream(tuple(c.node for c in unit.consumers))
+                self.runner.release()
         return index
+
+    def _select(self, unit: Unit, n_keep: int, stats: list[tuple[torch.Tensor, torch.Tensor, bool]]) -> torch.Tensor:
+        """The LASSO's choice of `n_keep` channels, over all of the unit's consumers."""
+        if n_keep == unit.channels:
+            return torch.arange(unit.channels)
+        m = v = 0
+        for consumer, (gram, cross, _) in zip(unit.consumers, stats):
+            block = self._columns_per_channel(consumer)
+            n = unit.channels * block  # leaves out the bias column, if any
+            mc, vc = channel_gram(flat_weight(self.modules[consumer.module]), gram[:n, :n], cross[:n], block)
+            scale = torch.diagonal(mc).sum().clamp_min(1e-12)  # weigh consumers equally
+            m, v = m + mc / scale, v + vc / scale
+        return lasso_ranking(m, v)[:n_keep].sort().values.cpu()
 
     def _statistics(self, consumer: Consumer) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """G = X^T X and B = X^T Y for the consumer, over all its input channels (before pruning)."""

@@ -89,3 +89,32 @@ def imagefolder_root(tmp_path_factory) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(fashion_root, tmp_path_factory) -> Path:
+    """ResNet-20 trained briefly on the fixture's Fashion-MNIST (reward split 200, calibration 100)."""
+    from prune_gym.pretrain import Recipe, SplitSpec, pretrain
+
+    home = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PRUNE_GYM_HOME", str(home))
+        result = pretrain("resnet20", "fashion-mnist", fashion_root, Recipe(epochs=4, batch_size=64, max_lr=0.1),
+                          SplitSpec(seed=0, calibration_size=100, reward_size=200), device="cpu", progress=False)
+    return result.path
+
+
+@pytest.fixture
+def make_env(fashion_root, tiny_checkpoint):
+    """gym.make('ChannelPrune-v0') on the tiny trained ResNet-20, with overridable keyword arguments."""
+    import gymnasium as gym
+
+    import prune_gym
+
+    def make(**kwargs):
+        settings = dict(model="resnet20", dataset="fashion-mnist", target_ratio=0.5, device="cpu",
+                        checkpoint=tiny_checkpoint, data_root=fashion_root, calibration_images=100)
+        settings.update(kwargs)
+        return gym.make(prune_gym.ENV_ID, **settings)
+
+    return make

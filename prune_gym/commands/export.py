@@ -1,0 +1,61 @@
+"""`prune-gym export`: prune with a given policy and write the slim model."""
+
+from __future__ import annotations
+
+import argparse
+
+import gymnasium as gym
+import numpy as np
+
+from prune_gym import ENV_ID
+from prune_gym.datasets import dataset_names
+from prune_gym.errors import PruneGymError
+from prune_gym.export import export_slim
+from prune_gym.models import model_names
+from prune_gym.policies import play, random_policy, uniform_policy
+from prune_gym.pruner import MODES
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="prune with a policy and write the slim model and its spec")
+    p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
+    p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
+    p.add_argument("--ratio", type=float, required=True, help="fraction of the MACs to keep (p)")
+    p.add_argument("--policy", default="uniform",
+                   help="'uniform', 'random', or comma-separated kept fractions, one per unit")
+    p.add_argument("--out", required=True, help="directory for model.pt and spec.json")
+    p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
+    p.add_argument("--data-root")
+    p.add_argument("--reconstruction", default="pruned", choices=MODES)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    p.set_defaults(func=run_export)
+
+
+def parse_policy(text: str, env: gym.Env, seed: int) -> list[float]:
+    units = env.unwrapped.units
+    if text == "uniform":
+        return uniform_policy(env.unwrapped.budget)
+    if text == "random":
+        return random_policy(len(units), np.random.default_rng(seed))
+    try:
+        fractions = [float(f) for f in text.split(",")]
+    except ValueError:
+        raise PruneGymError(f"--policy must be 'uniform', 'random' or comma-separated numbers, got {text!r}") from None
+    if len(fractions) != len(units):
+        raise PruneGymError(f"--policy has {len(fractions)} fractions but the model has {len(units)} units")
+    return fractions
+
+
+def run_export(args: argparse.Namespace) -> int:
+    env = gym.make(ENV_ID, model=args.model, dataset=args.dataset, target_ratio=args.ratio, device=args.device,
+                   checkpoint=args.checkpoint, data_root=args.data_root, reconstruction=args.reconstruction)
+    info = play(env, parse_policy(args.policy, env, args.seed))
+    spec = export_slim(env, args.out, info)
+    print(f"{'unit':<24}{'channels':>10}{'kept':>8}")
+    for unit, kept in zip(env.unwrapped.units, info["kept_channels_per_unit"]):
+        print(f"{unit.producer:<24}{unit.channels:>10}{kept:>8}")
+    print(f"accuracy {100 * info['accuracy']:.2f}% (reward split; original {100 * info['original_accuracy']:.2f}%), "
+          f"MACs ratio {info['macs_ratio']:.4f}, params ratio {info['params_ratio']:.4f}")
+    print(f"wrote {spec.parent / 'model.pt'} and {spec}")
+    return 0

@@ -1,0 +1,87 @@
+"""Exporting a pruned network: a physically slim state dict and a JSON spec of what was kept.
+
+`load_slim` rebuilds a plain `nn.Module` (the zoo's class, or a user's module) with the
+kept channel counts and loads the weights, so the result needs nothing from prune-gym's
+environment to run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prune_gym.errors import PruneGymError
+from prune_gym.graph import discover_units
+from prune_gym.models import build_model
+from prune_gym.surgery import keep_input_channels, keep_output_channels
+
+SPEC_FORMAT = "prune-gym-slim/1"
+
+
+def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None) -> Path:
+    """Write `model.pt` and `spec.json` for the env's finished episode into `out_dir`; returns the spec's path."""
+    env = env.unwrapped
+    indices = env.kept_indices
+    if len(indices) != len(env.units):
+        raise PruneGymError("export needs a finished episode: every unit must have been decided")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    workload = env.workload
+    spec = {
+        "format": SPEC_FORMAT,
+        "model": workload.model_name,
+        "dataset": workload.dataset,
+        "build": workload.build_args,
+        "input_shape": list(workload.input_shape),
+        "checkpoint_digest": workload.digest,
+        "target_ratio": env.target_ratio,
+        "reconstruction": env.reconstruction,
+        "units": [{"producer": u.producer, "channels": u.channels, "kept": len(i), "kept_indices": i.tolist()}
+                  for u, i in zip(env.units, indices)],
+        **{k: (info or {})[k] for k in ("accuracy", "macs", "macs_ratio", "params_ratio") if k in (info or {})},
+    }
+    state = {k: v.detach().cpu() for k, v in env.pruned_network.state_dict().items()}
+    torch.save(state, out / "model.pt")
+    tmp = out / "spec.json.tmp"
+    tmp.write_text(json.dumps(spec, indent=2))
+    os.replace(tmp, out / "spec.json")
+    return out / "spec.json"
+
+
+def load_slim(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+    """The slim network described by an export directory (or its spec.json).
+
+    Zoo models are rebuilt from the spec; for a user's own architecture, pass a freshly
+    built `model` of that architecture and it is pruned to the spec's shapes.
+    """
+    path = Path(path)
+    spec_path = path / "spec.json" if path.is_dir() else path
+    if not spec_path.is_file():
+        raise PruneGymError(f"no spec.json at {path}")
+    spec = json.loads(spec_path.read_text())
+    if spec.get("format") != SPEC_FORMAT:
+        raise PruneGymError(f"{spec_path} is not a prune-gym slim-model spec (format {spec.get('format')!r})")
+    if model is None:
+        if not spec.get("build"):
+            raise PruneGymError(f"{spec_path} describes a user's model ({spec['model']}); pass model=")
+        model = build_model(spec["model"], **spec["build"])
+    graph = discover_units(model, tuple(spec["input_shape"]))
+    units = {u.producer: u for u in graph.units}
+    modules = dict(model.named_modules())
+    for entry in spec["units"]:
+        unit = units.get(entry["producer"])
+        if unit is None or unit.channels != entry["channels"]:
+            raise PruneGymError(f"{spec_path}: unit {entry['producer']} does not match the model's units")
+        kept = torch.arange(entry["kept"])  # the shapes matter here; the weights come from model.pt
+        for name in (unit.producer, *unit.members):
+            keep_output_channels(modules[name], kept)
+        for consumer in unit.consumers:
+            keep_input_channels(modules[consumer.module], kept, consumer.block)
+    state = torch.load(spec_path.parent / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()

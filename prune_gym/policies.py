@@ -1,0 +1,39 @@
+"""Reference policies that searches are compared with, and playing a policy through the env."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from prune_gym.budget import MacsBudget
+
+
+def play(env: gym.Env, fractions: Sequence[float]) -> dict[str, Any]:
+    """Run one episode keeping `fractions[k]` of unit k's channels; returns the final info."""
+    units = env.unwrapped.units
+    if len(fractions) != len(units):
+        raise ValueError(f"a policy needs one fraction per unit: {len(units)}, got {len(fractions)}")
+    env.reset()
+    for fraction in fractions:
+        _, _, terminated, _, info = env.step(np.array([fraction], dtype=np.float32))
+    assert terminated
+    return info
+
+
+def uniform_policy(budget: MacsBudget) -> list[float]:
+    """The largest single fraction which, kept in every unit, meets the budget."""
+    def counts(r: float) -> np.ndarray:
+        return np.clip(np.round(r * budget.channels), budget.min_channels, budget.channels)
+
+    low, high = 0.0, 1.0
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if budget.ratio(counts(mid)) <= budget.target_ratio else (low, mid)
+    return [low] * len(budget.channels)
+
+
+def random_policy(n_units: int, rng: np.random.Generator) -> list[float]:
+    """Uniform random fractions; the env's action wall keeps the episode within budget."""
+    return rng.uniform(0.0, 1.0, n_units).tolist()

@@ -1,0 +1,144 @@
+"""ChannelPrune-v0 through its public API, on a small trained ResNet-20 and on every zoo model."""
+
+from __future__ import annotations
+
+import importlib
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from torch.utils.flop_counter import FlopCounterMode
+
+import prune_gym
+from prune_gym.env import OBSERVATION_FEATURES, ChannelPruneEnv
+from prune_gym.errors import PruneGymError
+from prune_gym.export import export_slim, load_slim
+from prune_gym.models import build_model, model_names
+from prune_gym.policies import play, random_policy, uniform_policy
+from prune_gym.workload import Workload
+
+
+def test_registration_is_idempotent():
+    importlib.reload(prune_gym)
+    importlib.reload(prune_gym)
+    spec = gym.spec(prune_gym.ENV_ID)
+    assert spec.entry_point == "prune_gym.env:ChannelPruneEnv" and spec.max_episode_steps is None
+
+
+def test_gymnasium_and_sb3_checkers_pass(make_env):
+    env = make_env()
+    gym_check_env(env.unwrapped)
+    sb3_check_env(env.unwrapped, warn=True)
+
+
+def test_episode_observations_rewards_and_final_info(make_env):
+    env = make_env(target_ratio=0.5)
+    obs, _ = env.reset(seed=0)
+    n_units = len(env.unwrapped.units)
+    assert obs.shape == (len(OBSERVATION_FEATURES),) and obs.dtype == np.float32
+    assert obs[0] == 0 and obs[-1] == pytest.approx(0.5)
+    for step in range(n_units):
+        obs, reward, terminated, truncated, info = env.step(np.array([0.5], dtype=np.float32))
+        assert env.observation_space.contains(obs) and not truncated
+        assert terminated == (step == n_units - 1)
+        assert reward == (info["accuracy"] if terminated else 0.0)
+    assert 0.1 < info["accuracy"] <= 1 and info["macs_ratio"] <= 0.5
+    assert len(info["policy"]) == len(info["kept_channels_per_unit"]) == n_units
+    assert 0 < info["params_ratio"] < 1
+    assert info["original_accuracy"] >= info["accuracy"] - 0.05
+
+
+def test_acc_log_flops_reward(make_env):
+    env = make_env(reward="acc_log_flops")
+    env.reset()
+    for _ in env.unwrapped.units:
+        _, reward, _, _, info = env.step(np.array([0.5], dtype=np.float32))
+    assert reward == pytest.approx(-(1 - info["accuracy"]) * np.log(info["macs"]))
+
+
+def test_same_seed_same_observations_and_rewards(make_env):
+    def rollout(env, seed):
+        rng = np.random.default_rng(seed)
+        observations, rewards = [env.reset(seed=seed)[0]], []
+        for fraction in random_policy(len(env.unwrapped.units), rng):
+            obs, reward, *_ = env.step(np.array([fraction], dtype=np.float32))
+            observations.append(obs)
+            rewards.append(reward)
+        return np.array(observations), rewards
+
+    env = make_env()
+    first = rollout(env, 3)
+    again = rollout(env, 3)
+    other_env = rollout(make_env(), 3)
+    for run in (again, other_env):
+        assert np.array_equal(first[0], run[0]) and first[1] == run[1]
+
+
+def test_reconstruction_beats_magnitude_pruning(make_env):
+    accuracies = {}
+    for mode in ("pruned", "original", "magnitude"):
+        env = make_env(target_ratio=0.3, reconstruction=mode)
+        accuracies[mode] = play(env, uniform_policy(env.unwrapped.budget))["accuracy"]
+    assert accuracies["pruned"] > accuracies["magnitude"] + 0.05, accuracies
+
+
+def test_bad_input_is_refused_and_the_env_stays_usable(make_env):
+    env = make_env()
+    env.reset(seed=0)
+    for bad in (np.array([np.nan]), np.array([np.inf]), np.array([0.5, 0.5]), "half"):
+        with pytest.raises(ValueError, match="action"):
+            env.step(bad)
+    play(env, [0.5] * len(env.unwrapped.units))
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(np.array([0.5]))
+    env.reset()
+    _, _, terminated, _, _ = env.step(np.array([0.5], dtype=np.float32))
+    assert not terminated
+
+
+def test_unreachable_ratio_and_unknown_device_are_refused(make_env):
+    with pytest.raises(PruneGymError, match=r"reachable range is \[0\.0\d+, 1\]"):
+        make_env(target_ratio=0.01)
+    with pytest.raises(PruneGymError, match="reachable range"):
+        make_env(target_ratio=1.5)
+    with pytest.raises(PruneGymError, match="unknown device 'tpu'"):
+        make_env(device="tpu")
+    with pytest.raises(PruneGymError, match="unknown reconstruction"):
+        make_env(reconstruction="lstsq")
+
+
+def test_missing_pretrained_checkpoint_says_how_to_get_one(fashion_root):
+    with pytest.raises(PruneGymError, match="prune-gym pretrain --model resnet56 --dataset fashion-mnist"):
+        gym.make(prune_gym.ENV_ID, model="resnet56", data_root=fashion_root, device="cpu")
+
+
+def macs_by_torch(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, *shape))
+    return counter.get_total_flops() / 2
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_zoo_model_meets_the_budget_and_exports_its_macs(name, tmp_path):
+    """Random policies on randomly initialised models: only the budget and the shapes matter here."""
+    torch.manual_seed(0)
+    shape = (1, 16, 16)
+    images = torch.randn(24, *shape)
+    labels = torch.randint(0, 10, (24,))
+    model = build_model(name, 1, 10, 16)
+    workload = Workload.from_module(model, [(images[:8], labels[:8])], [(images[8:], labels[8:])], name=name)
+    rng = np.random.default_rng(0)
+    for p, mode in ((0.3, "magnitude"), (0.5, "pruned"), (0.7, "magnitude")):
+        env = ChannelPruneEnv(workload=workload, target_ratio=p, device="cpu", reconstruction=mode,
+                              positions_per_image=4)
+        budget = env.budget
+        one_channel = max(budget.unit_macs(u.index) / u.channels for u in env.units) / budget.total_macs
+        for _ in range(3):
+            info = play(env, random_policy(len(env.units), rng))
+            assert info["macs_ratio"] <= p + one_channel
+        export_slim(env, tmp_path / f"{p}", info)
+        slim = load_slim(tmp_path / f"{p}", model=build_model(name, 1, 10, 16))
+        assert macs_by_torch(slim, shape) == pytest.approx(info["macs"], rel=0.01)

@@ -1,0 +1,103 @@
+"""Unit discovery from the fx graph: the zoo, users' models, and graphs it must refuse."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prune_gym.graph import GraphError, discover_units
+from prune_gym.models import build_model
+
+
+def test_resnet20_prunes_block_internal_channels_and_keeps_residual_streams_whole():
+    graph = discover_units(build_model("resnet20", 1, 10, 28), (1, 28, 28))
+    assert [u.producer for u in graph.units] == [f"layer{s}.{b}.conv1" for s in (1, 2, 3) for b in range(3)]
+    assert all(len(u.consumers) == 1 and u.consumers[0].residual is not None for u in graph.units)
+    assert graph.frozen["conv1"] == "residual addition"  # the stem feeds the residual stream
+    assert graph.frozen["fc"] == "network output"
+
+
+def test_mobilenet_v1_depthwise_convs_follow_their_input():
+    graph = discover_units(build_model("mobilenet_v1", 1, 10, 28), (1, 28, 28))
+    assert len(graph.units) == 14
+    first = graph.units[0]
+    assert first.producer == "features.0.0"
+    assert first.members == ("features.0.1", "features.1.0.0", "features.1.0.1")  # BN, depthwise conv, BN
+    assert [c.module for c in first.consumers] == ["features.1.1.0"]
+    assert graph.units[-1].consumers[0].module == "fc"  # the last pointwise conv feeds the classifier
+
+
+def test_mobilenet_v2_prunes_expanded_channels_not_residual_ones():
+    graph = discover_units(build_model("mobilenet_v2", 1, 10, 28), (1, 28, 28))
+    producers = {u.producer for u in graph.units}
+    assert "features.3.conv.0.0" in producers  # expansion of a block with a residual connection
+    assert "features.3.conv.2" not in producers  # its projection is added to the shortcut
+    assert "features.2.conv.2" not in producers  # block 3 adds block 2's output to its own: a residual stream
+    assert "features.1.conv.1" in producers  # block 2 has no shortcut: block 1's projection is prunable
+
+
+def test_flatten_into_a_linear_layer_spans_a_block_of_columns():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(6 * 5 * 5, 10))
+    graph = discover_units(model, (1, 5, 5))
+    assert [(u.producer, u.channels) for u in graph.units] == [("0", 4), ("2", 6)]
+    consumer = graph.units[1].consumers[0]
+    assert (consumer.module, consumer.block) == ("5", 25)
+    assert [(layer.module, layer.in_unit, layer.out_unit) for layer in graph.layers] == [
+        ("0", None, 0), ("2", 0, 1), ("5", 1, None)]
+
+
+class Gated(nn.Module):
+    """A squeeze-and-excitation-like gate couples channels: they must stay whole."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.gate = nn.Conv2d(8, 8, 1)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = x * torch.sigmoid(self.gate(F.adaptive_avg_pool2d(x, 1)))
+        return self.head(x).mean((2, 3))
+
+
+def test_coupling_operations_freeze_channels():
+    graph = discover_units(Gated(), (3, 8, 8))
+    assert graph.units == [] or all(u.producer not in ("conv", "gate") for u in graph.units)
+    assert "conv" in graph.frozen and "gate" in graph.frozen
+
+
+class DataDependent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = Branchy()
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.conv(x)
+        return x
+
+
+def test_untraceable_model_names_the_module():
+    with pytest.raises(GraphError, match="module 'inner'"):
+        discover_units(DataDependent(), (1, 8, 8))
+
+
+def test_layers_macs_add_up_to_the_models():
+    from prune_gym.macs import count_macs
+
+    model = build_model("mobilenet_v2", 1, 10, 28)
+    graph = discover_units(model, (1, 28, 28))
+    assert graph.total_macs == count_macs(model, (1, 28, 28))
