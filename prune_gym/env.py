@@ -47,7 +47,7 @@ class ChannelPruneEnv(gym.Env):
                  device: str = "auto", *, checkpoint: str | Path | None = None, data_root: str | Path | None = None,
                  workload: Workload | None = None, reconstruction: str = "pruned", reward: str = "accuracy",
                  min_keep: float = 0.05, calibration_images: int = 500, positions_per_image: int = 10,
-                 reward_images: int | None = None, eval_batch_size: int = 1000, calibration_seed: int = 0):
+                 reward_images: int | None = None, batch_size: int | None = None, calibration_seed: int = 0):
         if reconstruction not in MODES:
             raise PruneGymError(f"unknown reconstruction {reconstruction!r}; choose one of: {', '.join(MODES)}")
         if reward not in REWARDS:
@@ -56,7 +56,9 @@ class ChannelPruneEnv(gym.Env):
         if workload is None:
             workload = Workload.from_zoo(model, dataset, checkpoint, data_root, calibration_images, reward_images)
         self.workload = workload
-        self.reconstruction, self.reward_kind, self.eval_batch_size = reconstruction, reward, eval_batch_size
+        self.reconstruction, self.reward_kind = reconstruction, reward
+        # Cache-sized batches are several times faster on a CPU; a GPU wants large ones.
+        self.batch_size = batch_size or (128 if self.device.type == "cpu" else 1024)
         network = workload.model.to(self.device).eval()
         self.graph = discover_units(network, workload.input_shape)
         if not self.graph.units:
@@ -65,7 +67,7 @@ class ChannelPruneEnv(gym.Env):
         self.budget = MacsBudget(self.units, self.graph.layers, target_ratio, min_keep)
         self.target_ratio = float(target_ratio)
 
-        self._calibration = workload.calibration[:calibration_images].to(self.device)
+        self._calibration = list(workload.calibration[:calibration_images].to(self.device).split(self.batch_size))
         self._reward_x, self._reward_y = (t.to(self.device) for t in workload.reward)
         generator = torch.Generator().manual_seed(calibration_seed)
         self._targets = compute_targets(self.graph, self._calibration, positions_per_image, reconstruction, generator)
@@ -150,7 +152,7 @@ class ChannelPruneEnv(gym.Env):
         return -(1.0 - acc) * math.log(macs)
 
     def _accuracy(self, network: torch.nn.Module) -> float:
-        size = self.eval_batch_size
+        size = self.batch_size
         batches = ((self._reward_x[i:i + size], self._reward_y[i:i + size])
                    for i in range(0, len(self._reward_y), size))
         with torch.inference_mode():
