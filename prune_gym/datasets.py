@@ -56,10 +56,16 @@ class ImageSplit(ABC):
                 augment: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
         """Float images normalised by the data set's statistics, and int64 labels."""
 
-    def tensors(self, device: torch.device | str = "cpu", batch_size: int = 500) -> Batch:
-        """The whole split as two tensors (for the small calibration and reward splits)."""
-        xs, ys = zip(*self.batches(batch_size, device))
-        return torch.cat(xs), torch.cat(ys)
+    def tensors(self, device: torch.device | str = "cpu", batch_size: int = 500, limit: int | None = None) -> Batch:
+        """The split's first `limit` images (all by default) as two tensors, reading no further."""
+        xs, ys, count = [], [], 0
+        for x, y in self.batches(batch_size, device):
+            xs.append(x)
+            ys.append(y)
+            count += len(y)
+            if limit is not None and count >= limit:
+                break
+        return torch.cat(xs)[:limit], torch.cat(ys)[:limit]
 
 
 class TensorSplit(ImageSplit):

@@ -45,12 +45,10 @@ class Workload:
         info = splits.info
         net = build_model(model, info.in_channels, info.num_classes, info.image_size)
         load_weights(net, path)
-        calibration, _ = splits.calibration.tensors()
-        reward = splits.reward.tensors()
-        if reward_images is not None:
-            reward = (reward[0][:reward_images], reward[1][:reward_images])
+        calibration, _ = splits.calibration.tensors(limit=calibration_images)
+        reward = splits.reward.tensors(limit=reward_images)
         return cls(model, dataset, net, (info.in_channels, info.image_size, info.image_size),
-                   calibration[:calibration_images], reward, meta.get("digest") or state_digest(net.state_dict()),
+                   calibration, reward, meta.get("digest") or state_digest(net.state_dict()),
                    splits.test, {"in_channels": info.in_channels, "num_classes": info.num_classes,
                                  "image_size": info.image_size})
 
@@ -58,7 +56,13 @@ class Workload:
     def from_module(cls, model: nn.Module, calibration: Batches, reward: Batches, name: str = "custom",
                     dataset: str = "custom", calibration_images: int = 500) -> Workload:
         """A user's own trained network, with data loaders (or any iterables) of (images, labels)."""
-        cal = torch.cat([x for x, _ in calibration])[:calibration_images]
+        images, count = [], 0
+        for x, _ in calibration:  # read no more of the loader than needed
+            images.append(x)
+            count += len(x)
+            if count >= calibration_images:
+                break
+        cal = torch.cat(images)[:calibration_images]
         xs, ys = zip(*reward)
         return cls(name, dataset, model, tuple(cal.shape[1:]), cal, (torch.cat(xs), torch.cat(ys)),
                    state_digest(model.state_dict()))
