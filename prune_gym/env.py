@@ -175,11 +175,15 @@ class ChannelPruneEnv(gym.Env):
         return sum(later) / self.budget.total_macs
 
     def _observation(self) -> np.ndarray:
-        k = min(self._step, len(self.units) - 1)
-        kept_or_whole = self._kept + [u.channels for u in self.units[len(self._kept):]]
+        return self._observation_at(self._step, self._kept, self._previous)
+
+    def _observation_at(self, step: int, kept: list[int], previous: float) -> np.ndarray:
+        """The observation before deciding unit `step`, with `kept` channels in the units before it."""
+        k = min(step, len(self.units) - 1)
+        kept_or_whole = list(kept) + [u.channels for u in self.units[len(kept):]]
         reduced = 1.0 - self.budget.ratio(kept_or_whole)
-        rest = self._rest[k] if self._step < len(self.units) else 0.0
-        obs = [k / max(1, len(self.units) - 1), *self._static[k], reduced, rest, self._previous, self.target_ratio]
+        rest = self._rest[k] if step < len(self.units) else 0.0
+        obs = [k / max(1, len(self.units) - 1), *self._static[k], reduced, rest, previous, self.target_ratio]
         return np.clip(np.asarray(obs, dtype=np.float32), 0.0, 1.0)
 
     def _check_action(self, action: Any) -> float:
@@ -197,5 +201,12 @@ class ChannelPruneEnv(gym.Env):
     # ------------------------------------------------------------------ scenario
 
     def unit_table(self) -> tuple[list[str], list[str], np.ndarray]:
-        """Unit names, feature names and the normalised static features (units x features), for the history."""
-        return [u.producer for u in self.units], [*STATIC_FEATURES, "unit_macs"], self._static.astype(np.float32)
+        """Unit names, observation feature names, and each unit's observation before any pruning.
+
+        The rows hold the static description of each unit; their dynamic fields are those of
+        an episode that kept every channel so far. This is the scenario's unit table in the
+        history, with the same columns as the observations recorded per trial.
+        """
+        table = np.stack([self._observation_at(k, [u.channels for u in self.units[:k]], 1.0)
+                          for k in range(len(self.units))])
+        return [u.producer for u in self.units], list(OBSERVATION_FEATURES), table
