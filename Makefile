@@ -2,10 +2,14 @@
 PRUNE_GYM = .venv/bin/prune-gym
 
 .PHONY: run test
+# Pretrain ResNet-20 on Fashion-MNIST (cached after the first run), search a policy that
+# keeps 30% of its MACs, print it, export the slim model and plot the learning curve.
 run:
 	@scripts/bootstrap.sh --data
 	$(PRUNE_GYM) pretrain --model resnet20 --dataset fashion-mnist
+	$(PRUNE_GYM) search --model resnet20 --dataset fashion-mnist --ratio 0.3 --trials 300 \
+		--history runs/quickstart.h5 --out runs/quickstart --plot runs/quickstart.png
 
 test:
-	@scripts/bootstrap.sh
+	@scripts/bootstrap.sh --data
 	.venv/bin/python -m pytest -q

@@ -1,0 +1,102 @@
+"""The AMC-style DDPG baseline, built from SB3's extension points.
+
+What differs from SB3's DDPG, each as in AMC (He et al., ECCV 2018):
+* warm-up by episodes: the first `warmup_episodes` episodes act uniformly at random;
+* exploration: a truncated normal around the actor's action, within the action bounds,
+  with sigma = sigma0 * decay^(episode - warm-up);
+* the episode's final reward on every transition and a moving-average baseline
+  (`EpisodeRewardReplayBuffer`), discount 1, one gradient step per env step after each
+  episode;
+* separate learning rates for actor (1e-4) and critic (1e-3): SB3 sets one rate on both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3 import DDPG
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.utils import update_learning_rate
+
+from prune_gym.agents.replay import EpisodeRewardReplayBuffer
+
+
+class AMCDDPG(DDPG):
+    """DDPG with AMC's exploration, reward handling and learning rates.
+
+    `episode_length` is the number of steps per episode (the env's units, by default).
+    """
+
+    def __init__(self, policy: str | type, env: Any, episode_length: int | None = None, *, warmup_episodes: int = 100,
+                 sigma0: float = 0.5, sigma_decay: float = 0.95, actor_lr: float = 1e-4, critic_lr: float = 1e-3,
+                 moving_average_alpha: float = 0.5, net_arch: list[int] | None = None, batch_size: int = 64,
+                 tau: float = 0.01, gamma: float = 1.0, buffer_size: int = 100_000, seed: int | None = None,
+                 **kwargs: Any):
+        self.episode_length = episode_length or _unit_count(env)
+        self.warmup_episodes = warmup_episodes
+        self.sigma0, self.sigma_decay = sigma0, sigma_decay
+        self.actor_lr, self.critic_lr = actor_lr, critic_lr
+        self.noise_rng = np.random.default_rng(seed)
+        self.last_action_origin = "warmup"
+        policy_kwargs = {"net_arch": net_arch or [300, 300], **kwargs.pop("policy_kwargs", {})}
+        super().__init__(
+            policy, env, learning_rate=critic_lr, buffer_size=buffer_size,
+            learning_starts=warmup_episodes * self.episode_length, batch_size=batch_size, tau=tau, gamma=gamma,
+            train_freq=(1, "episode"), gradient_steps=-1, action_noise=None,
+            replay_buffer_class=EpisodeRewardReplayBuffer,
+            replay_buffer_kwargs={"moving_average_alpha": moving_average_alpha},
+            policy_kwargs=policy_kwargs, seed=seed, **kwargs)
+
+    @property
+    def episodes_done(self) -> int:
+        return self.num_timesteps // self.episode_length
+
+    @property
+    def in_warmup(self) -> bool:
+        return self.episodes_done < self.warmup_episodes
+
+    @property
+    def sigma(self) -> float:
+        """The exploration noise's standard deviation for the current episode."""
+        return self.sigma0 * self.sigma_decay ** max(0, self.episodes_done - self.warmup_episodes)
+
+    def _sample_action(self, learning_starts: int, action_noise: Any = None,
+                       n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        low, high = self.action_space.low, self.action_space.high
+        self.last_action_origin = "warmup" if self.in_warmup else "actor"  # recorded in the history
+        if self.in_warmup:
+            action = self.noise_rng.uniform(low, high, size=(n_envs, *self.action_space.shape))
+        else:
+            mean, _ = self.predict(self._last_obs, deterministic=True)
+            action = truncated_normal(self.noise_rng, mean, self.sigma, low, high)
+        action = action.astype(np.float32)
+        return action, self.policy.scale_action(action)
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        self.logger.record("train/actor_learning_rate", self.actor_lr)
+        self.logger.record("train/critic_learning_rate", self.critic_lr)
+        update_learning_rate(self.actor.optimizer, self.actor_lr)
+        update_learning_rate(self.critic.optimizer, self.critic_lr)
+
+
+def _unit_count(env: gym.Env | VecEnv) -> int:
+    """Steps per episode of a ChannelPrune env, wrapped or inside an SB3 VecEnv."""
+    units = env.get_attr("units")[0] if isinstance(env, VecEnv) else env.unwrapped.units
+    return len(units)
+
+
+def truncated_normal(rng: np.random.Generator, mean: np.ndarray, sigma: float, low: np.ndarray,
+                     high: np.ndarray) -> np.ndarray:
+    """Normal samples around `mean`, redrawn until they fall within [low, high] (AMC's exploration)."""
+    mean = np.asarray(mean, dtype=np.float64)
+    if sigma <= 0:
+        return np.clip(mean, low, high)
+    sample = rng.normal(mean, sigma)
+    for _ in range(1000):
+        outside = (sample < low) | (sample > high)
+        if not outside.any():
+            return sample
+        sample = np.where(outside, rng.normal(mean, sigma), sample)
+    return np.clip(sample, low, high)

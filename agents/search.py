@@ -1,0 +1,226 @@
+"""A pruning search: an agent plays ChannelPrune-v0 for a number of trials, each recorded in the history.
+
+Nothing is lost when the process dies. A finished trial is committed once the agent has
+trained on it (at the next rollout's start): first the agent's checkpoint is replaced,
+holding the trial count and the trial itself, then the trial is appended to the history.
+On `resume`, a trial that reached the checkpoint but not the history is appended from the
+checkpoint, so trials are neither lost nor duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from tqdm.auto import tqdm
+
+from prune_gym import ENV_ID
+from prune_gym.agents.ddpg import AMCDDPG
+from prune_gym.errors import PruneGymError
+from prune_gym.history import HistoryStore, RunWriter, Scenario
+
+METHODS = ("baseline",)
+WEIGHTS_EVERY = 100  # trials between snapshots of the agent's weights in the history
+
+
+@dataclass
+class SearchConfig:
+    model: str = "resnet20"
+    dataset: str = "fashion-mnist"
+    ratio: float = 0.5
+    trials: int = 300
+    method: str = "baseline"
+    seed: int = 0
+    device: str = "auto"
+    warmup: int = 100
+    checkpoint: str | None = None
+    data_root: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. calibration_images
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)  # AMCDDPG settings (sigma0, actor_lr, ...)
+
+
+@dataclass
+class SearchResult:
+    run_id: str
+    accuracies: np.ndarray  # per trial, reward split
+    best_trial: int
+    best_accuracy: float
+    best_policy: list[float]  # kept fraction per unit
+    best_macs_ratio: float
+
+
+@dataclass
+class Trial:
+    observations: np.ndarray
+    actions: np.ndarray
+    reward: float
+    accuracy: float
+    macs_ratio: float
+    origin: str
+    wall_time: float
+
+
+class AgentCheckpoints:
+    """The agent's state after each committed trial, next to the history file: <history>.agents/<run>/."""
+
+    def __init__(self, history_path: Path, run_id: str):
+        self.dir = Path(f"{history_path}.agents") / run_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def save(self, agent: AMCDDPG, trials: int, last: Trial) -> None:
+        agent.save(self.dir / f"agent-{trials}.zip")
+        agent.save_replay_buffer(self.dir / f"replay-{trials}.pkl")
+        state = {"trials": trials, "last_trial": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                                                  for k, v in asdict(last).items()}}
+        tmp = self.dir / "state.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.dir / "state.json")  # the commit point
+        for old in self.dir.glob("*-*.*"):
+            if old.stem.rsplit("-", 1)[1] != str(trials):
+                old.unlink()
+
+    def load(self, env: gym.Env) -> tuple[AMCDDPG | None, int, Trial | None]:
+        state_path = self.dir / "state.json"
+        if not state_path.exists():
+            return None, 0, None
+        state = json.loads(state_path.read_text())
+        n = state["trials"]
+        agent = AMCDDPG.load(self.dir / f"agent-{n}.zip", env=env, device="cpu")
+        agent.load_replay_buffer(self.dir / f"replay-{n}.pkl")
+        last = {k: (np.asarray(v, dtype=np.float32) if isinstance(v, list) else v)
+                for k, v in state["last_trial"].items()}
+        return agent, n, Trial(**last)
+
+
+class SearchRecorder(BaseCallback):
+    """Collects each episode as a trial and commits it to the checkpoint and the history."""
+
+    def __init__(self, writer: RunWriter, checkpoints: AgentCheckpoints, trials: int, done: int,
+                 accuracies: list[float], progress: bool):
+        super().__init__()
+        self.writer, self.checkpoints = writer, checkpoints
+        self.committed = done
+        self.accuracies = accuracies
+        self.bar = tqdm(total=trials, initial=done, desc=f"search {writer.run_id}", unit="trial", disable=not progress)
+        self._observations: list[np.ndarray] = []
+        self._actions: list[float] = []
+        self._start = time.perf_counter()
+        self._pending: Trial | None = None
+        self._origin = ""
+
+    def _on_step(self) -> bool:
+        info = self.locals["infos"][0]
+        if not self._observations:
+            self._origin = self.model.last_action_origin
+        self._observations.append(np.asarray(self.model._last_obs[0], dtype=np.float32))
+        self._actions.append(info["kept_fraction"])
+        if self.locals["dones"][0]:
+            self._pending = Trial(np.stack(self._observations), np.asarray(self._actions, dtype=np.float32),
+                                  float(self.locals["rewards"][0]), info["accuracy"], info["macs_ratio"],
+                                  self._origin, time.perf_counter() - self._start)
+            self._observations, self._actions = [], []
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self._commit()
+        self._start = time.perf_counter()
+
+    def _on_training_end(self) -> None:
+        self._commit()
+        self.bar.close()
+
+    def _commit(self) -> None:
+        if self._pending is None:
+            return
+        trial, self._pending = self._pending, None
+        self.checkpoints.save(self.model, self.committed + 1, trial)
+        commit_trial(self.writer, trial, self.model)
+        self.committed += 1
+        self.accuracies.append(trial.accuracy)
+        self.logger.record("trial/accuracy", trial.accuracy)
+        self.logger.record("trial/best_accuracy", max(self.accuracies))
+        self.logger.record("trial/macs_ratio", trial.macs_ratio)
+        self.bar.set_postfix(best=f"{max(self.accuracies):.4f}", acc=f"{trial.accuracy:.4f}",
+                             macs=f"{trial.macs_ratio:.3f}", refresh=False)
+        self.bar.update(1)
+
+
+def commit_trial(writer: RunWriter, trial: Trial, agent: AMCDDPG) -> None:
+    """Append the trial to the history, with a snapshot of the agent's weights every WEIGHTS_EVERY trials."""
+    writer.append_trial(**asdict(trial))
+    if writer.n_trials % WEIGHTS_EVERY == 0:
+        writer.save_weights(f"trial-{writer.n_trials}", agent.actor.state_dict(), agent.critic.state_dict())
+
+
+def make_env(config: SearchConfig) -> gym.Env:
+    return gym.make(ENV_ID, model=config.model, dataset=config.dataset, target_ratio=config.ratio,
+                    device=config.device, checkpoint=config.checkpoint, data_root=config.data_root,
+                    **config.env_kwargs)
+
+
+def scenario_of(env: gym.Env) -> Scenario:
+    unwrapped = env.unwrapped
+    names, features, table = unwrapped.unit_table()
+    workload = unwrapped.workload
+    return Scenario(workload.model_name, workload.dataset, workload.digest, unwrapped.target_ratio,
+                    unwrapped.reward_kind, names, features, table)
+
+
+def run_search(config: SearchConfig, history_path: str | Path, resume: bool = False, progress: bool = True,
+               tensorboard_dir: str | Path | None = None) -> SearchResult:
+    """Search for `config.trials` trials (in all, counting a resumed run's earlier ones)."""
+    if config.method not in METHODS:
+        raise PruneGymError(f"unknown method {config.method!r}; choose one of: {', '.join(METHODS)}")
+    if config.trials < 1 or config.warmup < 0:
+        raise PruneGymError("trials must be positive and warmup non-negative")
+    history_path = Path(history_path)
+    env = make_env(config)
+    n_units = len(env.unwrapped.units)
+    with HistoryStore(history_path, "a") as store:
+        writer, agent, done = _open_run(store, history_path, env, config, resume)
+        checkpoints = AgentCheckpoints(history_path, writer.run_id)
+        if agent is None:
+            agent = AMCDDPG("MlpPolicy", env, n_units, warmup_episodes=config.warmup, seed=config.seed,
+                            device="cpu", tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
+                            **config.agent_kwargs)
+        accuracies = list(store.read_run(writer.run_id).accuracies)
+        recorder = SearchRecorder(writer, checkpoints, config.trials, done, accuracies, progress)
+        remaining = config.trials - done
+        if remaining > 0:
+            agent.learn(total_timesteps=remaining * n_units, callback=recorder, log_interval=1,
+                        reset_num_timesteps=done == 0, tb_log_name=writer.run_id)
+        run = store.read_run(writer.run_id)
+        best = int(np.argmax(run.accuracies))
+        writer.save_weights("final", agent.actor.state_dict(), agent.critic.state_dict())
+        writer.finish(best_policy=run.actions[best])
+    return SearchResult(writer.run_id, run.accuracies, best, float(run.accuracies[best]),
+                        run.actions[best].tolist(), float(run.macs_ratios[best]))
+
+
+def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: SearchConfig,
+              resume: bool) -> tuple[RunWriter, AMCDDPG | None, int]:
+    """A new run, or the interrupted one to resume with its agent and committed trial count."""
+    scenario = scenario_of(env)
+    if not resume:
+        settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root")}
+        return store.start_run(scenario, config.method, settings, config.seed), None, 0
+    candidates = [r for r in store.find_runs(scenario.model, scenario.dataset, scenario.target_ratio, config.method,
+                                             status="interrupted") if r.seed == config.seed]
+    if not candidates:
+        raise PruneGymError(f"no interrupted {config.method} run of {scenario.model} on {scenario.dataset} at "
+                            f"p={scenario.target_ratio} with seed {config.seed} in {history_path} to resume")
+    writer = store.resume_run(candidates[-1].run_id)
+    agent, done, last = AgentCheckpoints(history_path, writer.run_id).load(env)
+    if agent is not None and writer.n_trials == done - 1:  # killed between checkpoint and history
+        commit_trial(writer, last, agent)
+    if writer.n_trials != done:
+        raise PruneGymError(f"run {writer.run_id} in {history_path} has {writer.n_trials} trials but its agent "
+                            f"checkpoint has {done}: cannot resume it consistently")
+    return writer, agent, done

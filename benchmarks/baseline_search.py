@@ -1,0 +1,101 @@
+"""The AMC-style baseline against the reference policies (issue 5's acceptance).
+
+For each ratio and seed, a `--trials`-trial baseline search; its best policy is compared,
+on the reward split and on the test split, with the uniform policy and with the best of
+`--random` random policies at the same ratio. Searches already finished in the history
+file are reused and interrupted ones resumed, so the script can be re-run until done.
+Writes a Markdown table to stdout and learning curves to `--plot`.
+
+    .venv/bin/python benchmarks/baseline_search.py --ratios 0.3 0.2 --seeds 0 1 2 \\
+        --history runs/baseline.h5 --plot benchmarks/baseline_curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from prune_gym.agents.search import SearchConfig, make_env, run_search
+from prune_gym.evaluation import accuracy
+from prune_gym.history import HistoryStore
+from prune_gym.history.plot import plot_learning_curves
+from prune_gym.policies import play, random_policy, uniform_policy
+
+
+def scored(env, policy: list[float]) -> tuple[float, float, float]:
+    """(reward-split accuracy, test accuracy, MACs ratio) of a policy."""
+    info = play(env, policy)
+    unwrapped = env.unwrapped
+    test = accuracy(unwrapped.pruned_network, unwrapped.workload.test.batches(unwrapped.batch_size, unwrapped.device))
+    return info["accuracy"], test, info["macs_ratio"]
+
+
+def finished_run(history: Path, config: SearchConfig) -> str | None:
+    if not history.exists():
+        return None
+    with HistoryStore(history) as store:
+        runs = [r for r in store.find_runs(config.model, config.dataset, config.ratio, config.method, "finished")
+                if r.seed == config.seed and r.n_trials == config.trials]
+    return runs[-1].run_id if runs else None
+
+
+def interrupted(history: Path, config: SearchConfig) -> bool:
+    if not history.exists():
+        return False
+    with HistoryStore(history) as store:
+        return any(r.seed == config.seed for r in store.find_runs(config.model, config.dataset, config.ratio,
+                                                                   config.method, "interrupted"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--random", type=int, default=20)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--history", default="runs/baseline.h5")
+    parser.add_argument("--plot", default="benchmarks/baseline_curves.png")
+    args = parser.parse_args()
+    history = Path(args.history)
+
+    rows, run_ids = [], []
+    for ratio in args.ratios:
+        searched = []
+        for seed in args.seeds:
+            config = SearchConfig(args.model, args.dataset, ratio, args.trials, "baseline", seed, args.device,
+                                  args.warmup)
+            run_id = finished_run(history, config)
+            if run_id is None:
+                run_id = run_search(config, history, resume=interrupted(history, config)).run_id
+            with HistoryStore(history) as store:
+                run = store.read_run(run_id)
+            run_ids.append(run_id)
+            env = make_env(config)
+            searched.append(scored(env, run.final_policy.tolist()))
+        uniform = scored(env, uniform_policy(env.unwrapped.budget))
+        rng = np.random.default_rng(0)
+        randoms = [scored(env, random_policy(len(env.unwrapped.units), rng)) for _ in range(args.random)]
+        best_random = max(randoms)
+        mean = np.mean(searched, axis=0)
+        rows.append((ratio, mean, [s[0] for s in searched], uniform, best_random))
+
+    print(f"| p | baseline best (reward / test, mean of {len(args.seeds)} seeds) | per seed (reward) | "
+          f"uniform (reward / test) | best of {args.random} random (reward / test) | baseline - uniform (reward) |")
+    print("|---|---|---|---|---|---|")
+    for ratio, mean, per_seed, uniform, best_random in rows:
+        print(f"| {ratio} | {100 * mean[0]:.2f}% / {100 * mean[1]:.2f}% (MACs {mean[2]:.3f}) | "
+              f"{', '.join(f'{100 * a:.2f}' for a in per_seed)} | {100 * uniform[0]:.2f}% / {100 * uniform[1]:.2f}% | "
+              f"{100 * best_random[0]:.2f}% / {100 * best_random[1]:.2f}% | {100 * (mean[0] - uniform[0]):+.2f} pp |")
+    with HistoryStore(history) as store:
+        plot_learning_curves([store.read_run(r) for r in run_ids], Path(args.plot))
+    print(f"\nlearning curves: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""`prune-gym search`: run an auto-pruning search, record it, export the best policy's slim model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import gymnasium as gym
+
+from prune_gym.agents.search import METHODS, SearchConfig, make_env, run_search
+from prune_gym.datasets import dataset_names
+from prune_gym.devices import resolve_device
+from prune_gym.errors import PruneGymError
+from prune_gym.export import export_slim
+from prune_gym.history import HistoryStore
+from prune_gym.history.plot import plot_learning_curves
+from prune_gym.models import model_names
+from prune_gym.paths import home_dir
+from prune_gym.policies import play
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("search", help="search for the best pruning policy with an RL agent")
+    p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
+    p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
+    p.add_argument("--ratio", type=_ratio, required=True, help="fraction of the MACs to keep (p), in (0, 1]")
+    p.add_argument("--trials", type=_positive, default=300, help="episodes to play (default: 300)")
+    p.add_argument("--warmup", type=int, default=100, help="random episodes before the actor acts (default: 100)")
+    p.add_argument("--method", default="baseline", choices=METHODS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="where pruning runs: auto, cpu, cuda or cuda:N")
+    p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
+    p.add_argument("--data-root")
+    p.add_argument("--history", default=None, help="HDF5 history file (default: $PRUNE_GYM_HOME/history.h5)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run with these settings")
+    p.add_argument("--out", help="directory for the best policy's slim model (default: runs/<run>)")
+    p.add_argument("--tensorboard", default="runs/tensorboard", help="TensorBoard log directory ('' to disable)")
+    p.add_argument("--plot", help="write the learning curve to this PNG")
+    p.set_defaults(func=run_search_command)
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def run_search_command(args: argparse.Namespace) -> int:
+    resolve_device(args.device)  # an unavailable device fails before any data is loaded
+    if args.warmup < 0:
+        raise PruneGymError(f"--warmup must be non-negative, got {args.warmup}")
+    config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
+                          args.warmup, args.checkpoint, args.data_root)
+    history = Path(args.history) if args.history else home_dir() / "history.h5"
+    result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None)
+
+    env = make_env(config)
+    info = play(env, result.best_policy)
+    out = Path(args.out or Path("runs") / result.run_id)
+    export_slim(env, out, info)
+    print_policy(env, result.best_trial, info)
+    print(f"history: {history} (run {result.run_id}); slim model: {out}")
+    if args.plot:
+        with HistoryStore(history) as store:
+            plot_learning_curves([store.read_run(result.run_id)], Path(args.plot))
+        print(f"learning curve: {args.plot}")
+    return 0
+
+
+def print_policy(env: gym.Env, best_trial: int, info: dict) -> None:
+    units = env.unwrapped.units
+    print(f"\nbest policy (trial {best_trial}):")
+    print(f"{'unit':<24}{'channels':>10}{'kept':>8}{'fraction':>10}")
+    for unit, kept in zip(units, info["kept_channels_per_unit"]):
+        print(f"{unit.producer:<24}{unit.channels:>10}{kept:>8}{kept / unit.channels:>10.3f}")
+    print(f"accuracy {100 * info['accuracy']:.2f}% on the reward split (unpruned "
+          f"{100 * info['original_accuracy']:.2f}%), MACs ratio {info['macs_ratio']:.4f}, "
+          f"params ratio {info['params_ratio']:.4f}")

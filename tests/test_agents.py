@@ -1,0 +1,88 @@
+"""The AMC-style DDPG baseline and stock SB3 agents, for real, on the small trained ResNet-20."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.monitor import Monitor
+
+from prune_gym.agents.ddpg import AMCDDPG, truncated_normal
+from prune_gym.agents.replay import EpisodeRewardReplayBuffer
+from prune_gym.agents.search import SearchConfig, run_search
+from prune_gym.history import HistoryStore
+
+
+def test_replay_buffer_gives_every_transition_the_final_reward_and_the_walled_action():
+    buffer = EpisodeRewardReplayBuffer(100, spaces.Box(0, 1, (3,), np.float32), spaces.Box(0, 1, (1,), np.float32),
+                                       device="cpu", moving_average_alpha=0.5)
+    obs = np.zeros((1, 3), np.float32)
+    for step, kept in enumerate([0.25, 0.5, 1.0]):
+        done = np.array([step == 2])
+        reward = np.array([0.8 if step == 2 else 0.0])
+        buffer.add(obs + step, obs + step + 1, np.array([[0.9]]), reward, done, [{"kept_fraction": kept}])
+        assert buffer.size() == (3 if step == 2 else 0)  # held back until the episode ends
+    assert np.allclose(buffer.rewards[:3, 0], 0.8)
+    assert np.allclose(buffer.actions[:3, 0, 0], [-0.5, 0.0, 1.0])  # kept fractions, scaled to [-1, 1]
+
+
+def test_sampling_subtracts_a_moving_average_of_rewards():
+    buffer = EpisodeRewardReplayBuffer(100, spaces.Box(0, 1, (1,), np.float32), spaces.Box(0, 1, (1,), np.float32),
+                                       device="cpu", moving_average_alpha=0.5)
+    for reward in (0.2, 0.6):
+        buffer.add(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.array([reward]), np.array([True]), [{}])
+    first = buffer._get_samples(np.array([0, 1]))
+    assert np.allclose(first.rewards.numpy().ravel(), [-0.2, 0.2])  # baseline = the first batch's mean, 0.4
+    second = buffer._get_samples(np.array([1, 1]))
+    assert buffer.moving_average == pytest.approx(0.4 + 0.5 * (0.6 - 0.4))
+    assert np.allclose(second.rewards.numpy().ravel(), 0.6 - 0.5)
+
+
+def test_truncated_normal_stays_in_bounds_around_its_mean():
+    rng = np.random.default_rng(0)
+    samples = np.array([truncated_normal(rng, np.array([0.9]), 0.2, np.array([0.0]), np.array([1.0]))
+                        for _ in range(2000)])
+    assert samples.min() >= 0 and samples.max() <= 1
+    assert 0.7 < np.median(samples) < 0.9  # truncation pulls it below the mean, not far
+
+
+def test_amc_ddpg_explores_trains_and_records_its_origins(make_env, tmp_path):
+    env = make_env(target_ratio=0.5)
+    agent = AMCDDPG("MlpPolicy", env, warmup_episodes=2, seed=0, device="cpu")
+    n_units = agent.episode_length
+    assert n_units == len(env.unwrapped.units) and agent.learning_starts == 2 * n_units
+    assert agent.sigma == 0.5
+    agent.learn(total_timesteps=4 * n_units)
+    assert agent.episodes_done == 4 and agent.sigma == pytest.approx(0.5 * 0.95 ** 2)
+    assert agent.actor.optimizer.param_groups[0]["lr"] == 1e-4
+    assert agent.critic.optimizer.param_groups[0]["lr"] == 1e-3
+    assert agent.replay_buffer.size() == 4 * n_units and agent.replay_buffer.moving_average is not None
+
+
+def test_search_records_every_trial_and_finishes_the_run(make_env, tiny_checkpoint, fashion_root, tmp_path):
+    config = SearchConfig(ratio=0.5, trials=5, warmup=2, seed=1, device="cpu", checkpoint=str(tiny_checkpoint),
+                          data_root=str(fashion_root), env_kwargs={"calibration_images": 100})
+    result = run_search(config, tmp_path / "history.h5", progress=False)
+    with HistoryStore(tmp_path / "history.h5") as store:
+        run = store.read_run(result.run_id)
+        weights = store.load_weights(result.run_id, "final")
+    assert run.info.status == "finished" and run.n_trials == 5
+    assert list(run.origins) == ["warmup", "warmup", "actor", "actor", "actor"]
+    assert np.all(run.macs_ratios <= 0.5) and result.best_accuracy == run.accuracies.max()
+    assert np.allclose(run.final_policy, result.best_policy)
+    assert run.observations.shape == (5, len(result.best_policy), 13)
+    assert weights.actor and weights.critic
+
+
+@pytest.mark.parametrize("algorithm", [TD3, SAC, PPO])
+def test_stock_sb3_agents_train_on_the_env(make_env, algorithm):
+    env = Monitor(make_env(target_ratio=0.5))
+    n_units = len(env.unwrapped.units)
+    if algorithm is PPO:
+        agent = PPO("MlpPolicy", env, n_steps=2 * n_units, batch_size=n_units, n_epochs=2, seed=0, device="cpu")
+    else:
+        agent = algorithm("MlpPolicy", env, learning_starts=n_units, batch_size=8, seed=0, device="cpu")
+    agent.learn(total_timesteps=4 * n_units)
+    returns = env.get_episode_rewards()
+    assert len(returns) == 4 and all(0.1 < r <= 1 for r in returns)

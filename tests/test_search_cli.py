@@ -1,0 +1,79 @@
+"""`prune-gym search` as a user runs it: killed and resumed, and refusing bad flags at once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from prune_gym.history import HistoryStore
+
+PRUNE_GYM = str(Path(sys.executable).with_name("prune-gym"))
+
+
+def committed_trials(history: Path) -> int:
+    if not history.exists():
+        return 0
+    with HistoryStore(history) as store:
+        runs = store.find_runs()
+    return runs[0].n_trials if runs else 0
+
+
+def test_killed_search_resumes_without_losing_or_duplicating_trials(tiny_checkpoint, fashion_root, tmp_path):
+    history = tmp_path / "history.h5"
+    args = [PRUNE_GYM, "search", "--ratio", "0.5", "--trials", "10", "--warmup", "3", "--seed", "4",
+            "--device", "cpu", "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root),
+            "--history", str(history), "--out", str(tmp_path / "slim"), "--tensorboard", ""]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while committed_trials(history) < 4 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with HistoryStore(history) as store:
+        (before,) = store.find_runs()
+        assert before.status == "interrupted" and 4 <= before.n_trials < 10
+        snapshot = store.read_run(before.run_id)
+
+    resumed = subprocess.run(args + ["--resume", "--plot", str(tmp_path / "curve.png")], capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "best policy" in resumed.stdout and (tmp_path / "slim" / "spec.json").is_file()
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    with HistoryStore(history) as store:
+        (after,) = store.find_runs()  # the same run, not a new one
+        run = store.read_run(after.run_id)
+    assert after.run_id == before.run_id and after.status == "finished" and run.n_trials == 10
+    n = snapshot.n_trials
+    assert np.array_equal(run.observations[:n], snapshot.observations)
+    assert np.array_equal(run.accuracies[:n], snapshot.accuracies)
+    assert list(run.origins[:3]) == ["warmup"] * 3 and set(run.origins[3:]) == {"actor"}
+
+
+def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion_root, tmp_path):
+    result = subprocess.run([PRUNE_GYM, "search", "--ratio", "0.5", "--resume", "--device", "cpu",
+                             "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root),
+                             "--history", str(tmp_path / "h.h5"), "--tensorboard", ""],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no interrupted baseline run" in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--ratio", "1.5"], "argument --ratio: must be in (0, 1]"),
+    (["--ratio", "0.3", "--trials", "0"], "argument --trials: must be a positive integer"),
+    (["--ratio", "0.3", "--method", "magic"], "argument --method: invalid choice"),
+    pytest.param(["--ratio", "0.3", "--device", "cuda"], "CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+])
+def test_bad_flags_fail_at_once(flags, message):
+    start = time.monotonic()
+    result = subprocess.run([PRUNE_GYM, "search", *flags], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - start < 60  # refused before any data or model is loaded
