@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from prune_gym.history.records import Run
 
@@ -34,10 +35,11 @@ def plot_learning_curves(runs: Sequence[Run], out: Path) -> None:
         info = run.info
         axes.plot(trials, run.accuracies, color=colour, linewidth=0.8, alpha=0.35)
         axes.plot(
-            trials, ema(run.accuracies), color=colour, linewidth=2.0,
+            trials, ema(run.accuracies), color=colour, linewidth=2.0, marker="o" if run.n_trials == 1 else None,
             label=f"{info.run_id}: {info.method}, {info.scenario.model}/{info.scenario.dataset}, p={info.scenario.target_ratio:g}",
         )
     axes.set_xlabel("trial")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("accuracy (thin: raw, thick: EMA 0.5)")
     axes.set_title("Learning curves")
     axes.grid(alpha=0.3)
