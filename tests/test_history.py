@@ -205,3 +205,50 @@ def test_command_line_lists_shows_plots_and_exports(tmp_path, capsys):
     result = subprocess.run([str(Path(sys.executable).with_name("prune-gym")), "history", "--file", str(path), "ls"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "run-0002" in result.stdout
+
+
+def test_the_readme_example_runs_on_a_real_file(tmp_path):
+    path = tmp_path / "h.h5"
+    with HistoryStore(path, "a") as store:
+        writer = store.start_run(scenario(), "baseline", {"warmup": 2}, seed=0)
+        for t in range(3):
+            append(writer, t)
+        writer.save_weights("final", {"w": np.ones(2)}, {"q": np.zeros(2)})
+        writer.finish()
+    readme = (Path(__file__).parents[1] / "history" / "README.md").read_text()
+    namespace = {"path": path}
+    exec(readme.split("```python\n")[1].split("```")[0], namespace)
+    run = namespace["runs"]["run-0001"]
+    assert run["settings"] == {"warmup": 2} and run["status"] == "finished"
+    assert list(run["origin"]) == ["actor"] * 3 and run["observations"].shape == (3, UNITS, FEATURES)
+    assert np.array_equal(run["weights"]["final"]["w"], np.ones(2))
+
+
+def test_a_foreign_hdf5_file_is_refused_and_left_alone(tmp_path):
+    foreign = tmp_path / "other.h5"
+    with h5py.File(foreign, "w") as f:
+        f["data"] = np.arange(3)
+    before = foreign.read_bytes()
+    with pytest.raises(HistoryError, match="other.h5.*not a prune-gym history"):
+        HistoryStore(foreign, "a")
+    assert foreign.read_bytes() == before
+
+
+def test_plot_and_export_never_overwrite_without_force(tmp_path, capsys):
+    path = tmp_path / "h.h5"
+    with HistoryStore(path, "a") as store:
+        writer = store.start_run(scenario(), "baseline", {}, seed=0)
+        append(writer, 0)
+    png = tmp_path / "mine.png"
+    png.write_bytes(b"keep")
+    assert cli_main(["history", "--file", str(path), "plot", "run-0001", "--out", str(png)]) == 2
+    assert "--force" in capsys.readouterr().err and png.read_bytes() == b"keep"
+    assert cli_main(["history", "--file", str(path), "plot", "run-0001", "--out", str(png), "--force"]) == 0
+    assert imread(png).shape[:2] == (500, 800)
+
+
+def test_the_scale_benchmark_round_trips_at_a_small_size(tmp_path):
+    from prune_gym.benchmarks.history_scale import measure
+
+    figures = measure(tmp_path / "h.h5", trials=200, units=50, features=12)
+    assert figures["trials"] == 200 and figures["file_mb"] > 0
