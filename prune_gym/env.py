@@ -81,7 +81,8 @@ class ChannelPruneEnv(gym.Env):
         self._working_copy = WorkingCopy(self.graph)
         self._pruner: EpisodePruner | None = None
         self._done = True
-        self.timings: dict[str, float] = {}  # seconds spent in the last episode, by stage (not in info: not deterministic)
+        # Seconds spent in the last episode, by stage; kept out of `info`, which must be deterministic.
+        self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ gym API
 

@@ -22,7 +22,8 @@ FISTA_STEPS = 300
 FISTA_TOLERANCE = 1e-7  # on coefficients of a problem scaled to unit mean diagonal
 
 
-def sample_positions(n_images: int, height: int, width: int, per_image: int, generator: torch.Generator) -> torch.Tensor:
+def sample_positions(n_images: int, height: int, width: int, per_image: int,
+                     generator: torch.Generator) -> torch.Tensor:
     """`per_image` distinct output positions (flat indices) per image: (n_images, per_image)."""
     per_image = min(per_image, height * width)
     scores = torch.rand(n_images, height * width, generator=generator)
@@ -62,7 +63,8 @@ def add_bias_column(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
 
 
-def channel_gram(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+def channel_gram(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor,
+                 block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """<Z_i, Z_j> and <Z_i, Y> for the channel contributions Z_i = X_i W_i^T.
 
     weight: (out, c * block) in the column order of X; gram: (c*block, c*block); cross: (c*block, out).
