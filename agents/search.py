@@ -174,14 +174,17 @@ def scenario_of(env: gym.Env) -> Scenario:
 
 
 def run_search(config: SearchConfig, history_path: str | Path, resume: bool = False, progress: bool = True,
-               tensorboard_dir: str | Path | None = None) -> SearchResult:
-    """Search for `config.trials` trials (in all, counting a resumed run's earlier ones)."""
+               tensorboard_dir: str | Path | None = None, env: gym.Env | None = None) -> SearchResult:
+    """Search for `config.trials` trials (in all, counting a resumed run's earlier ones).
+
+    `env`, if given, must be `make_env(config)`; it is left on its last trial.
+    """
     if config.method not in METHODS:
         raise PruneGymError(f"unknown method {config.method!r}; choose one of: {', '.join(METHODS)}")
     if config.trials < 1 or config.warmup < 0:
         raise PruneGymError("trials must be positive and warmup non-negative")
     history_path = Path(history_path)
-    env = make_env(config)
+    env = env or make_env(config)
     n_units = len(env.unwrapped.units)
     with HistoryStore(history_path, "a") as store:
         writer, agent, done = _open_run(store, history_path, env, config, resume)

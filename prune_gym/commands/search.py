@@ -9,8 +9,6 @@ import gymnasium as gym
 
 from prune_gym.agents.search import METHODS, SearchConfig, make_env, run_search
 from prune_gym.datasets import dataset_names
-from prune_gym.devices import resolve_device
-from prune_gym.errors import PruneGymError
 from prune_gym.export import export_slim
 from prune_gym.history import HistoryStore
 from prune_gym.history.plot import plot_learning_curves
@@ -54,15 +52,11 @@ def _positive(text: str) -> int:
 
 
 def run_search_command(args: argparse.Namespace) -> int:
-    resolve_device(args.device)  # an unavailable device fails before any data is loaded
-    if args.warmup < 0:
-        raise PruneGymError(f"--warmup must be non-negative, got {args.warmup}")
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
                           args.warmup, args.checkpoint, args.data_root)
     history = Path(args.history) if args.history else home_dir() / "history.h5"
-    result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None)
-
-    env = make_env(config)
+    env = make_env(config)  # an unavailable device is refused here, before any data is loaded
+    result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)
     info = play(env, result.best_policy)
     out = Path(args.out or Path("runs") / result.run_id)
     export_slim(env, out, info)
