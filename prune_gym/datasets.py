@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import datasets as tvd
 from torchvision import transforms as T
 
@@ -123,11 +123,25 @@ class FolderSplit(ImageSplit):
         return len(self.indices)
 
     def batches(self, batch_size, device="cpu", shuffle=False, augment=False, generator=None):
-        folder = tvd.ImageFolder(self.folder.root, transform=self._train if augment else self._eval)
-        loader = DataLoader(Subset(folder, self.indices), batch_size=batch_size, shuffle=shuffle,
+        images = _Transformed(self.folder, self._train if augment else self._eval)
+        loader = DataLoader(Subset(images, self.indices), batch_size=batch_size, shuffle=shuffle,
                             generator=generator, num_workers=self.workers)
         for x, y in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+class _Transformed(Dataset):
+    """An already scanned ImageFolder's samples under a transform (rescanning costs minutes on ImageNet)."""
+
+    def __init__(self, folder: tvd.ImageFolder, transform):
+        self.folder, self.transform = folder, transform
+
+    def __len__(self) -> int:
+        return len(self.folder.samples)
+
+    def __getitem__(self, index: int):
+        path, label = self.folder.samples[index]
+        return self.transform(self.folder.loader(path)), label
 
 
 @dataclass
