@@ -65,7 +65,6 @@ class ChannelPruneEnv(gym.Env):
             raise GraphError(f"{workload.model_name} has no prunable unit (frozen: {self.graph.frozen})")
         self.units = self.graph.units
         self.budget = MacsBudget(self.units, self.graph.layers, target_ratio, min_keep)
-        self.target_ratio = float(target_ratio)
 
         self._calibration = list(workload.calibration[:calibration_images].to(self.device).split(self.batch_size))
         self._reward_x, self._reward_y = (t.to(self.device) for t in workload.reward)
@@ -118,6 +117,11 @@ class ChannelPruneEnv(gym.Env):
         return self._observation(), reward, self._done, False, info
 
     # ------------------------------------------------------------------ results
+
+    @property
+    def target_ratio(self) -> float:
+        """p, the fraction of the MACs an episode keeps (held by the budget)."""
+        return self.budget.target_ratio
 
     @property
     def pruned_network(self) -> torch.nn.Module:
