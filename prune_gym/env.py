@@ -30,7 +30,7 @@ from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
 from prune_gym.graph import GraphError, discover_units
 from prune_gym.macs import count_params
-from prune_gym.pruner import MODES, EpisodePruner, WorkingCopy, compute_targets
+from prune_gym.pruner import MODES, EpisodePruner, WorkingCopy, prepare_reconstruction
 from prune_gym.workload import Workload
 
 STATIC_FEATURES = ("layer_type", "in_channels", "out_channels", "kernel", "stride", "feature_map",
@@ -69,7 +69,8 @@ class ChannelPruneEnv(gym.Env):
         self._calibration = list(workload.calibration[:calibration_images].to(self.device).split(self.batch_size))
         self._reward_x, self._reward_y = (t.to(self.device) for t in workload.reward)
         generator = torch.Generator().manual_seed(calibration_seed)
-        self._targets = compute_targets(self.graph, self._calibration, positions_per_image, reconstruction, generator)
+        self._reconstruction = prepare_reconstruction(self.graph, self._calibration, positions_per_image,
+                                                     reconstruction, generator)
         self.original_accuracy = self._accuracy(self.graph.graph_module)
         self.original_params = count_params(network)
 
@@ -89,7 +90,7 @@ class ChannelPruneEnv(gym.Env):
         super().reset(seed=seed)
         start = time.perf_counter()
         network = self._working_copy.restore()
-        self._pruner = EpisodePruner(network, self._targets, self._calibration, self.reconstruction)
+        self._pruner = EpisodePruner(network, self._reconstruction, self._calibration, self.reconstruction)
         self.timings = {"reset": time.perf_counter() - start}
         self._step, self._kept, self._indices, self._previous = 0, [], [], 1.0
         self._done = False

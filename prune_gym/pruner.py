@@ -1,6 +1,11 @@
-"""One episode's pruning: select channels, refit the consumers, remove the channels.
+"""One episode's pruning: select channels, remove them, refit the consumers.
 
-Three modes:
+Channels are chosen by the LASSO on each consumer's reconstruction error (He et al.),
+computed once, on the original network, when the environment is built: the ranking of a
+unit's channels is then fixed, and keeping n channels keeps its top n. An episode
+therefore removes the channels *before* computing the producer's output, so no layer is
+ever evaluated at full width over the calibration images, and the Gram matrices of the
+refit only span the kept channels. The refit follows one of three modes:
 * ``"pruned"`` (default): the consumer's inputs come from the network pruned so far,
   and it is refitted to reproduce the original network's output; at the end of a
   residual branch the target also absorbs the shortcut's drift (He et al., PocketFlow).
@@ -40,8 +45,8 @@ class ConsumerTarget:
     output: list[torch.Tensor]  # (rows, out) the original consumer's output
     shortcut: list[torch.Tensor] | None = None  # (rows, out) the original shortcut, for the residual correction
     bn_scale: torch.Tensor | None = None  # (out,) the BatchNorm's multiplier between consumer and addition
-    gram: torch.Tensor | None = None  # "original" mode: X^T X of the original inputs
-    cross: torch.Tensor | None = None  # "original" mode: X^T Y
+    gram: torch.Tensor | None = None  # X^T X of the original inputs (kept only in "original" mode)
+    cross: torch.Tensor | None = None  # X^T Y of the original inputs (likewise)
 
 
 def _rows(x: torch.Tensor, module: nn.Module, positions: torch.Tensor | None, out_width: int) -> torch.Tensor:
@@ -54,20 +59,29 @@ def _outputs(y: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
     return y if positions is None else conv_outputs(y, positions)
 
 
+@dataclass
+class Reconstruction:
+    """What the environment computes once: consumer targets and each unit's channel ranking."""
+
+    targets: dict[str, ConsumerTarget]  # by consumer node
+    rankings: dict[int, torch.Tensor]  # by unit index: channels from most to least useful
+
+
 @torch.no_grad()
-def compute_targets(graph: PruningGraph, chunks: list[torch.Tensor], positions_per_image: int, mode: str,
-                    generator: torch.Generator) -> dict[str, ConsumerTarget]:
-    """Sample positions and record the original network's outputs there, one consumer at a time."""
+def prepare_reconstruction(graph: PruningGraph, chunks: list[torch.Tensor], positions_per_image: int, mode: str,
+                           generator: torch.Generator) -> Reconstruction:
+    """Sample positions, record the original network's outputs there and rank every unit's channels."""
     if mode == "magnitude":
-        return {}
+        return Reconstruction({}, {})
     runners = [LazyGraphRunner(graph.graph_module, chunk) for chunk in chunks]
     modules = dict(graph.graph_module.named_modules())
-    targets = {}
+    targets, rankings = {}, {}
     for unit in graph.units:
         for consumer in unit.consumers:
             module = modules[consumer.module]
             residual = consumer.residual if mode == "pruned" else None
             target = ConsumerTarget([], [], [] if residual is not None else None)
+            gram = cross = 0
             if residual is not None and residual.bn is not None:
                 bn = modules[residual.bn]
                 target.bn_scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -80,15 +94,35 @@ def compute_targets(graph: PruningGraph, chunks: list[torch.Tensor], positions_p
                 target.output.append(_outputs(y, positions))
                 if residual is not None:
                     target.shortcut.append(_outputs(runner.value(residual.shortcut), positions))
-                if mode == "original":
-                    x = _rows(runner.value(consumer.input_node), module, positions, y.shape[-1])
-                    gram, cross = x.T @ x, x.T @ target.output[-1]
-                    target.gram = gram if target.gram is None else target.gram + gram
-                    target.cross = cross if target.cross is None else target.cross + cross
+                x = _rows(runner.value(consumer.input_node), module, positions, y.shape[-1])
+                gram, cross = gram + x.T @ x, cross + x.T @ target.output[-1]
+            target.gram, target.cross = gram, cross
             targets[consumer.node] = target
+        rankings[unit.index] = rank_channels(unit, modules, targets)
+        if mode == "pruned":  # the refit reads the pruned network's inputs instead
+            for consumer in unit.consumers:
+                targets[consumer.node].gram = targets[consumer.node].cross = None
         for runner in runners:
             runner.release()
-    return targets
+    return Reconstruction(targets, rankings)
+
+
+def rank_channels(unit: Unit, modules: dict[str, nn.Module], targets: dict[str, ConsumerTarget]) -> torch.Tensor:
+    """The unit's channels along the LASSO path of its consumers' reconstruction error, most useful first."""
+    m = v = 0
+    for consumer in unit.consumers:
+        target = targets[consumer.node]
+        block = _columns_per_channel(modules[consumer.module], consumer)
+        n = unit.channels * block  # leaves out the bias column, if any
+        mc, vc = channel_gram(flat_weight(modules[consumer.module]), target.gram[:n, :n], target.cross[:n], block)
+        scale = torch.diagonal(mc).sum().clamp_min(1e-12)  # weigh consumers equally
+        m, v = m + mc / scale, v + vc / scale
+    return lasso_ranking(m, v).cpu()
+
+
+def _columns_per_channel(module: nn.Module, consumer: Consumer) -> int:
+    """Columns of the design matrix per input channel: kh * kw for a conv, the flattened block for a linear."""
+    return module.kernel_size[0] * module.kernel_size[1] if isinstance(module, nn.Conv2d) else consumer.block
 
 
 class WorkingCopy:
@@ -118,9 +152,9 @@ class EpisodePruner:
     than one large batch.
     """
 
-    def __init__(self, network: fx.GraphModule, targets: dict[str, ConsumerTarget], chunks: list[torch.Tensor],
+    def __init__(self, network: fx.GraphModule, reconstruction: Reconstruction, chunks: list[torch.Tensor],
                  mode: str):
-        self.targets = targets
+        self.targets, self.rankings = reconstruction.targets, reconstruction.rankings
         self.mode = mode
         self.network = network
         self.modules = dict(network.named_modules())
@@ -141,24 +175,21 @@ class EpisodePruner:
     @torch.no_grad()
     def prune(self, unit: Unit, n_keep: int) -> torch.Tensor:
         """Keep `n_keep` channels of `unit`; returns their indices (sorted)."""
-        if self.mode == "magnitude":
-            with self._timed("selection"):
-                norms = flat_weight(self.modules[unit.producer]).abs().sum(1)
-                index = norms.argsort(descending=True)[:n_keep].sort().values.cpu()
-            with self._timed("refit"):
-                self._remove(unit, index)
-            return index
-        with self._timed("calibration"):
-            stats = [self._statistics(c) for c in unit.consumers]
         with self._timed("selection"):
-            index = self._select(unit, n_keep, stats)
+            if self.mode == "magnitude":
+                ranking = flat_weight(self.modules[unit.producer]).abs().sum(1).argsort(descending=True).cpu()
+            else:
+                ranking = self.rankings[unit.index]
+            index = ranking[:n_keep].sort().values
         with self._timed("refit"):
             self._remove(unit, index)
+        if self.mode == "magnitude":
+            return index
+        with self._timed("calibration"):
+            stats = [self._statistics(c, index) for c in unit.consumers]
+        with self._timed("refit"):
             for consumer, (gram, cross, has_bias) in zip(unit.consumers, stats):
-                columns = input_columns(index, self._columns_per_channel(consumer)).to(gram.device)
-                if has_bias:
-                    columns = torch.cat([columns, torch.tensor([gram.shape[0] - 1], device=gram.device)])
-                solution = refit(gram, cross, columns)  # (columns, out)
+                solution = refit(gram, cross)  # (kept columns [+ bias], out)
                 weight, bias = (solution[:-1], solution[-1]) if has_bias else (solution, None)
                 set_flat_weight(self.modules[consumer.module], weight.T, bias)
             for runner in self.runners:
@@ -166,28 +197,18 @@ class EpisodePruner:
                 runner.release()
         return index
 
-    def _select(self, unit: Unit, n_keep: int, stats: list[tuple[torch.Tensor, torch.Tensor, bool]]) -> torch.Tensor:
-        """The LASSO's choice of `n_keep` channels, over all of the unit's consumers."""
-        if n_keep == unit.channels:
-            return torch.arange(unit.channels)
-        m = v = 0
-        for consumer, (gram, cross, _) in zip(unit.consumers, stats):
-            block = self._columns_per_channel(consumer)
-            n = unit.channels * block  # leaves out the bias column, if any
-            mc, vc = channel_gram(flat_weight(self.modules[consumer.module]), gram[:n, :n], cross[:n], block)
-            scale = torch.diagonal(mc).sum().clamp_min(1e-12)  # weigh consumers equally
-            m, v = m + mc / scale, v + vc / scale
-        return lasso_ranking(m, v)[:n_keep].sort().values.cpu()
-
-    def _statistics(self, consumer: Consumer) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """G = X^T X and B = X^T Y for the consumer, over all its input channels (before pruning)."""
+    def _statistics(self, consumer: Consumer, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """G = X^T X and B = X^T Y over the kept input channels' columns (and the bias column, if any)."""
         target = self.targets[consumer.node]
         module = self.modules[consumer.module]
         has_bias = module.bias is not None
         if self.mode == "original":
-            return target.gram, target.cross, has_bias
+            columns = input_columns(index, _columns_per_channel(module, consumer)).to(target.gram.device)
+            if has_bias:
+                columns = torch.cat([columns, torch.tensor([target.gram.shape[0] - 1], device=columns.device)])
+            return target.gram[columns][:, columns], target.cross[columns], has_bias
         gram = cross = 0
-        for i, runner in enumerate(self.runners):
+        for i, runner in enumerate(self.runners):  # the channels are already removed: X spans the kept ones
             x_map = runner.value(consumer.input_node)
             positions = target.positions[i]
             x = _rows(x_map, module, positions, None if positions is None else self._out_width(consumer, x_map))
@@ -200,11 +221,6 @@ class EpisodePruner:
                 y = y + drift
             gram, cross = gram + x.T @ x, cross + x.T @ y
         return gram, cross, has_bias
-
-    def _columns_per_channel(self, consumer: Consumer) -> int:
-        """Columns of the design matrix per input channel: kh * kw for a conv, the flattened block for a linear."""
-        module = self.modules[consumer.module]
-        return module.kernel_size[0] * module.kernel_size[1] if isinstance(module, nn.Conv2d) else consumer.block
 
     def _out_width(self, consumer: Consumer, x_map: torch.Tensor) -> int:
         conv = self.modules[consumer.module]

@@ -8,8 +8,8 @@ accumulated in one pass: G = X^T X and B = X^T Y.
   min_b ||Y - sum_i b_i Z_i||^2 + lambda |b|_1 only needs the c x c Gram matrix
   <Z_i, Z_j> = tr(W_i G_ij W_j^T) and <Z_i, Y> = tr(W_i B_i). It is solved with batched
   FISTA over a grid of lambdas; channels are ranked by the largest lambda that keeps them.
-* Refit: for a kept set S, the least-squares weights solve (G[S,S] + eps I) W = B[S]
-  (a Cholesky solve in float64; lstsq's CUDA driver assumes full rank, and post-ReLU
+* Refit: for a kept set S, the least-squares weights solve (G_S + eps I) W = B_S, where G_S
+  and B_S span S's columns only (a Cholesky solve in float64; lstsq's CUDA driver assumes full rank, and post-ReLU
   patches are often rank-deficient).
 """
 
@@ -108,13 +108,12 @@ def _lexsort(first: torch.Tensor, tie_break: torch.Tensor) -> torch.Tensor:
     return order[torch.argsort(first[order], stable=True)]
 
 
-def refit(gram: torch.Tensor, cross: torch.Tensor, columns: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
-    """Least-squares weights (len(columns), out) from the kept columns only, by a ridge Cholesky solve."""
-    g = gram[columns][:, columns].double()
-    b = cross[columns].double()
+def refit(gram: torch.Tensor, cross: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
+    """Least-squares weights (columns, out) from G = X^T X and B = X^T Y, by a ridge Cholesky solve."""
+    g, b = gram.double(), cross.double()
+    eye = torch.eye(len(g), dtype=g.dtype, device=g.device)
     eps = ridge * torch.diagonal(g).mean().clamp_min(1e-12)
-    g = g + eps * torch.eye(len(columns), dtype=g.dtype, device=g.device)
-    factor, info = torch.linalg.cholesky_ex(g)
+    factor, info = torch.linalg.cholesky_ex(g + eps * eye)
     if info.item() != 0:  # numerically indefinite: strengthen the ridge
-        factor = torch.linalg.cholesky(g + 1e3 * eps * torch.eye(len(columns), dtype=g.dtype, device=g.device))
+        factor = torch.linalg.cholesky(g + 1e3 * eps * eye)
     return torch.cholesky_solve(b, factor).to(cross.dtype)
