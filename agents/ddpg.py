@@ -1,13 +1,21 @@
 """The AMC-style DDPG baseline, built from SB3's extension points.
 
 What differs from SB3's DDPG, each as in AMC (He et al., ECCV 2018):
-* warm-up by episodes: the first `warmup_episodes` episodes act uniformly at random;
+* warm-up by episodes: the first `warmup_episodes` episodes act at random, without training;
 * exploration: a truncated normal around the actor's action, within the action bounds,
   with sigma = sigma0 * decay^(episode - warm-up);
 * the episode's final reward on every transition and a moving-average baseline
   (`EpisodeRewardReplayBuffer`), discount 1, one gradient step per env step after each
-  episode;
+  episode, a replay buffer that holds the last 100 episodes (AMC's `rmsize` per layer);
 * separate learning rates for actor (1e-4) and critic (1e-3): SB3 sets one rate on both.
+
+One default departs from AMC: its warm-up draws each action uniformly from [0, 1]. At a
+tight budget (p <= 0.3) that spends the budget on the first units, the action wall then
+cuts the last ones to the minimum, and the critic learns from collapsed networks only.
+Warm-up actions are drawn instead from a truncated normal around the target ratio p
+(`warmup_sigma`, 0.1), an alternative that AMC's own search script carries commented
+out: those trials cover the policies near uniform that the search must beat (figures in
+benchmarks/RESULTS.md). `warmup_sigma=None` restores AMC's uniform draw.
 """
 
 from __future__ import annotations
@@ -30,19 +38,20 @@ class AMCDDPG(DDPG):
     """
 
     def __init__(self, policy: str | type, env: Any, episode_length: int | None = None, *, warmup_episodes: int = 100,
-                 sigma0: float = 0.5, sigma_decay: float = 0.95, actor_lr: float = 1e-4, critic_lr: float = 1e-3,
-                 moving_average_alpha: float = 0.5, net_arch: list[int] | None = None, batch_size: int = 64,
-                 tau: float = 0.01, gamma: float = 1.0, buffer_size: int = 100_000, seed: int | None = None,
-                 **kwargs: Any):
+                 warmup_sigma: float | None = 0.1, sigma0: float = 0.5, sigma_decay: float = 0.95,
+                 actor_lr: float = 1e-4, critic_lr: float = 1e-3, moving_average_alpha: float = 0.5,
+                 net_arch: list[int] | None = None, batch_size: int = 64, tau: float = 0.01, gamma: float = 1.0,
+                 buffer_episodes: int = 100, seed: int | None = None, **kwargs: Any):
         self.episode_length = episode_length or _unit_count(env)
         self.warmup_episodes = warmup_episodes
+        self.warmup_sigma = warmup_sigma
         self.sigma0, self.sigma_decay = sigma0, sigma_decay
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.noise_rng = np.random.default_rng(seed)
         self.last_action_origin = "warmup"
         policy_kwargs = {"net_arch": net_arch or [300, 300], **kwargs.pop("policy_kwargs", {})}
         super().__init__(
-            policy, env, learning_rate=critic_lr, buffer_size=buffer_size,
+            policy, env, learning_rate=critic_lr, buffer_size=buffer_episodes * self.episode_length,
             learning_starts=warmup_episodes * self.episode_length, batch_size=batch_size, tau=tau, gamma=gamma,
             train_freq=(1, "episode"), gradient_steps=-1, action_noise=None,
             replay_buffer_class=EpisodeRewardReplayBuffer,
@@ -66,8 +75,11 @@ class AMCDDPG(DDPG):
                        n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         low, high = self.action_space.low, self.action_space.high
         self.last_action_origin = "warmup" if self.in_warmup else "actor"  # recorded in the history
-        if self.in_warmup:
+        if self.in_warmup and self.warmup_sigma is None:
             action = self.noise_rng.uniform(low, high, size=(n_envs, *self.action_space.shape))
+        elif self.in_warmup:
+            centre = np.full((n_envs, *self.action_space.shape), self.env.get_attr("target_ratio")[0])
+            action = truncated_normal(self.noise_rng, centre, self.warmup_sigma, low, high)
         else:
             mean, _ = self.predict(self._last_obs, deterministic=True)
             action = truncated_normal(self.noise_rng, mean, self.sigma, low, high)

@@ -1,8 +1,8 @@
 """Where an episode's time goes, against one forward pass of the final pruned network.
 
 An episode (reset to terminated) is timed whole and by stage: calibration forward and Gram
-accumulation, LASSO selection, refit and surgery, and the final evaluation on the reward
-split. The reference is the exported slim model (a plain nn.Module) run over the reward
+accumulation, selection (a lookup in the ranking computed when the env is built), refit and
+surgery, and the final evaluation on the reward split. The reference is the exported slim model (a plain nn.Module) run over the reward
 split with the same batch size. Target: episode <= 1.5x that forward pass. Medians over
 --episodes episodes after one warm-up.
 

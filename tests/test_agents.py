@@ -47,11 +47,24 @@ def test_truncated_normal_stays_in_bounds_around_its_mean():
     assert 0.7 < np.median(samples) < 0.9  # truncation pulls it below the mean, not far
 
 
+@pytest.mark.parametrize("warmup_sigma", [0.05, None])
+def test_warmup_actions_centre_on_the_target_ratio_or_spread_uniformly(make_env, warmup_sigma):
+    env = make_env(target_ratio=0.3)
+    agent = AMCDDPG("MlpPolicy", env, warmup_episodes=2, warmup_sigma=warmup_sigma, seed=0, device="cpu")
+    actions = np.array([agent._sample_action(0)[0].item() for _ in range(500)])
+    assert actions.min() >= 0 and actions.max() <= 1
+    if warmup_sigma is None:  # AMC: uniform over [0, 1]
+        assert abs(actions.mean() - 0.5) < 0.05 and abs(actions.std() - 12 ** -0.5) < 0.03
+    else:
+        assert abs(actions.mean() - 0.3) < 0.01 and abs(actions.std() - 0.05) < 0.01
+
+
 def test_amc_ddpg_explores_trains_and_records_its_origins(make_env, tmp_path):
     env = make_env(target_ratio=0.5)
     agent = AMCDDPG("MlpPolicy", env, warmup_episodes=2, seed=0, device="cpu")
     n_units = agent.episode_length
     assert n_units == len(env.unwrapped.units) and agent.learning_starts == 2 * n_units
+    assert agent.replay_buffer.buffer_size == 100 * n_units  # AMC keeps the last 100 episodes
     assert agent.sigma == 0.5
     agent.learn(total_timesteps=4 * n_units)
     assert agent.episodes_done == 4 and agent.sigma == pytest.approx(0.5 * 0.95 ** 2)
