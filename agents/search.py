@@ -23,10 +23,14 @@ from tqdm.auto import tqdm
 
 from prune_gym import ENV_ID
 from prune_gym.agents.ddpg import AMCDDPG
+from prune_gym.agents.transfer import SOURCE_WEIGHTS, load_source_weights
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunWriter, Scenario
 
-METHODS = ("baseline",)
+# Each method, and the random warm-up episodes it plays unless told otherwise: a transfer
+# starts from a trained actor, so it acts with it from the first trial.
+METHODS = {"baseline": 100, "vanilla": 0}
+TRANSFER_METHODS = ("vanilla",)
 WEIGHTS_EVERY = 100  # trials between snapshots of the agent's weights in the history
 
 
@@ -39,11 +43,16 @@ class SearchConfig:
     method: str = "baseline"
     seed: int = 0
     device: str = "auto"
-    warmup: int = 100
+    warmup: int | None = None  # None: the method's default (METHODS)
     checkpoint: str | None = None
     data_root: str | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. calibration_images
     agent_kwargs: dict[str, Any] = field(default_factory=dict)  # AMCDDPG settings (sigma0, actor_lr, ...)
+    source: str | None = None  # transfer methods: the run (in the same history file) to start from
+
+    @property
+    def warmup_episodes(self) -> int:
+        return METHODS[self.method] if self.warmup is None else self.warmup
 
 
 @dataclass
@@ -181,8 +190,11 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
     """
     if config.method not in METHODS:
         raise PruneGymError(f"unknown method {config.method!r}; choose one of: {', '.join(METHODS)}")
-    if config.trials < 1 or config.warmup < 0:
+    if config.trials < 1 or config.warmup_episodes < 0:
         raise PruneGymError("trials must be positive and warmup non-negative")
+    if (config.method in TRANSFER_METHODS) != (config.source is not None):
+        raise PruneGymError(f"a source run is needed by, and only by, the transfer methods "
+                            f"({', '.join(TRANSFER_METHODS)}); method {config.method!r}, source {config.source!r}")
     history_path = Path(history_path)
     env = env or make_env(config)
     n_units = len(env.unwrapped.units)
@@ -190,9 +202,11 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
         writer, agent, done = _open_run(store, history_path, env, config, resume)
         checkpoints = AgentCheckpoints(history_path, writer.run_id)
         if agent is None:
-            agent = AMCDDPG("MlpPolicy", env, n_units, warmup_episodes=config.warmup, seed=config.seed,
+            agent = AMCDDPG("MlpPolicy", env, n_units, warmup_episodes=config.warmup_episodes, seed=config.seed,
                             device="cpu", tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
                             **config.agent_kwargs)
+            if config.source is not None:
+                load_source_weights(agent, store, config.source, scenario_of(env))
         accuracies = list(store.read_run(writer.run_id).accuracies)
         recorder = SearchRecorder(writer, checkpoints, config.trials, done, accuracies, progress)
         remaining = config.trials - done
@@ -201,7 +215,7 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
                         reset_num_timesteps=done == 0, tb_log_name=writer.run_id)
         run = store.read_run(writer.run_id)
         best = int(np.argmax(run.accuracies))
-        writer.save_weights("final", agent.actor.state_dict(), agent.critic.state_dict())
+        writer.save_weights(SOURCE_WEIGHTS, agent.actor.state_dict(), agent.critic.state_dict())
         writer.finish(best_policy=run.actions[best])
     return SearchResult(writer.run_id, run.accuracies, best, float(run.accuracies[best]),
                         run.actions[best].tolist(), float(run.macs_ratios[best]))
@@ -212,8 +226,10 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: Sea
     """A new run, or the interrupted one to resume with its agent and committed trial count."""
     scenario = scenario_of(env)
     if not resume:
-        settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root")}
-        return store.start_run(scenario, config.method, settings, config.seed), None, 0
+        settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
+        settings["warmup"] = config.warmup_episodes
+        sources = [config.source] if config.source is not None else []
+        return store.start_run(scenario, config.method, settings, config.seed, sources), None, 0
     candidates = [r for r in store.find_runs(scenario.model, scenario.dataset, scenario.target_ratio, config.method,
                                              status="interrupted") if r.seed == config.seed]
     if not candidates:

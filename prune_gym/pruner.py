@@ -6,6 +6,7 @@ unit's channels is then fixed, and keeping n channels keeps its top n. An episod
 therefore removes the channels *before* computing the producer's output, so no layer is
 ever evaluated at full width over the calibration images, and the Gram matrices of the
 refit only span the kept channels. The refit follows one of three modes:
+
 * ``"pruned"`` (default): the consumer's inputs come from the network pruned so far,
   and it is refitted to reproduce the original network's output; at the end of a
   residual branch the target also absorbs the shortcut's drift (He et al., PocketFlow).

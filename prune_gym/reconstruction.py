@@ -8,9 +8,9 @@ accumulated in one pass: G = X^T X and B = X^T Y.
   min_b ||Y - sum_i b_i Z_i||^2 + lambda |b|_1 only needs the c x c Gram matrix
   <Z_i, Z_j> = tr(W_i G_ij W_j^T) and <Z_i, Y> = tr(W_i B_i). It is solved with batched
   FISTA over a grid of lambdas; channels are ranked by the largest lambda that keeps them.
-* Refit: for a kept set S, the least-squares weights solve (G_S + eps I) W = B_S, where G_S
-  and B_S span S's columns only (a Cholesky solve in float64; lstsq's CUDA driver assumes full rank, and post-ReLU
-  patches are often rank-deficient).
+* Refit: for a kept set S, the least-squares weights solve (G_S + eps I) W = B_S, where
+  G_S and B_S span S's columns only (a Cholesky solve in float64; lstsq's CUDA driver
+  assumes full rank, and post-ReLU patches are often rank-deficient).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from gymnasium import spaces
@@ -10,7 +12,9 @@ from stable_baselines3.common.monitor import Monitor
 
 from prune_gym.agents.ddpg import AMCDDPG, truncated_normal
 from prune_gym.agents.replay import EpisodeRewardReplayBuffer
-from prune_gym.agents.search import SearchConfig, run_search
+from prune_gym.agents.search import SearchConfig, make_env as make_search_env, run_search, scenario_of
+from prune_gym.agents.transfer import load_source_weights
+from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
 
 
@@ -86,6 +90,42 @@ def test_search_records_every_trial_and_finishes_the_run(make_env, tiny_checkpoi
     assert np.allclose(run.final_policy, result.best_policy)
     assert run.observations.shape == (5, len(result.best_policy), 13)
     assert weights.actor and weights.critic
+
+
+def test_vanilla_transfer_starts_from_the_source_runs_actor_and_critic(tiny_checkpoint, fashion_root, tmp_path):
+    history = tmp_path / "history.h5"
+    source_config = SearchConfig(ratio=0.5, trials=3, warmup=2, seed=0, device="cpu", checkpoint=str(tiny_checkpoint),
+                                 data_root=str(fashion_root), env_kwargs={"calibration_images": 100})
+    source = run_search(source_config, history, progress=False)
+    config = replace(source_config, ratio=0.3, method="vanilla", source=source.run_id, warmup=None)
+    env = make_search_env(config)
+
+    agent = AMCDDPG("MlpPolicy", env, seed=1, device="cpu")
+    with HistoryStore(history) as store:
+        saved = store.load_weights(source.run_id)
+        load_source_weights(agent, store, source.run_id, scenario_of(env))
+    for network, target, state in ((agent.actor, agent.actor_target, saved.actor),
+                                   (agent.critic, agent.critic_target, saved.critic)):
+        for name, value in network.state_dict().items():
+            assert np.array_equal(value.numpy(), state[name]) and np.array_equal(target.state_dict()[name].numpy(),
+                                                                                 state[name])
+    small = AMCDDPG("MlpPolicy", env, net_arch=[32, 32], device="cpu")
+    with HistoryStore(history) as store, pytest.raises(PruneGymError, match="does not fit"):
+        load_source_weights(small, store, source.run_id, scenario_of(env))
+
+    result = run_search(config, history, progress=False, env=env)
+    with HistoryStore(history) as store:
+        run = store.read_run(result.run_id)
+    assert run.info.method == "vanilla" and run.info.sources == [source.run_id]
+    assert list(run.origins) == ["actor"] * 3 and run.info.settings["warmup"] == 0  # no random warm-up
+    assert np.all(run.macs_ratios <= 0.3)
+
+
+def test_a_source_run_is_needed_by_and_only_by_transfer_methods(tmp_path):
+    for config in (SearchConfig(method="vanilla"), SearchConfig(method="baseline", source="run-0001")):
+        with pytest.raises(PruneGymError, match="source run is needed"):
+            run_search(config, tmp_path / "history.h5", progress=False)
+    assert not (tmp_path / "history.h5").exists()
 
 
 @pytest.mark.parametrize("algorithm", [TD3, SAC, PPO])

@@ -23,8 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
     p.add_argument("--ratio", type=_ratio, required=True, help="fraction of the MACs to keep (p), in (0, 1]")
     p.add_argument("--trials", type=_positive, default=300, help="episodes to play (default: 300)")
-    p.add_argument("--warmup", type=int, default=100, help="random episodes before the actor acts (default: 100)")
-    p.add_argument("--method", default="baseline", choices=METHODS)
+    p.add_argument("--warmup", type=int, default=None,
+                   help="random episodes before the actor acts (default: 100 for baseline, 0 for transfers)")
+    p.add_argument("--method", default="baseline", choices=list(METHODS),
+                   help="baseline (AMC-style DDPG) or vanilla (start from --source's actor and critic)")
+    p.add_argument("--source", metavar="RUN", help="the history run a transfer method starts from")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="where pruning runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
@@ -53,7 +56,7 @@ def _positive(text: str) -> int:
 
 def run_search_command(args: argparse.Namespace) -> int:
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
-                          args.warmup, args.checkpoint, args.data_root)
+                          args.warmup, args.checkpoint, args.data_root, source=args.source)
     history = Path(args.history) if args.history else home_dir() / "history.h5"
     env = make_env(config)  # an unavailable device is refused here, before any data is loaded
     result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)
