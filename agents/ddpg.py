@@ -9,6 +9,9 @@ What differs from SB3's DDPG, each as in AMC (He et al., ECCV 2018):
   episode, a replay buffer that holds the last 100 episodes (AMC's `rmsize` per layer);
 * separate learning rates for actor (1e-4) and critic (1e-3): SB3 sets one rate on both.
 
+With `invariant_actor=True` the actor predicts the invariant a / p instead of the action
+(the paper's network augmentation, `prune_gym.agents.invariant`).
+
 One default departs from AMC: its warm-up draws each action uniformly from [0, 1]. At a
 tight budget (p <= 0.3) that spends the budget on the first units, the action wall then
 cuts the last ones to the minimum, and the critic learns from collapsed networks only.
@@ -28,7 +31,9 @@ from stable_baselines3 import DDPG
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.utils import update_learning_rate
 
+from prune_gym.agents.invariant import InvariantPolicy
 from prune_gym.agents.replay import EpisodeRewardReplayBuffer
+from prune_gym.env import OBSERVATION_FEATURES
 
 
 class AMCDDPG(DDPG):
@@ -41,7 +46,8 @@ class AMCDDPG(DDPG):
                  warmup_sigma: float | None = 0.1, sigma0: float = 0.5, sigma_decay: float = 0.95,
                  actor_lr: float = 1e-4, critic_lr: float = 1e-3, moving_average_alpha: float = 0.5,
                  net_arch: list[int] | None = None, batch_size: int = 64, tau: float = 0.01, gamma: float = 1.0,
-                 buffer_episodes: int = 100, seed: int | None = None, **kwargs: Any):
+                 buffer_episodes: int = 100, invariant_actor: bool = False, seed: int | None = None,
+                 **kwargs: Any):
         self.episode_length = episode_length or _unit_count(env)
         self.warmup_episodes = warmup_episodes
         self.warmup_sigma = warmup_sigma
@@ -50,6 +56,9 @@ class AMCDDPG(DDPG):
         self.noise_rng = np.random.default_rng(seed)
         self.last_action_origin = "warmup"
         policy_kwargs = {"net_arch": net_arch or [300, 300], **kwargs.pop("policy_kwargs", {})}
+        if invariant_actor:
+            policy = InvariantPolicy
+            policy_kwargs["ratio_index"] = OBSERVATION_FEATURES.index("target_ratio")
         super().__init__(
             policy, env, learning_rate=critic_lr, buffer_size=buffer_episodes * self.episode_length,
             learning_starts=warmup_episodes * self.episode_length, batch_size=batch_size, tau=tau, gamma=gamma,

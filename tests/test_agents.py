@@ -6,14 +6,17 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.monitor import Monitor
 
 from prune_gym.agents.ddpg import AMCDDPG, truncated_normal
+from prune_gym.agents.invariant import INVARIANT_SPAN, InvariantActor
 from prune_gym.agents.replay import EpisodeRewardReplayBuffer
 from prune_gym.agents.search import SearchConfig, make_env as make_search_env, run_search, scenario_of
 from prune_gym.agents.transfer import load_source_weights
+from prune_gym.env import OBSERVATION_FEATURES
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
 
@@ -90,6 +93,30 @@ def test_search_records_every_trial_and_finishes_the_run(make_env, tiny_checkpoi
     assert np.allclose(run.final_policy, result.best_policy)
     assert run.observations.shape == (5, len(result.best_policy), 13)
     assert weights.actor and weights.critic
+
+
+def test_invariant_actor_acts_the_target_ratio_times_its_prediction(make_env, tmp_path):
+    env = make_env(target_ratio=0.3)
+    agent = AMCDDPG("MlpPolicy", env, invariant_actor=True, warmup_episodes=1, seed=0, device="cpu")
+    assert isinstance(agent.actor, InvariantActor) and isinstance(agent.actor_target, InvariantActor)
+    ratio_index = OBSERVATION_FEATURES.index("target_ratio")
+    obs = np.tile(env.observation_space.sample(), (3, 1))
+    obs[:, ratio_index] = [0.2, 0.3, 0.5]
+    last = agent.actor.mu[-2]  # the linear layer before the tanh
+    for bias, invariant in ((0.0, 1.0), (0.5, INVARIANT_SPAN ** np.tanh(0.5)), (-1.0, INVARIANT_SPAN ** np.tanh(-1.0))):
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.fill_(bias)
+        acted, _ = agent.predict(obs, deterministic=True)
+        assert np.allclose(acted.ravel(), np.clip(invariant * obs[:, ratio_index], 0, 1), atol=1e-6)  # Eq. 1
+        trained = agent.policy.unscale_action(agent.actor(torch.as_tensor(obs)).detach().numpy())
+        assert np.allclose(trained, acted, atol=1e-6)  # training sees the same actions as acting
+
+    agent.learn(total_timesteps=2 * agent.episode_length)
+    agent.save(tmp_path / "agent.zip")
+    loaded = AMCDDPG.load(tmp_path / "agent.zip", env=env, device="cpu")
+    assert isinstance(loaded.actor, InvariantActor)
+    assert np.allclose(loaded.predict(obs, deterministic=True)[0], agent.predict(obs, deterministic=True)[0])
 
 
 def test_vanilla_transfer_starts_from_the_source_runs_actor_and_critic(tiny_checkpoint, fashion_root, tmp_path):
