@@ -51,6 +51,7 @@ class AMCDDPG(DDPG):
         self.episode_length = episode_length or _unit_count(env)
         self.warmup_episodes = warmup_episodes
         self.warmup_sigma = warmup_sigma
+        self.buffer_episodes = buffer_episodes
         self.sigma0, self.sigma_decay = sigma0, sigma_decay
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.noise_rng = np.random.default_rng(seed)

@@ -22,6 +22,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from prune_gym import ENV_ID
+from prune_gym.agents.augmentation import augmented_episodes, preload
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.transfer import SOURCE_WEIGHTS, load_source_weights
 from prune_gym.errors import PruneGymError
@@ -29,8 +30,8 @@ from prune_gym.history import HistoryStore, RunWriter, Scenario
 
 # Each method, and the random warm-up episodes it plays unless told otherwise: a transfer
 # starts from a trained actor, so it acts with it from the first trial.
-METHODS = {"baseline": 100, "vanilla": 0}
-TRANSFER_METHODS = ("vanilla",)
+METHODS = {"baseline": 100, "vanilla": 0, "augmented": 0}
+TRANSFER_METHODS = ("vanilla", "augmented")
 WEIGHTS_EVERY = 100  # trials between snapshots of the agent's weights in the history
 
 
@@ -53,6 +54,11 @@ class SearchConfig:
     @property
     def warmup_episodes(self) -> int:
         return METHODS[self.method] if self.warmup is None else self.warmup
+
+    @property
+    def agent_settings(self) -> dict[str, Any]:
+        """AMCDDPG's settings: `agent_kwargs` and what the method implies (augmented: the invariant actor)."""
+        return {**self.agent_kwargs, "invariant_actor": True} if self.method == "augmented" else dict(self.agent_kwargs)
 
 
 @dataclass
@@ -202,11 +208,12 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
         writer, agent, done = _open_run(store, history_path, env, config, resume)
         checkpoints = AgentCheckpoints(history_path, writer.run_id)
         if agent is None:
-            agent = AMCDDPG("MlpPolicy", env, n_units, warmup_episodes=config.warmup_episodes, seed=config.seed,
-                            device="cpu", tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None,
-                            **config.agent_kwargs)
+            agent = _new_agent(config, env, tensorboard_dir)
             if config.source is not None:
                 load_source_weights(agent, store, config.source, scenario_of(env))
+            if config.method == "augmented":  # the source's last replay-buffer's worth of trials
+                episodes = augmented_episodes(store.read_run(config.source), env.unwrapped, agent.buffer_episodes)
+                preload(agent, episodes)
         accuracies = list(store.read_run(writer.run_id).accuracies)
         recorder = SearchRecorder(writer, checkpoints, config.trials, done, accuracies, progress)
         remaining = config.trials - done
@@ -221,13 +228,18 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
                         run.actions[best].tolist(), float(run.macs_ratios[best]))
 
 
+def _new_agent(config: SearchConfig, env: gym.Env, tensorboard_dir: str | Path | None) -> AMCDDPG:
+    return AMCDDPG("MlpPolicy", env, warmup_episodes=config.warmup_episodes, seed=config.seed, device="cpu",
+                   tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None, **config.agent_settings)
+
+
 def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: SearchConfig,
               resume: bool) -> tuple[RunWriter, AMCDDPG | None, int]:
     """A new run, or the interrupted one to resume with its agent and committed trial count."""
     scenario = scenario_of(env)
     if not resume:
         settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
-        settings["warmup"] = config.warmup_episodes
+        settings["warmup"], settings["agent_kwargs"] = config.warmup_episodes, config.agent_settings
         sources = [config.source] if config.source is not None else []
         return store.start_run(scenario, config.method, settings, config.seed, sources), None, 0
     candidates = [r for r in store.find_runs(scenario.model, scenario.dataset, scenario.target_ratio, config.method,

@@ -32,21 +32,24 @@ def scored(env, policy: list[float]) -> tuple[float, float, float]:
     return info["accuracy"], test, info["macs_ratio"]
 
 
-def finished_run(history: Path, config: SearchConfig) -> str | None:
+def _runs_of(history: Path, config: SearchConfig, status: str) -> list[str]:
+    """Runs in `history` with this config's scenario, method, seed, agent settings and source, and this status."""
     if not history.exists():
-        return None
+        return []
     with HistoryStore(history) as store:
-        runs = [r for r in store.find_runs(config.model, config.dataset, config.ratio, config.method, "finished")
-                if r.seed == config.seed and r.n_trials == config.trials]
-    return runs[-1].run_id if runs else None
+        runs = store.find_runs(config.model, config.dataset, config.ratio, config.method, status)
+    sources = [config.source] if config.source else []
+    return [r.run_id for r in runs if r.seed == config.seed and r.sources == sources
+            and r.settings.get("agent_kwargs", {}) == config.agent_settings
+            and (status != "finished" or r.n_trials == config.trials)]
 
 
-def interrupted(history: Path, config: SearchConfig) -> bool:
-    if not history.exists():
-        return False
-    with HistoryStore(history) as store:
-        return any(r.seed == config.seed for r in store.find_runs(config.model, config.dataset, config.ratio,
-                                                                   config.method, "interrupted"))
+def searched(history: Path, config: SearchConfig) -> str:
+    """The run of `config` in `history`: a finished one, else the interrupted one resumed, else a new one."""
+    finished = _runs_of(history, config, "finished")
+    if finished:
+        return finished[-1]
+    return run_search(config, history, resume=bool(_runs_of(history, config, "interrupted"))).run_id
 
 
 def main() -> None:
@@ -70,9 +73,7 @@ def main() -> None:
         for seed in args.seeds:
             config = SearchConfig(args.model, args.dataset, ratio, args.trials, "baseline", seed, args.device,
                                   args.warmup)
-            run_id = finished_run(history, config)
-            if run_id is None:
-                run_id = run_search(config, history, resume=interrupted(history, config)).run_id
+            run_id = searched(history, config)
             with HistoryStore(history) as store:
                 run = store.read_run(run_id)
             run_ids.append(run_id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -102,8 +102,7 @@ class ChannelPruneEnv(gym.Env):
         fraction = self._check_action(action)
         k = self._step
         unit = self.units[k]
-        wall = self.budget.max_keep(k, self._kept)
-        n_keep = int(np.clip(round(fraction * unit.channels), self.budget.min_channels[k], wall))
+        n_keep, wall = self._kept_channels(k, fraction, self._kept)
         self._indices.append(self._pruner.prune(unit, n_keep))
         self._kept.append(n_keep)
         self._previous = n_keep / unit.channels
@@ -116,6 +115,30 @@ class ChannelPruneEnv(gym.Env):
             info.update(self._final_info())
             reward = self._reward(info["accuracy"], info["macs"])
         return self._observation(), reward, self._done, False, info
+
+    def simulate(self, fractions: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """What an episode playing `fractions` would observe and keep, without pruning anything.
+
+        Returns the observations before each unit and after the last, (units + 1, features),
+        and the fractions kept after the action wall, (units,). Turns a policy recorded in
+        another scenario into transitions of this one, at no cost.
+        """
+        if len(fractions) != len(self.units):
+            raise ValueError(f"a policy needs one fraction per unit: {len(self.units)}, got {len(fractions)}")
+        kept: list[int] = []
+        observations, previous = [], 1.0
+        for k, fraction in enumerate(fractions):
+            observations.append(self._observation_at(k, kept, previous))
+            n_keep, _ = self._kept_channels(k, self._check_action(fraction), kept)
+            kept.append(n_keep)
+            previous = n_keep / self.units[k].channels
+        observations.append(self._observation_at(len(self.units), kept, previous))
+        return np.stack(observations), np.array([n / u.channels for n, u in zip(kept, self.units)], np.float32)
+
+    def _kept_channels(self, k: int, fraction: float, kept: Sequence[int]) -> tuple[int, int]:
+        """Channels unit k keeps for the kept fraction asked for, between its minimum and the wall; and the wall."""
+        wall = self.budget.max_keep(k, kept)
+        return int(np.clip(round(fraction * self.units[k].channels), self.budget.min_channels[k], wall)), wall
 
     # ------------------------------------------------------------------ results
 

@@ -26,8 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=None,
                    help="random episodes before the actor acts (default: 100 for baseline, 0 for transfers)")
     p.add_argument("--method", default="baseline", choices=list(METHODS),
-                   help="baseline (AMC-style DDPG) or vanilla (start from --source's actor and critic)")
+                   help="baseline (AMC-style DDPG); vanilla (start from --source's actor and critic); augmented "
+                        "(an invariant actor started from --source's, its replay buffer preloaded with --source's "
+                        "trials rewritten for this ratio)")
     p.add_argument("--source", metavar="RUN", help="the history run a transfer method starts from")
+    p.add_argument("--invariant-actor", action="store_true",
+                   help="the actor predicts the invariant a / p (implied by --method augmented)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="where pruning runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
@@ -56,7 +60,8 @@ def _positive(text: str) -> int:
 
 def run_search_command(args: argparse.Namespace) -> int:
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
-                          args.warmup, args.checkpoint, args.data_root, source=args.source)
+                          args.warmup, args.checkpoint, args.data_root, source=args.source,
+                          agent_kwargs={"invariant_actor": True} if args.invariant_actor else {})
     history = Path(args.history) if args.history else home_dir() / "history.h5"
     env = make_env(config)  # an unavailable device is refused here, before any data is loaded
     result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)

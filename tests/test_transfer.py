@@ -1,0 +1,100 @@
+"""Transfer from history: Eq. 2, replaying a policy through another scenario, the augmented search."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from prune_gym.agents.augmentation import augmented_episodes, preload, rescale_actions
+from prune_gym.agents.ddpg import AMCDDPG
+from prune_gym.agents.invariant import InvariantActor
+from prune_gym.agents.search import SearchConfig, make_env, run_search, scenario_of
+from prune_gym.agents.transfer import load_source_weights
+from prune_gym.errors import PruneGymError
+from prune_gym.history import HistoryStore
+from prune_gym.policies import random_policy
+
+
+def test_eq2_scales_the_pruned_fraction_by_the_ratio_of_pruned_budgets():
+    actions = np.array([1.0, 0.5, 0.75, 0.2])
+    assert np.allclose(rescale_actions(actions, 0.5, 0.2), [1.0, 0.2, 0.6, 0.0])  # 1 - 1.6 * (1 - a), in [0, 1]
+    assert np.allclose(rescale_actions(actions, 0.3, 0.3), actions)
+    assert np.allclose(rescale_actions([0.3], 0.3, 0.6), [0.6])  # the uniform policy stays uniform
+    with pytest.raises(PruneGymError, match="source ratio in"):
+        rescale_actions(actions, 1.0, 0.5)
+
+
+def test_simulate_sees_what_playing_the_policy_sees_and_keeps_the_budget(make_env):
+    env = make_env(target_ratio=0.3)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        policy = random_policy(len(env.unwrapped.units), rng)
+        observations, kept = env.unwrapped.simulate(policy)
+        played = [env.reset()[0]]
+        for fraction in policy:
+            obs, _, terminated, _, info = env.step(np.array([fraction], dtype=np.float32))
+            played.append(obs)
+        assert np.allclose(observations, np.stack(played)) and np.allclose(kept, info["policy"])
+        assert info["macs_ratio"] <= 0.3
+
+
+@pytest.fixture(scope="module")
+def source_run(tiny_checkpoint, fashion_root, tmp_path_factory):
+    """A finished 4-trial run at p = 0.5 with an invariant actor, in a history file of its own."""
+    config = SearchConfig(ratio=0.5, trials=4, warmup=2, seed=0, device="cpu", checkpoint=str(tiny_checkpoint),
+                          data_root=str(fashion_root), env_kwargs={"calibration_images": 100},
+                          agent_kwargs={"invariant_actor": True})
+    history = tmp_path_factory.mktemp("transfer") / "history.h5"
+    return config, history, run_search(config, history, progress=False).run_id
+
+
+def test_augmented_episodes_rewrite_the_source_for_the_target_ratio(source_run):
+    config, history, source_id = source_run
+    env = make_env(dataclasses.replace(config, ratio=0.2))
+    with HistoryStore(history) as store:
+        source = store.read_run(source_id)
+    episodes = augmented_episodes(source, env.unwrapped, last=3)
+    assert len(episodes) == 3
+    for t, episode in zip(range(1, 4), episodes):
+        expected = env.unwrapped.simulate(rescale_actions(source.actions[t], 0.5, 0.2))
+        assert np.allclose(episode.observations, expected[0]) and np.allclose(episode.fractions, expected[1])
+        assert episode.reward == pytest.approx(source.rewards[t])
+        assert env.unwrapped.budget.ratio(episode.fractions * env.unwrapped.budget.channels) <= 0.2 + 1e-6
+
+    agent = AMCDDPG("MlpPolicy", env, invariant_actor=True, warmup_episodes=0, device="cpu")
+    preload(agent, episodes)
+    n_units = len(env.unwrapped.units)
+    assert agent.replay_buffer.size() == 3 * n_units
+    rewards = agent.replay_buffer.rewards[:3 * n_units, 0].reshape(3, n_units)
+    assert np.allclose(rewards, np.array([e.reward for e in episodes])[:, None])  # the final reward on every step
+
+    other_model = dataclasses.replace(source, info=dataclasses.replace(
+        source.info, scenario=dataclasses.replace(source.info.scenario, unit_names=["a"] * source.info.scenario.n_units)))
+    with pytest.raises(PruneGymError, match="across models"):
+        augmented_episodes(other_model, env.unwrapped, last=3)
+
+
+def test_augmented_search_starts_from_the_source_and_records_it(source_run):
+    config, history, source_id = source_run
+    target = dataclasses.replace(config, ratio=0.3, method="augmented", source=source_id, warmup=None, trials=2,
+                                 agent_kwargs={})
+    result = run_search(target, history, progress=False)
+    with HistoryStore(history) as store:
+        run = store.read_run(result.run_id)
+    assert run.info.method == "augmented" and run.info.sources == [source_id]
+    assert run.info.settings["agent_kwargs"]["invariant_actor"] is True  # so it can seed later augmented runs
+    assert list(run.origins) == ["actor", "actor"] and np.all(run.macs_ratios <= 0.3)
+
+
+def test_an_actor_only_seeds_an_actor_of_its_own_kind(source_run):
+    config, history, source_id = source_run
+    env = make_env(config)
+    plain = AMCDDPG("MlpPolicy", env, device="cpu")
+    with HistoryStore(history) as store, pytest.raises(PruneGymError, match="predicts the invariant"):
+        load_source_weights(plain, store, source_id, scenario_of(env))
+    invariant = AMCDDPG("MlpPolicy", env, invariant_actor=True, device="cpu")
+    with HistoryStore(history) as store:
+        load_source_weights(invariant, store, source_id, scenario_of(env))
+    assert isinstance(invariant.actor, InvariantActor)
