@@ -58,7 +58,8 @@ class SearchConfig:
     @property
     def agent_settings(self) -> dict[str, Any]:
         """AMCDDPG's settings: `agent_kwargs` and what the method implies (augmented: the invariant actor)."""
-        return {**self.agent_kwargs, "invariant_actor": True} if self.method == "augmented" else dict(self.agent_kwargs)
+        implied = {"invariant_actor": True} if self.method == "augmented" else {}
+        return {**self.agent_kwargs, **implied}
 
 
 @dataclass
@@ -237,13 +238,15 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: Sea
               resume: bool) -> tuple[RunWriter, AMCDDPG | None, int]:
     """A new run, or the interrupted one to resume with its agent and committed trial count."""
     scenario = scenario_of(env)
+    sources = [config.source] if config.source is not None else []
     if not resume:
         settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
         settings["warmup"], settings["agent_kwargs"] = config.warmup_episodes, config.agent_settings
-        sources = [config.source] if config.source is not None else []
         return store.start_run(scenario, config.method, settings, config.seed, sources), None, 0
     candidates = [r for r in store.find_runs(scenario.model, scenario.dataset, scenario.target_ratio, config.method,
-                                             status="interrupted") if r.seed == config.seed]
+                                             status="interrupted")
+                  if r.seed == config.seed and r.sources == sources
+                  and r.settings.get("agent_kwargs", {}) == config.agent_settings]
     if not candidates:
         raise PruneGymError(f"no interrupted {config.method} run of {scenario.model} on {scenario.dataset} at "
                             f"p={scenario.target_ratio} with seed {config.seed} in {history_path} to resume")

@@ -2,9 +2,9 @@
 
 An episode (reset to terminated) is timed whole and by stage: calibration forward and Gram
 accumulation, selection (a lookup in the ranking computed when the env is built), refit and
-surgery, and the final evaluation on the reward split. The reference is the exported slim model (a plain nn.Module) run over the reward
-split with the same batch size. Target: episode <= 1.5x that forward pass. Medians over
---episodes episodes after one warm-up.
+surgery, and the final evaluation on the reward split. The reference is the exported slim
+model (a plain nn.Module) run over the reward split with the same batch size. Target:
+episode <= 1.5x that forward pass. Medians over --episodes episodes after one warm-up.
 
     .venv/bin/python benchmarks/episode_speed.py [--ratios 0.5 0.3 0.2] [--device cpu|cuda]
 """

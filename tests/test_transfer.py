@@ -70,8 +70,8 @@ def test_augmented_episodes_rewrite_the_source_for_the_target_ratio(source_run):
     rewards = agent.replay_buffer.rewards[:3 * n_units, 0].reshape(3, n_units)
     assert np.allclose(rewards, np.array([e.reward for e in episodes])[:, None])  # the final reward on every step
 
-    other_model = dataclasses.replace(source, info=dataclasses.replace(
-        source.info, scenario=dataclasses.replace(source.info.scenario, unit_names=["a"] * source.info.scenario.n_units)))
+    scenario = dataclasses.replace(source.info.scenario, unit_names=["a"] * source.info.scenario.n_units)
+    other_model = dataclasses.replace(source, info=dataclasses.replace(source.info, scenario=scenario))
     with pytest.raises(PruneGymError, match="across models"):
         augmented_episodes(other_model, env.unwrapped, last=3)
 
