@@ -26,7 +26,7 @@ from prune_gym.agents.augmentation import augmented_episodes, preload
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.transfer import SOURCE_WEIGHTS, load_source_weights
 from prune_gym.errors import PruneGymError
-from prune_gym.history import HistoryStore, RunWriter, Scenario
+from prune_gym.history import HistoryStore, RunInfo, RunWriter, Scenario
 
 # Each method, and the random warm-up episodes it plays unless told otherwise: a transfer
 # starts from a trained actor, so it acts with it from the first trial.
@@ -54,6 +54,10 @@ class SearchConfig:
     @property
     def warmup_episodes(self) -> int:
         return METHODS[self.method] if self.warmup is None else self.warmup
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.source] if self.source is not None else []
 
     @property
     def agent_settings(self) -> dict[str, Any]:
@@ -229,6 +233,13 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
                         run.actions[best].tolist(), float(run.macs_ratios[best]))
 
 
+def runs_of(store: HistoryStore, config: SearchConfig, status: str) -> list[RunInfo]:
+    """The runs in `store` with `config`'s scenario, method, seed, source and agent settings, and this status."""
+    runs = store.find_runs(config.model, config.dataset, config.ratio, config.method, status)
+    return [r for r in runs if r.seed == config.seed and r.sources == config.sources
+            and r.settings.get("agent_kwargs", {}) == config.agent_settings]
+
+
 def _new_agent(config: SearchConfig, env: gym.Env, tensorboard_dir: str | Path | None) -> AMCDDPG:
     return AMCDDPG("MlpPolicy", env, warmup_episodes=config.warmup_episodes, seed=config.seed, device="cpu",
                    tensorboard_log=str(tensorboard_dir) if tensorboard_dir else None, **config.agent_settings)
@@ -238,15 +249,11 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: Sea
               resume: bool) -> tuple[RunWriter, AMCDDPG | None, int]:
     """A new run, or the interrupted one to resume with its agent and committed trial count."""
     scenario = scenario_of(env)
-    sources = [config.source] if config.source is not None else []
     if not resume:
         settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
         settings["warmup"], settings["agent_kwargs"] = config.warmup_episodes, config.agent_settings
-        return store.start_run(scenario, config.method, settings, config.seed, sources), None, 0
-    candidates = [r for r in store.find_runs(scenario.model, scenario.dataset, scenario.target_ratio, config.method,
-                                             status="interrupted")
-                  if r.seed == config.seed and r.sources == sources
-                  and r.settings.get("agent_kwargs", {}) == config.agent_settings]
+        return store.start_run(scenario, config.method, settings, config.seed, config.sources), None, 0
+    candidates = runs_of(store, config, "interrupted")
     if not candidates:
         raise PruneGymError(f"no interrupted {config.method} run of {scenario.model} on {scenario.dataset} at "
                             f"p={scenario.target_ratio} with seed {config.seed} in {history_path} to resume")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prune_gym.agents.search import SearchConfig, make_env, run_search
+from prune_gym.agents.search import SearchConfig, make_env, run_search, runs_of
 from prune_gym.evaluation import accuracy
 from prune_gym.history import HistoryStore
 from prune_gym.history.plot import plot_learning_curves
@@ -33,15 +33,12 @@ def scored(env, policy: list[float]) -> tuple[float, float, float]:
 
 
 def _runs_of(history: Path, config: SearchConfig, status: str) -> list[str]:
-    """Runs in `history` with this config's scenario, method, seed, agent settings and source, and this status."""
+    """Runs of `config` in `history` with this status (finished ones with all of `config.trials`)."""
     if not history.exists():
         return []
     with HistoryStore(history) as store:
-        runs = store.find_runs(config.model, config.dataset, config.ratio, config.method, status)
-    sources = [config.source] if config.source else []
-    return [r.run_id for r in runs if r.seed == config.seed and r.sources == sources
-            and r.settings.get("agent_kwargs", {}) == config.agent_settings
-            and (status != "finished" or r.n_trials == config.trials)]
+        runs = runs_of(store, config, status)
+    return [r.run_id for r in runs if status != "finished" or r.n_trials == config.trials]
 
 
 def searched(history: Path, config: SearchConfig) -> str:

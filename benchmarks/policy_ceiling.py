@@ -18,25 +18,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from prune_gym import ENV_ID
-from prune_gym.budget import MacsBudget
-from prune_gym.policies import play, uniform_policy
+from prune_gym.policies import budget_filling_policy, play, uniform_policy
 
 OFFSPRING, PARENTS, STEP, STEP_DECAY = 12, 4, 0.5, 0.97
-
-
-def full_budget_policy(budget: MacsBudget, log_weights: np.ndarray) -> list[float]:
-    """Fractions proportional to exp(log_weights), scaled by the largest factor that meets the budget."""
-    weights = np.exp(log_weights)
-
-    def counts(scale: float) -> np.ndarray:
-        fractions = np.clip(scale * weights, 0, 1)
-        return np.clip(np.round(fractions * budget.channels), budget.min_channels, budget.channels)
-
-    low, high = 0.0, 1.0 / weights.min()
-    for _ in range(40):
-        mid = (low + high) / 2
-        low, high = (mid, high) if budget.ratio(counts(mid)) <= budget.target_ratio else (low, mid)
-    return np.clip(low * weights, 0, 1).tolist()
 
 
 def main() -> None:
@@ -61,7 +45,7 @@ def main() -> None:
             population = mean + step * rng.standard_normal((OFFSPRING, len(mean)))
             scores = []
             for log_weights in population:
-                info = play(env, full_budget_policy(budget, log_weights))
+                info = play(env, budget_filling_policy(budget, log_weights))
                 scores.append(info["accuracy"])
                 bar.update(1)
                 if info["accuracy"] > best_accuracy:

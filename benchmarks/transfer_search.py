@@ -59,8 +59,9 @@ def main() -> None:
         results[method] = (np.mean([scored(env, run.final_policy.tolist()) for run in runs], axis=0),
                            np.mean([run.wall_times.sum() for run in runs]))
 
-    goal = converged_accuracy(smoothed_mean(curves["baseline"]))
-    baseline_trials = trials_to_converge(smoothed_mean(curves["baseline"]), goal)
+    baseline_curve = smoothed_mean(curves["baseline"])
+    goal = converged_accuracy(baseline_curve)
+    baseline_trials = trials_to_converge(baseline_curve, goal)
     print(f"{args.model} / {args.dataset}, p = {args.source_ratio} -> {args.target_ratio}, {len(args.seeds)} seeds, "
           f"{args.trials} trials; baseline A* = {100 * goal:.2f}% (EMA 0.5, last 20% of trials)\n")
     print("| method | source | trials to A* - 0.5 pp | speed-up | best policy: reward / test (mean) | MACs | "

@@ -24,14 +24,22 @@ def play(env: gym.Env, fractions: Sequence[float]) -> dict[str, Any]:
 
 def uniform_policy(budget: MacsBudget) -> list[float]:
     """The largest single fraction which, kept in every unit, meets the budget."""
-    def counts(r: float) -> np.ndarray:
-        return np.clip(np.round(r * budget.channels), budget.min_channels, budget.channels)
+    return budget_filling_policy(budget, np.zeros(len(budget.channels)))
 
-    low, high = 0.0, 1.0
+
+def budget_filling_policy(budget: MacsBudget, log_weights: np.ndarray) -> list[float]:
+    """Fractions proportional to exp(log_weights), scaled by the largest factor that meets the budget."""
+    weights = np.exp(log_weights)
+
+    def counts(scale: float) -> np.ndarray:
+        fractions = np.clip(scale * weights, 0, 1)
+        return np.clip(np.round(fractions * budget.channels), budget.min_channels, budget.channels)
+
+    low, high = 0.0, 1.0 / weights.min()
     for _ in range(40):
         mid = (low + high) / 2
         low, high = (mid, high) if budget.ratio(counts(mid)) <= budget.target_ratio else (low, mid)
-    return [low] * len(budget.channels)
+    return np.clip(low * weights, 0, 1).tolist()
 
 
 def random_policy(n_units: int, rng: np.random.Generator) -> list[float]:

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from prune_gym.benchmarks.convergence import converged_accuracy, smoothed_mean, trials_to_converge
-from prune_gym.benchmarks.policy_ceiling import full_budget_policy
 from prune_gym.history.plot import ema
-from prune_gym.policies import play
+from prune_gym.policies import budget_filling_policy, play
 
 
 def test_full_budget_policies_follow_their_weights_and_spend_the_budget(make_env):
@@ -18,7 +17,7 @@ def test_full_budget_policies_follow_their_weights_and_spend_the_budget(make_env
     rng = np.random.default_rng(0)
     for _ in range(5):
         log_weights = rng.normal(0, 0.5, len(budget.channels))
-        policy = np.array(full_budget_policy(budget, log_weights))
+        policy = np.array(budget_filling_policy(budget, log_weights))
         unclipped = policy < 1
         ratios = policy[unclipped] / np.exp(log_weights[unclipped])
         assert np.allclose(ratios, ratios[0])  # proportional to the weights
