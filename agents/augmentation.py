@@ -7,7 +7,11 @@ table and action wall without pruning (`ChannelPruneEnv.simulate`), which gives 
 observations the target would show and the fractions it would really keep, so preloaded
 data never breaks the target's budget. Each trial keeps its source reward: the target
 has not evaluated it, and the agent's moving-average baseline absorbs the offset.
-Only the same model is handled so far; across models a unit mapping is still missing.
+
+Across models, each target unit first copies the fraction of its source unit
+(`prune_gym.agents.unit_mapping`); the target's critical units are set to keep every
+channel and the others are lowered (or raised) by one common factor until the policy
+meets the source's ratio on the target's MACs. Eq. 2 and the target's wall follow.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from typing import NamedTuple
 import numpy as np
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from prune_gym.agents.unit_mapping import critical_units, map_units
+from prune_gym.budget import MacsBudget
 from prune_gym.env import ChannelPruneEnv
 from prune_gym.errors import PruneGymError
-from prune_gym.history import Run
+from prune_gym.history import Run, Scenario
+from prune_gym.policies import budget_filling_policy
 
 
 class Episode(NamedTuple):
@@ -36,17 +43,26 @@ def rescale_actions(actions: np.ndarray, source_ratio: float, target_ratio: floa
     return np.clip(1.0 - (1.0 - actions) / (1.0 - source_ratio) * (1.0 - target_ratio), 0.0, 1.0)
 
 
-def augmented_episodes(source: Run, env: ChannelPruneEnv, last: int) -> list[Episode]:
-    """The source run's last `last` trials as episodes of the target scenario."""
+def cross_model_policy(fractions: np.ndarray, source: Scenario, target: Scenario, budget: MacsBudget) -> np.ndarray:
+    """A policy of the source model as one of the target model (`budget`'s) at the source's ratio."""
+    if source.feature_names != target.feature_names:
+        raise PruneGymError(f"{source.model}'s units are described by {source.feature_names}, {target.model}'s by "
+                            f"{target.feature_names}: their units cannot be mapped")
+    mapped = np.asarray(fractions, dtype=np.float64)[map_units(source, target)]
+    log_weights = np.log(np.maximum(mapped, 1e-6))
+    return np.asarray(budget_filling_policy(budget, log_weights, source.target_ratio, critical_units(target)))
+
+
+def augmented_episodes(source: Run, env: ChannelPruneEnv, target: Scenario, last: int) -> list[Episode]:
+    """The source run's last `last` trials as episodes of the target scenario (`env`'s)."""
     scenario = source.info.scenario
-    target_units = [u.producer for u in env.units]
-    if scenario.unit_names != target_units:
-        raise PruneGymError(f"run {source.info.run_id} pruned {scenario.model} ({scenario.n_units} units); this "
-                            f"search prunes {len(target_units)} other units: data augmentation across models "
-                            f"is not supported yet")
+    same_model = scenario.unit_names == target.unit_names
     episodes = []
     for t in range(max(0, source.n_trials - last), source.n_trials):
-        fractions = rescale_actions(source.actions[t], scenario.target_ratio, env.target_ratio)
+        fractions = source.actions[t]
+        if not same_model:
+            fractions = cross_model_policy(fractions, scenario, target, env.budget)
+        fractions = rescale_actions(fractions, scenario.target_ratio, env.target_ratio)
         observations, kept = env.simulate(fractions)
         episodes.append(Episode(observations, kept, float(source.rewards[t])))
     return episodes

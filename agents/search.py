@@ -194,10 +194,13 @@ def scenario_of(env: gym.Env) -> Scenario:
 
 
 def run_search(config: SearchConfig, history_path: str | Path, resume: bool = False, progress: bool = True,
-               tensorboard_dir: str | Path | None = None, env: gym.Env | None = None) -> SearchResult:
+               tensorboard_dir: str | Path | None = None, env: gym.Env | None = None,
+               library: str | Path | None = None) -> SearchResult:
     """Search for `config.trials` trials (in all, counting a resumed run's earlier ones).
 
-    `env`, if given, must be `make_env(config)`; it is left on its last trial.
+    `env`, if given, must be `make_env(config)`; it is left on its last trial. A transfer
+    reads its source run from `library`, another history file, if given (only read, so
+    several searches may share it), else from `history_path`.
     """
     if config.method not in METHODS:
         raise PruneGymError(f"unknown method {config.method!r}; choose one of: {', '.join(METHODS)}")
@@ -215,10 +218,7 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
         if agent is None:
             agent = _new_agent(config, env, tensorboard_dir)
             if config.source is not None:
-                load_source_weights(agent, store, config.source, scenario_of(env))
-            if config.method == "augmented":  # the source's last replay-buffer's worth of trials
-                episodes = augmented_episodes(store.read_run(config.source), env.unwrapped, agent.buffer_episodes)
-                preload(agent, episodes)
+                _transfer(agent, config, env, HistoryStore(library) if library else store)
         accuracies = list(store.read_run(writer.run_id).accuracies)
         recorder = SearchRecorder(writer, checkpoints, config.trials, done, accuracies, progress)
         remaining = config.trials - done
@@ -231,6 +231,14 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
         writer.finish(best_policy=run.actions[best])
     return SearchResult(writer.run_id, run.accuracies, best, float(run.accuracies[best]),
                         run.actions[best].tolist(), float(run.macs_ratios[best]))
+
+
+def _transfer(agent: AMCDDPG, config: SearchConfig, env: gym.Env, sources: HistoryStore) -> None:
+    """Start a transfer from its source: the weights, and for augmented transfer the rewritten trials."""
+    load_source_weights(agent, sources, config.source, scenario_of(env))
+    if config.method == "augmented":  # the source's last replay-buffer's worth of trials
+        source_run = sources.read_run(config.source)
+        preload(agent, augmented_episodes(source_run, env.unwrapped, scenario_of(env), agent.buffer_episodes))
 
 
 def runs_of(store: HistoryStore, config: SearchConfig, status: str) -> list[RunInfo]:

@@ -27,19 +27,27 @@ def uniform_policy(budget: MacsBudget) -> list[float]:
     return budget_filling_policy(budget, np.zeros(len(budget.channels)))
 
 
-def budget_filling_policy(budget: MacsBudget, log_weights: np.ndarray) -> list[float]:
-    """Fractions proportional to exp(log_weights), scaled by the largest factor that meets the budget."""
+def budget_filling_policy(budget: MacsBudget, log_weights: np.ndarray, ratio: float | None = None,
+                          whole: np.ndarray | None = None) -> list[float]:
+    """Fractions proportional to exp(log_weights), scaled by the largest factor that meets the ratio.
+
+    `ratio` is the budget's target unless given; units where `whole` is true keep every channel.
+    """
     weights = np.exp(log_weights)
+    whole = np.zeros(len(weights), dtype=bool) if whole is None else np.asarray(whole, dtype=bool)
+    ratio = budget.target_ratio if ratio is None else ratio
+
+    def fractions(scale: float) -> np.ndarray:
+        return np.where(whole, 1.0, np.clip(scale * weights, 0, 1))
 
     def counts(scale: float) -> np.ndarray:
-        fractions = np.clip(scale * weights, 0, 1)
-        return np.clip(np.round(fractions * budget.channels), budget.min_channels, budget.channels)
+        return np.clip(np.round(fractions(scale) * budget.channels), budget.min_channels, budget.channels)
 
-    low, high = 0.0, 1.0 / weights.min()
+    low, high = 0.0, 1.0 / weights[~whole].min() if (~whole).any() else 0.0
     for _ in range(40):
         mid = (low + high) / 2
-        low, high = (mid, high) if budget.ratio(counts(mid)) <= budget.target_ratio else (low, mid)
-    return np.clip(low * weights, 0, 1).tolist()
+        low, high = (mid, high) if budget.ratio(counts(mid)) <= ratio else (low, mid)
+    return fractions(low).tolist()
 
 
 def random_policy(n_units: int, rng: np.random.Generator) -> list[float]:

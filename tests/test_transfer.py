@@ -6,15 +6,20 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
-from prune_gym.agents.augmentation import augmented_episodes, preload, rescale_actions
+from prune_gym.agents.augmentation import augmented_episodes, cross_model_policy, preload, rescale_actions
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.invariant import InvariantActor
 from prune_gym.agents.search import SearchConfig, make_env, run_search, scenario_of
 from prune_gym.agents.transfer import load_source_weights
+from prune_gym.agents.unit_mapping import critical_units
+from prune_gym.env import ChannelPruneEnv
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
+from prune_gym.models import build_model
 from prune_gym.policies import random_policy
+from prune_gym.workload import Workload
 
 
 def test_eq2_scales_the_pruned_fraction_by_the_ratio_of_pruned_budgets():
@@ -55,7 +60,7 @@ def test_augmented_episodes_rewrite_the_source_for_the_target_ratio(source_run):
     env = make_env(dataclasses.replace(config, ratio=0.2))
     with HistoryStore(history) as store:
         source = store.read_run(source_id)
-    episodes = augmented_episodes(source, env.unwrapped, last=3)
+    episodes = augmented_episodes(source, env.unwrapped, scenario_of(env), last=3)
     assert len(episodes) == 3
     for t, episode in zip(range(1, 4), episodes):
         expected = env.unwrapped.simulate(rescale_actions(source.actions[t], 0.5, 0.2))
@@ -70,10 +75,31 @@ def test_augmented_episodes_rewrite_the_source_for_the_target_ratio(source_run):
     rewards = agent.replay_buffer.rewards[:3 * n_units, 0].reshape(3, n_units)
     assert np.allclose(rewards, np.array([e.reward for e in episodes])[:, None])  # the final reward on every step
 
-    scenario = dataclasses.replace(source.info.scenario, unit_names=["a"] * source.info.scenario.n_units)
-    other_model = dataclasses.replace(source, info=dataclasses.replace(source.info, scenario=scenario))
-    with pytest.raises(PruneGymError, match="across models"):
-        augmented_episodes(other_model, env.unwrapped, last=3)
+
+
+def test_augmented_episodes_carry_a_resnet20_run_over_to_resnet56(source_run):
+    config, history, source_id = source_run
+    torch.manual_seed(0)
+    images, labels = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    workload = Workload.from_module(build_model("resnet56", 1, 10, 28), [(images[:8], labels[:8])],
+                                    [(images[8:], labels[8:])], name="resnet56")
+    env = ChannelPruneEnv(workload=workload, target_ratio=0.3, device="cpu", positions_per_image=2)
+    target = scenario_of(env)
+    with HistoryStore(history) as store:
+        source = store.read_run(source_id)
+    episodes = augmented_episodes(source, env, target, last=3)
+    for t, episode in zip(range(1, 4), episodes):
+        mapped = cross_model_policy(source.actions[t], source.info.scenario, target, env.budget)
+        assert np.all(mapped[critical_units(target)] == 1.0)
+        observations, kept = env.simulate(rescale_actions(mapped, 0.5, 0.3))  # mapped, then Eq. 2, then the wall
+        assert np.allclose(episode.observations, observations) and np.allclose(episode.fractions, kept)
+        assert episode.observations.shape == (27 + 1, len(target.feature_names))
+        assert env.budget.ratio(np.round(episode.fractions * env.budget.channels)) <= 0.3 + 1e-9
+        assert episode.reward == pytest.approx(source.rewards[t])
+
+    other = dataclasses.replace(target, feature_names=[f"{name}'" for name in target.feature_names])
+    with pytest.raises(PruneGymError, match="cannot be mapped"):
+        augmented_episodes(source, env, other, last=3)
 
 
 def test_augmented_search_starts_from_the_source_and_records_it(source_run):
