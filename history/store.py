@@ -206,6 +206,22 @@ class HistoryStore:
             run.attrs["resume_times"] = json.dumps([*json.loads(run.attrs["resume_times"]), _now()])
         return self._writer(run_id, n_trials)
 
+    def import_run(self, path: str | os.PathLike[str], run_id: str) -> str:
+        """Copy run `run_id` of another history file into this one, under this file's next id.
+
+        Searches that run side by side each write a file of their own (a file has one
+        writer); this merges a finished one into the library afterwards.
+        """
+        other = HistoryStore(path)
+        info = next((r for r in other.find_runs() if r.run_id == run_id), None)
+        if info is None or info.status != "finished":
+            raise HistoryError(f"run {run_id!r} in {path} is {info.status if info else 'missing'}; only a finished "
+                               f"run can be imported")
+        with other._reading() as (source, _), self._transaction() as f:
+            new_id = _next_run_id(f["runs"])
+            f.copy(source["runs"][run_id], f["runs"], name=new_id)
+        return new_id
+
     def _writer(self, run_id: str, n_trials: int) -> RunWriter:
         writer = RunWriter(self, self._h5["runs"][run_id], n_trials)
         self._writers[run_id] = writer

@@ -60,6 +60,29 @@ def test_round_trip_queries_weights_and_transitions(tmp_path):
     assert transitions.rewards[0] == 0 and np.array_equal(transitions.next_obs[-1], transitions.obs[-1])
 
 
+def test_a_finished_run_of_another_file_is_imported_under_the_next_id(tmp_path):
+    side, library = tmp_path / "side.h5", tmp_path / "library.h5"
+    with HistoryStore(side, "a") as store:
+        writer = store.start_run(scenario(0.5), "vanilla", {"warmup": 0}, seed=3, sources=["run-0001"])
+        for t in range(4):
+            append(writer, t)
+        writer.save_weights("final", {"w": np.ones(2)}, {"q": np.zeros(2)})
+        writer.finish()
+        store.start_run(scenario(), "baseline", {}, seed=0)  # left unfinished
+    with HistoryStore(library, "a") as store:
+        append(first := store.start_run(scenario(), "baseline", {}, seed=0), 0)
+        first.finish()
+        assert store.import_run(side, "run-0001") == "run-0002"
+        with pytest.raises(HistoryError, match="only a finished run"):
+            store.import_run(side, "run-0002")
+    with HistoryStore(side) as store, HistoryStore(library) as copy:
+        original, imported = store.read_run("run-0001"), copy.read_run("run-0002")
+        assert np.array_equal(copy.load_weights("run-0002").actor["w"], np.ones(2))
+    assert imported.info.sources == ["run-0001"] and imported.info.method == "vanilla"
+    assert imported.info.status == "finished" and np.array_equal(imported.actions, original.actions)
+    assert np.array_equal(imported.accuracies, original.accuracies)
+
+
 def test_the_documented_layout_reads_with_plain_h5py(tmp_path):
     path = tmp_path / "h.h5"
     with HistoryStore(path, "a") as store:
