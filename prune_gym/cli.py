@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "prune_gym.commands.workloads",
     "prune_gym.commands.export",
     "prune_gym.commands.search",
+    "prune_gym.commands.select_source",
     "prune_gym.history.cli",
 ]
 

@@ -21,8 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("search", help="search for the best pruning policy with an RL agent")
     p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
     p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
-    p.add_argument("--ratio", type=_ratio, required=True, help="fraction of the MACs to keep (p), in (0, 1]")
-    p.add_argument("--trials", type=_positive, default=300, help="episodes to play (default: 300)")
+    p.add_argument("--ratio", type=ratio_type, required=True, help="fraction of the MACs to keep (p), in (0, 1]")
+    p.add_argument("--trials", type=positive_int, default=300, help="episodes to play (default: 300)")
     p.add_argument("--warmup", type=int, default=None,
                    help="random episodes before the actor acts (default: 100 for baseline, 0 for transfers)")
     p.add_argument("--method", default="baseline", choices=list(METHODS),
@@ -44,14 +44,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_search_command)
 
 
-def _ratio(text: str) -> float:
+def ratio_type(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
