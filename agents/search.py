@@ -235,10 +235,11 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
 
 def _transfer(agent: AMCDDPG, config: SearchConfig, env: gym.Env, sources: HistoryStore) -> None:
     """Start a transfer from its source: the weights, and for augmented transfer the rewritten trials."""
-    load_source_weights(agent, sources, config.source, scenario_of(env))
+    target = scenario_of(env)
+    load_source_weights(agent, sources, config.source, target)
     if config.method == "augmented":  # the source's last replay-buffer's worth of trials
         source_run = sources.read_run(config.source)
-        preload(agent, augmented_episodes(source_run, env.unwrapped, scenario_of(env), agent.buffer_episodes))
+        preload(agent, augmented_episodes(source_run, env.unwrapped, target, agent.buffer_episodes))
 
 
 def runs_of(store: HistoryStore, config: SearchConfig, status: str) -> list[RunInfo]:
