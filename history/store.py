@@ -28,7 +28,6 @@ from prune_gym.history.errors import HistoryError
 from prune_gym.history.locks import WriterLock, transaction, writer_alive
 from prune_gym.history.records import Run, RunInfo, Scenario, Weights
 from prune_gym.history.schema import (
-    COMPRESSION,
     FORMAT,
     OBSERVATION_CHUNK,
     ORIGIN_MAX_LEN,
@@ -184,8 +183,7 @@ class HistoryStore:
                 ("trials", (), TRIAL_DTYPE, ROW_CHUNK),
             ):
                 run.create_dataset(
-                    name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype,
-                    chunks=(chunk, *row_shape), **COMPRESSION,
+                    name, shape=(0, *row_shape), maxshape=(None, *row_shape), dtype=dtype, chunks=(chunk, *row_shape)
                 )
             run.create_group("weights", track_order=True)
         return self._writer(run_id, 0)
