@@ -33,6 +33,7 @@ class Episode(NamedTuple):
     observations: np.ndarray  # (units + 1, features): before each unit, and after the last
     fractions: np.ndarray  # (units,) kept after the target's action wall
     reward: float
+    accuracy: float
 
 
 def rescale_actions(actions: np.ndarray, source_ratio: float, target_ratio: float) -> np.ndarray:
@@ -64,7 +65,7 @@ def augmented_episodes(source: Run, env: ChannelPruneEnv, target: Scenario, last
             fractions = cross_model_policy(fractions, scenario, target, env.budget)
         fractions = rescale_actions(fractions, scenario.target_ratio, env.target_ratio)
         observations, kept = env.simulate(fractions)
-        episodes.append(Episode(observations, kept, float(source.rewards[t])))
+        episodes.append(Episode(observations, kept, float(source.rewards[t]), float(source.accuracies[t])))
     return episodes
 
 

@@ -3,7 +3,8 @@
 A pruning episode only learns its reward at the end, so the buffer holds an episode's
 transitions back until it is over, then gives every one of them the final reward (AMC).
 It stores the action the env actually took (the kept fraction after the action wall),
-not the one the agent asked for. When sampling, it subtracts an exponential moving
+not the one the agent asked for, and drops an episode whose final info says
+`admitted: False` (the assistant's admission rule). When sampling, it subtracts an exponential moving
 average of the sampled rewards, AMC's variance-reducing baseline.
 """
 
@@ -33,7 +34,9 @@ class EpisodeRewardReplayBuffer(ReplayBuffer):
             low, high = self.action_space.low, self.action_space.high
             action = np.asarray(2.0 * (kept - low) / (high - low) - 1.0, dtype=np.float32).reshape(action.shape)
         self._pending.append((obs, next_obs, action, done, infos))
-        if done[0]:
+        if done[0] and not infos[0].get("admitted", True):
+            self._pending.clear()
+        elif done[0]:
             for p_obs, p_next, p_action, p_done, p_infos in self._pending:
                 super().add(p_obs, p_next, p_action, np.asarray(reward, dtype=np.float32), p_done, p_infos)
             self._pending.clear()

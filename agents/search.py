@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from prune_gym import ENV_ID
+from prune_gym.agents.assistant import Assistant
 from prune_gym.agents.augmentation import augmented_episodes, preload
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.transfer import SOURCE_WEIGHTS, load_source_weights
@@ -29,9 +30,11 @@ from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo, RunWriter, Scenario
 
 # Each method, and the random warm-up episodes it plays unless told otherwise: a transfer
-# starts from a trained actor, so it acts with it from the first trial.
-METHODS = {"baseline": 100, "vanilla": 0, "augmented": 0}
-TRANSFER_METHODS = ("vanilla", "augmented")
+# starts from a trained actor, so it acts with it from the first trial. "assistant" is the
+# paper's full method: augmented transfer with the assistant acting in the first trials.
+METHODS = {"baseline": 100, "vanilla": 0, "augmented": 0, "assistant": 0}
+TRANSFER_METHODS = ("vanilla", "augmented", "assistant")  # start from the source's weights
+AUGMENTED_METHODS = ("augmented", "assistant")  # invariant actor, replay buffer preloaded from the source
 WEIGHTS_EVERY = 100  # trials between snapshots of the agent's weights in the history
 
 
@@ -49,7 +52,15 @@ class SearchConfig:
     data_root: str | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. calibration_images
     agent_kwargs: dict[str, Any] = field(default_factory=dict)  # AMCDDPG settings (sigma0, actor_lr, ...)
-    source: str | None = None  # transfer methods: the run (in the same history file) to start from
+    source: str | None = None  # transfer methods and the assistant: the run to start from
+    assistant: dict[str, Any] | None = None  # Assistant settings ({} for the defaults); None: no assistant
+
+    @property
+    def assistant_settings(self) -> dict[str, Any] | None:
+        """The assistant's settings, or None when it does not act; method 'assistant' implies the defaults."""
+        if self.assistant is None and self.method == "assistant":
+            return {}
+        return self.assistant
 
     @property
     def warmup_episodes(self) -> int:
@@ -62,7 +73,7 @@ class SearchConfig:
     @property
     def agent_settings(self) -> dict[str, Any]:
         """AMCDDPG's settings: `agent_kwargs` and what the method implies (augmented: the invariant actor)."""
-        implied = {"invariant_actor": True} if self.method == "augmented" else {}
+        implied = {"invariant_actor": True} if self.method in AUGMENTED_METHODS else {}
         return {**self.agent_kwargs, **implied}
 
 
@@ -85,6 +96,7 @@ class Trial:
     macs_ratio: float
     origin: str
     wall_time: float
+    admitted: bool = True  # whether it entered the replay buffer (the assistant may refuse it)
 
 
 class AgentCheckpoints:
@@ -159,7 +171,8 @@ class SearchRecorder(BaseCallback):
     def _commit(self) -> None:
         if self._pending is None:
             return
-        trial, self._pending = self._pending, None
+        # The agent decides admission after this callback saw the episode end, so it is read now.
+        trial, self._pending = replace(self._pending, admitted=self.model.last_admitted), None
         self.checkpoints.save(self.model, self.committed + 1, trial)
         commit_trial(self.writer, trial, self.model)
         self.committed += 1
@@ -206,9 +219,11 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
         raise PruneGymError(f"unknown method {config.method!r}; choose one of: {', '.join(METHODS)}")
     if config.trials < 1 or config.warmup_episodes < 0:
         raise PruneGymError("trials must be positive and warmup non-negative")
-    if (config.method in TRANSFER_METHODS) != (config.source is not None):
+    needs_source = config.method in TRANSFER_METHODS or config.assistant_settings is not None
+    if needs_source != (config.source is not None):
         raise PruneGymError(f"a source run is needed by, and only by, the transfer methods "
-                            f"({', '.join(TRANSFER_METHODS)}); method {config.method!r}, source {config.source!r}")
+                            f"({', '.join(TRANSFER_METHODS)}) and the assistant; method {config.method!r}, "
+                            f"assistant {config.assistant_settings is not None}, source {config.source!r}")
     history_path = Path(history_path)
     env = env or make_env(config)
     n_units = len(env.unwrapped.units)
@@ -218,7 +233,7 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
         if agent is None:
             agent = _new_agent(config, env, tensorboard_dir)
             if config.source is not None:
-                _transfer(agent, config, env, HistoryStore(library) if library else store)
+                _start_from_source(agent, config, env, HistoryStore(library) if library else store)
         accuracies = list(store.read_run(writer.run_id).accuracies)
         recorder = SearchRecorder(writer, checkpoints, config.trials, done, accuracies, progress)
         remaining = config.trials - done
@@ -233,20 +248,28 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
                         run.actions[best].tolist(), float(run.macs_ratios[best]))
 
 
-def _transfer(agent: AMCDDPG, config: SearchConfig, env: gym.Env, sources: HistoryStore) -> None:
-    """Start a transfer from its source: the weights, and for augmented transfer the rewritten trials."""
+def _start_from_source(agent: AMCDDPG, config: SearchConfig, env: gym.Env, sources: HistoryStore) -> None:
+    """What the search takes from its source: the weights (transfers), the trials rewritten for
+    the target preloaded (augmented, the last replay buffer's worth), the assistant's records (all)."""
     target = scenario_of(env)
-    load_source_weights(agent, sources, config.source, target)
-    if config.method == "augmented":  # the source's last replay-buffer's worth of trials
+    if config.method in TRANSFER_METHODS:
+        load_source_weights(agent, sources, config.source, target)
+    assistant = config.assistant_settings
+    if config.method in AUGMENTED_METHODS or assistant is not None:
         source_run = sources.read_run(config.source)
-        preload(agent, augmented_episodes(source_run, env.unwrapped, target, agent.buffer_episodes))
+        episodes = augmented_episodes(source_run, env.unwrapped, target, source_run.n_trials)
+        if config.method in AUGMENTED_METHODS:
+            preload(agent, episodes[-agent.buffer_episodes:])
+        if assistant is not None:
+            agent.assistant = Assistant(episodes, seed=config.seed, **assistant)
 
 
 def runs_of(store: HistoryStore, config: SearchConfig, status: str) -> list[RunInfo]:
     """The runs in `store` with `config`'s scenario, method, seed, source and agent settings, and this status."""
     runs = store.find_runs(config.model, config.dataset, config.ratio, config.method, status)
     return [r for r in runs if r.seed == config.seed and r.sources == config.sources
-            and r.settings.get("agent_kwargs", {}) == config.agent_settings]
+            and r.settings.get("agent_kwargs", {}) == config.agent_settings
+            and r.settings.get("assistant") == config.assistant_settings]
 
 
 def _new_agent(config: SearchConfig, env: gym.Env, tensorboard_dir: str | Path | None) -> AMCDDPG:
@@ -261,6 +284,7 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: Sea
     if not resume:
         settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
         settings["warmup"], settings["agent_kwargs"] = config.warmup_episodes, config.agent_settings
+        settings["assistant"] = config.assistant_settings
         return store.start_run(scenario, config.method, settings, config.seed, config.sources), None, 0
     candidates = runs_of(store, config, "interrupted")
     if not candidates:

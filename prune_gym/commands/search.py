@@ -28,8 +28,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="baseline", choices=list(METHODS),
                    help="baseline (AMC-style DDPG); vanilla (start from --source's actor and critic); augmented "
                         "(an invariant actor started from --source's, its replay buffer preloaded with --source's "
-                        "trials rewritten for this ratio)")
-    p.add_argument("--source", metavar="RUN", help="the history run a transfer method starts from")
+                        "trials rewritten for this ratio); assistant (augmented, with the assistant acting in the "
+                        "first trials)")
+    p.add_argument("--source", metavar="RUN", help="the history run a transfer method or the assistant starts from")
+    p.add_argument("--assistant", action="store_true",
+                   help="let the assistant choose the first trials' actions from --source's trials (implied by "
+                        "--method assistant)")
+    p.add_argument("--assistant-trials", type=positive_int, default=None, metavar="N",
+                   help="trials the assistant acts in (default: 30); implies --assistant")
     p.add_argument("--invariant-actor", action="store_true",
                    help="the actor predicts the invariant a / p (implied by --method augmented)")
     p.add_argument("--seed", type=int, default=0)
@@ -59,8 +65,11 @@ def positive_int(text: str) -> int:
 
 
 def run_search_command(args: argparse.Namespace) -> int:
+    assistant = None
+    if args.assistant or args.assistant_trials or args.method == "assistant":
+        assistant = {} if args.assistant_trials is None else {"trials": args.assistant_trials}
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
-                          args.warmup, args.checkpoint, args.data_root, source=args.source,
+                          args.warmup, args.checkpoint, args.data_root, source=args.source, assistant=assistant,
                           agent_kwargs={"invariant_actor": True} if args.invariant_actor else {})
     history = Path(args.history) if args.history else home_dir() / "history.h5"
     env = make_env(config)  # an unavailable device is refused here, before any data is loaded

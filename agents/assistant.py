@@ -1,0 +1,98 @@
+"""Assistant learning (the paper's section V): history-guided actions for a search's first trials.
+
+An actor fresh from transfer still acts poorly for a while, and each poor trial costs a
+full pruning episode. For the first `trials` episodes the assistant acts instead, from
+records of past pruning (state, kept fraction, accuracy of the trial it belonged to):
+* Eq. 3, similarity of a record to the current state: S = prod_x G(h(x), i(x), sigma), G
+  an unnormalised Gaussian, so S = 1 for an identical state; the env's observations are
+  already normalised to [0, 1];
+* Eq. 4, selection metric M = S^omega + P, with P the record's accuracy;
+* the first `explore_trials` episodes pick at random among the `top_n` records by M, the
+  later ones take the best;
+* the record's kept fraction plus uniform noise of half-width `noise`, which decays
+  linearly to zero as the actor takes over;
+* admission to the replay buffer: a trial whose accuracy ranks in the top third of the
+  last `batch` assistant trials always enters, a lower one with probability
+  exp(-admission_decay * places below the top third).
+The records are the source run's trials rewritten for the target (data augmentation), so
+their states are the target's. The assistant is pickled with the agent, its generator and
+admission batch included, so a resumed search continues it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from prune_gym.agents.augmentation import Episode
+from prune_gym.errors import PruneGymError
+
+
+def similarity(records: np.ndarray, state: np.ndarray, sigma: float) -> np.ndarray:
+    """Eq. 3 for each row of `records` (n, features) against `state` (features,)."""
+    return np.exp(-((records - state) ** 2).sum(axis=-1) / (2.0 * sigma**2))
+
+
+def selection_metric(similarities: np.ndarray, performances: np.ndarray, omega: float) -> np.ndarray:
+    """Eq. 4: M = S^omega + P."""
+    return similarities**omega + performances
+
+
+def admission_probability(rank: int, batch: int, decay: float) -> float:
+    """1 for a rank (0 = best of `batch` trials) in the top third, else exp(-decay * places below the top third)."""
+    top = math.ceil(batch / 3)
+    return 1.0 if rank < top else math.exp(-decay * (rank - top + 1))
+
+
+class Assistant:
+    """Chooses actions from past records for a search's first `trials` episodes, and their admission."""
+
+    def __init__(self, episodes: list[Episode], *, trials: int = 30, explore_trials: int | None = None,
+                 top_n: int = 3, sigma: float = 0.1, omega: float = 2.0, noise: float = 0.1, batch: int = 10,
+                 admission_decay: float = 0.5, seed: int | None = None):
+        if not episodes:
+            raise PruneGymError("the assistant needs past trials to act from; its source run has none")
+        if trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0:
+            raise PruneGymError("assistant settings: trials >= 0, top_n >= 1, sigma > 0, noise >= 0, batch >= 1 "
+                                "and admission_decay >= 0")
+        self.trials = trials
+        self.explore_trials = trials // 2 if explore_trials is None else explore_trials
+        self.top_n, self.sigma, self.omega, self.noise = top_n, sigma, omega, noise
+        self.admission_decay = admission_decay
+        self.states = np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float64)
+        self.actions = np.concatenate([e.fractions for e in episodes]).astype(np.float64)
+        self.performances = np.concatenate([np.full(len(e.fractions), e.accuracy) for e in episodes])
+        self.recent: deque[float] = deque(maxlen=batch)  # accuracies of the last assistant trials
+        self.rng = np.random.default_rng(seed)
+
+    def active(self, trial: int) -> bool:
+        """Whether the assistant acts in trial `trial` (from 0)."""
+        return trial < self.trials
+
+    def noise_width(self, trial: int) -> float:
+        """Half-width of the uniform noise in trial `trial`: `noise` at the first, falling linearly to 0 at `trials`."""
+        return self.noise * max(0.0, 1.0 - trial / self.trials) if self.trials else 0.0
+
+    def choose(self, state: np.ndarray, trial: int) -> int:
+        """The record to act from: random among the top n by M while exploring, then the best."""
+        metric = selection_metric(similarity(self.states, np.asarray(state, np.float64), self.sigma),
+                                  self.performances, self.omega)
+        if trial >= self.explore_trials:
+            return int(np.argmax(metric))
+        n = min(self.top_n, len(metric))
+        top = np.argpartition(-metric, n - 1)[:n]
+        return int(self.rng.choice(top))
+
+    def act(self, state: np.ndarray, trial: int) -> float:
+        """The kept fraction for `state`: the chosen record's, plus decaying uniform noise, within [0, 1]."""
+        width = self.noise_width(trial)
+        fraction = self.actions[self.choose(state, trial)] + self.rng.uniform(-width, width)
+        return float(np.clip(fraction, 0.0, 1.0))
+
+    def admit(self, accuracy: float) -> bool:
+        """Whether an assistant trial enters the replay buffer, by its rank among the last `batch` (itself included)."""
+        self.recent.append(accuracy)
+        rank = sum(a > accuracy for a in self.recent)
+        return bool(self.rng.random() < admission_probability(rank, len(self.recent), self.admission_decay))

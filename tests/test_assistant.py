@@ -1,0 +1,135 @@
+"""Assistant learning: Eqs. 3 and 4, the record selection, the noise schedule, admission, and a real search."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from prune_gym.agents.assistant import Assistant, admission_probability, selection_metric, similarity
+from prune_gym.agents.augmentation import Episode, augmented_episodes
+from prune_gym.agents.ddpg import AMCDDPG
+from prune_gym.agents.search import AgentCheckpoints, SearchConfig, make_env, run_search, scenario_of
+from prune_gym.errors import PruneGymError
+from prune_gym.history import HistoryStore
+
+
+def gaussian(h: float, i: float, sigma: float) -> float:
+    return math.exp(-((h - i) ** 2) / (2 * sigma**2))
+
+
+def test_eq3_similarity_is_a_product_of_gaussians_over_the_state_features():
+    state = np.array([0.2, 0.5, 0.9])
+    records = np.array([[0.2, 0.5, 0.9], [0.3, 0.5, 0.9], [0.3, 0.3, 0.7], [0.9, 0.0, 0.1]])
+    expected = [math.prod(gaussian(h, i, 0.1) for h, i in zip(record, state)) for record in records]
+    assert np.allclose(similarity(records, state, 0.1), expected)
+    assert similarity(records, state, 0.1)[0] == 1.0  # the same state
+    assert np.isclose(similarity(records, state, 0.1)[1], math.exp(-0.5))  # one feature one sigma away
+    assert np.isclose(similarity(records, state, 0.2)[2], gaussian(0.3, 0.2, 0.2) * gaussian(0.3, 0.5, 0.2) ** 2)
+
+
+def test_eq4_weighs_similarity_by_omega_and_adds_the_accuracy():
+    s, p = np.array([1.0, 0.5, 0.1]), np.array([0.2, 0.9, 0.5])
+    assert np.allclose(selection_metric(s, p, 2.0), [1.2, 1.15, 0.51])
+    assert np.allclose(selection_metric(s, p, 1.0), [1.2, 1.4, 0.6])
+
+
+def episode(first_state: float, fractions: list[float], accuracy: float) -> Episode:
+    """Observations of one feature: the first state, then the previous kept fraction."""
+    observations = np.array([[first_state], *[[f] for f in fractions]], dtype=np.float32)
+    return Episode(observations, np.array(fractions, np.float32), reward=accuracy, accuracy=accuracy)
+
+
+def memory() -> list[Episode]:
+    # All start in state 0.0; by Eq. 4 there the best three are the 0.9, 0.8 and 0.7 trials.
+    return [episode(0.0, [f, 0.5], acc) for f, acc in ((0.11, 0.9), (0.22, 0.8), (0.33, 0.7), (0.44, 0.1))]
+
+
+def test_the_first_trials_pick_at_random_among_the_top_n_and_later_ones_take_the_best():
+    assistant = Assistant(memory(), trials=10, explore_trials=5, top_n=3, noise=0.0, seed=0)
+    explored = {round(assistant.act(np.array([0.0]), trial=t % 5), 4) for t in range(200)}
+    assert explored == {0.11, 0.22, 0.33}  # each of the top three, never the fourth
+    assert {round(assistant.act(np.array([0.0]), trial=t), 4) for t in range(5, 10)} == {0.11}
+    # Similarity counts: in state 0.33 the 0.7 trial's second step (record 5) wins with M = 1 + 0.7,
+    # against exp(-0.11^2 / 0.02)^2 + 0.8 = 1.10 for the 0.8 trial's second step, in state 0.22.
+    assert assistant.choose(np.array([0.33]), trial=9) == 5
+    assert Assistant(memory(), trials=10, top_n=1, noise=0.0, seed=0).act(np.array([0.0]), trial=0) == pytest.approx(0.11)
+
+
+def test_the_uniform_noise_decays_linearly_to_zero_when_the_actor_takes_over():
+    assistant = Assistant([episode(0.0, [0.5, 0.5], 0.9)], trials=30, explore_trials=0, noise=0.2, seed=0)
+    assert [assistant.noise_width(t) for t in (0, 15, 30, 40)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
+    assert [assistant.active(t) for t in (0, 29, 30)] == [True, True, False]
+    for trial, width in ((0, 0.2), (15, 0.1)):
+        deviations = np.array([assistant.act(np.array([0.0]), trial) - 0.5 for _ in range(2000)])
+        assert deviations.min() >= -width and deviations.max() <= width
+        assert deviations.min() < -0.9 * width and deviations.max() > 0.9 * width  # uniform over the whole width
+        assert abs(deviations.mean()) < 0.05 * width
+
+
+def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_falling_odds():
+    assert [admission_probability(r, 9, 0.5) for r in (0, 2)] == [1.0, 1.0]
+    assert [admission_probability(r, 9, 0.5) for r in (3, 4, 8)] == pytest.approx(np.exp([-0.5, -1.0, -3.0]))
+    assert admission_probability(3, 10, 1.0) == 1.0  # the top third of 10 is 4 trials
+
+    assistant = Assistant(memory(), batch=9, admission_decay=0.5, seed=0)
+    assert assistant.admit(0.5)  # alone in its batch, so the best
+    for accuracy in (0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9):
+        assistant.admit(accuracy)
+    admitted = {}
+    for rank, accuracy in ((0, 0.95), (4, 0.55), (8, 0.05)):  # the batch holds the last 9: a new trial pushes one out
+        outcomes = []
+        for _ in range(4000):
+            batch = list(assistant.recent)
+            outcomes.append(assistant.admit(accuracy))
+            assistant.recent.clear()
+            assistant.recent.extend(batch)
+        admitted[rank] = np.mean(outcomes)
+    assert admitted[0] == 1.0
+    assert admitted[4] == pytest.approx(math.exp(-1.0), abs=0.03)  # 0.55 ranks 4th of 0.2..0.9 and itself
+    assert admitted[8] == pytest.approx(math.exp(-3.0), abs=0.015)
+    outcomes = [[Assistant(memory(), seed=seed).admit(a) for a in (0.5, 0.1, 0.2, 0.3, 0.05, 0.04, 0.03)]
+                for seed in (7, 7, 8)]
+    assert outcomes[0] == outcomes[1]  # the seeded generator decides
+
+
+def test_bad_settings_and_an_empty_memory_are_refused():
+    with pytest.raises(PruneGymError, match="past trials"):
+        Assistant([])
+    with pytest.raises(PruneGymError, match="sigma > 0"):
+        Assistant(memory(), sigma=0.0)
+
+
+def test_an_assistant_search_records_what_the_assistant_chose_and_what_it_admitted(tiny_checkpoint, fashion_root,
+                                                                                   tmp_path):
+    history = tmp_path / "history.h5"
+    base = SearchConfig(ratio=0.5, trials=4, warmup=2, seed=0, device="cpu", checkpoint=str(tiny_checkpoint),
+                        data_root=str(fashion_root), env_kwargs={"calibration_images": 100},
+                        agent_kwargs={"invariant_actor": True})
+    source = run_search(base, history, progress=False).run_id
+    config = SearchConfig(ratio=0.3, trials=7, method="assistant", source=source, seed=3, device="cpu",
+                          checkpoint=str(tiny_checkpoint), data_root=str(fashion_root),
+                          env_kwargs={"calibration_images": 100}, assistant={"trials": 5, "batch": 3})
+    env = make_env(config)
+    result = run_search(config, history, progress=False, env=env)
+    with HistoryStore(history) as store:
+        run = store.read_run(result.run_id)
+        source_run = store.read_run(source)
+    assert list(run.origins) == ["assistant"] * 5 + ["actor"] * 2
+    assert run.info.settings["assistant"] == {"trials": 5, "batch": 3} and run.info.sources == [source]
+    assert run.admitted[0] and all(run.admitted[5:])  # the first is the best of its batch; the actor's all enter
+    assert np.all(run.macs_ratios <= 0.3)
+    # Every trial starts in the same state, so S = 1 there and the first unit keeps one of the three most accurate
+    # source trials' first fractions (rewritten for p = 0.3), give or take the noise and a channel's rounding.
+    records = augmented_episodes(source_run, env.unwrapped, scenario_of(env), source_run.n_trials)
+    top3 = [e.fractions[0] for e in sorted(records, key=lambda e: e.accuracy)[-3:]]
+    channels = env.unwrapped.units[0].channels
+    assert min(abs(run.actions[0, 0] - f) for f in top3) <= 0.1 + 0.5 / channels + 1e-6
+
+    agent = AMCDDPG.load(AgentCheckpoints(history, result.run_id).dir / "agent-7.zip", env=env, device="cpu")
+    assert agent.assistant is not None and len(agent.assistant.recent) == 3  # kept with the agent, for resume
+    n_units = len(env.unwrapped.units)
+    agent.load_replay_buffer(AgentCheckpoints(history, result.run_id).dir / "replay-7.pkl")
+    preloaded = min(source_run.n_trials, agent.buffer_episodes)
+    assert agent.replay_buffer.size() == (preloaded + int(run.admitted.sum())) * n_units
