@@ -1,0 +1,295 @@
+"""The paper's experiments as a matrix of searches, run until done (issue 8).
+
+A study crosses methods, transfer scenarios (a source model and ratio, a target model and
+ratio) and seeds. Each cell is a `Job`: one search, and for the transfer methods the
+baseline run it starts from, itself a job. Every job writes a history file of its own,
+<out>/runs/<job key>.h5, so several run at once (a history file has one writer) and a
+transfer reads its source from its source job's file. A job whose file holds a finished
+run is skipped and an interrupted one is resumed, so re-running a study after any
+interruption goes on where it stopped. Jobs run in spawned processes, `jobs` at a time,
+sharing the cores; with several GPUs they are dealt out over them.
+
+    .venv/bin/python benchmarks/study.py --study core --out runs/study --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as futures
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig, run_search
+from prune_gym.errors import PruneGymError
+from prune_gym.history import HistoryStore, RunInfo
+from prune_gym.history.errors import HistoryError
+from prune_gym.pretrain import pretrain
+
+SOURCE_RUN = "run-0001"  # a job's file holds its run alone
+INVARIANT_SOURCES = ("augmented", "assistant")  # methods whose source must have run with the invariant actor
+
+
+@dataclass(frozen=True)
+class Job:
+    """One search of a study; `source` is the baseline job a transfer starts from."""
+
+    model: str
+    ratio: float
+    method: str
+    seed: int
+    trials: int
+    invariant_actor: bool = False
+    source: Job | None = None
+
+    @property
+    def key(self) -> str:
+        """The job's name, unique in a study, and its history file's."""
+        name = f"{self.model}-p{self.ratio}-{self.method}{'-invariant' if self.invariant_actor else ''}-seed{self.seed}"
+        return f"{name}-from-{self.source.key}" if self.source else name
+
+    def config(self, dataset: str, device: str, checkpoint: str | None, data_root: str | None,
+               env_kwargs: dict[str, Any]) -> SearchConfig:
+        return SearchConfig(self.model, dataset, self.ratio, self.trials, self.method, self.seed, device,
+                            checkpoint=checkpoint, data_root=data_root, env_kwargs=env_kwargs,
+                            agent_kwargs={"invariant_actor": True} if self.invariant_actor else {},
+                            source=SOURCE_RUN if self.source else None)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A transfer scenario: from `source_model` at `source_ratio` to `target_model` at `target_ratio`."""
+
+    source_model: str
+    source_ratio: float
+    target_model: str
+    target_ratio: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.source_model} {self.source_ratio} -> {self.target_model} {self.target_ratio}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """Methods x transfers x seeds, the same trial budget for all; baselines at every target and at `baselines`."""
+
+    dataset: str
+    transfers: tuple[Transfer, ...]
+    baselines: tuple[tuple[str, float], ...] = ()  # (model, ratio) baselines beyond the targets'
+    methods: tuple[str, ...] = TRANSFER_METHODS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    trials: int = 300
+    source_seed: int = 0
+
+    def source_job(self, transfer: Transfer, method: str) -> Job:
+        return Job(transfer.source_model, transfer.source_ratio, "baseline", self.source_seed, self.trials,
+                   invariant_actor=method in INVARIANT_SOURCES)
+
+    def baseline_jobs(self, model: str, ratio: float) -> list[Job]:
+        return [Job(model, ratio, "baseline", seed, self.trials) for seed in self.seeds]
+
+    def transfer_jobs(self, transfer: Transfer, method: str) -> list[Job]:
+        source = self.source_job(transfer, method)
+        return [Job(transfer.target_model, transfer.target_ratio, method, seed, self.trials,
+                    source=source) for seed in self.seeds]
+
+    def jobs(self) -> list[Job]:
+        """Every job once, each after its source."""
+        targets = [(t.target_model, t.target_ratio) for t in self.transfers]
+        jobs = [job for model, ratio in dict.fromkeys([*self.baselines, *targets])
+                for job in self.baseline_jobs(model, ratio)]
+        jobs += [self.source_job(t, m) for t in self.transfers for m in self.methods]
+        jobs += [job for t in self.transfers for m in self.methods for job in self.transfer_jobs(t, m)]
+        return list(dict.fromkeys(jobs))
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(job.model for job in self.jobs()))
+
+
+STUDIES = {
+    # DESIGN.md's analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
+    "core": Study("fashion-mnist", (
+        Transfer("resnet20", 0.5, "resnet20", 0.2),
+        Transfer("resnet20", 0.3, "resnet20", 0.2),
+        Transfer("resnet20", 0.5, "resnet56", 0.3),
+        Transfer("resnet20", 0.5, "mobilenet_v1", 0.3),
+    ), baselines=(("resnet20", 0.3), ("resnet20", 0.5))),
+    # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
+    "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
+}
+
+
+@dataclass
+class StudyRun:
+    """How each job of a run of `run_study` ended: 'skipped' (already done), 'done', or the error."""
+
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {k: v for k, v in self.outcomes.items() if v not in ("skipped", "done")}
+
+
+def history_of(out: Path, job: Job) -> Path:
+    return out / "runs" / f"{job.key}.h5"
+
+
+def job_status(history: Path, job: Job) -> tuple[str, int]:
+    """('finished', 'interrupted', 'running' or 'new', trials recorded) of the job's run in its file."""
+    try:
+        with HistoryStore(history) as store:
+            runs = store.find_runs()
+            if not runs:
+                return "new", 0
+            return runs[-1].status, store.read_run(runs[-1].run_id).n_trials
+    except HistoryError:  # no file yet, or being created
+        return "new", 0
+
+
+def adopt(study: Study, out: str | Path, files: Sequence[str | Path]) -> list[str]:
+    """Copy finished runs of other history files into the study's jobs that have no run yet; their keys.
+
+    A run matches a job with the same scenario, method, seed, trial count and settings; a
+    transfer's source run, in the same file, must match the job's source job. An adopted
+    transfer keeps its source's id in that file, not the study's `SOURCE_RUN`.
+    """
+    adopted = []
+    for job in study.jobs():
+        path = history_of(Path(out), job)
+        if job_status(path, job)[0] != "new":
+            continue
+        for file in files:
+            with HistoryStore(file) as store:
+                run_id = next((info.run_id for info in store.find_runs(job.model, study.dataset, job.ratio, job.method,
+                                                                        "finished") if _matches(store, info, job)), None)
+            if run_id is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with HistoryStore(path, "a") as store:
+                    store.import_run(file, run_id)
+                adopted.append(job.key)
+                break
+    return adopted
+
+
+def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
+    """Whether `info` (a run in `store`) is the run `job` would make."""
+    config = job.config(info.scenario.dataset, "auto", None, None, {})
+    if (info.seed, info.n_trials, info.method) != (job.seed, job.trials, job.method) or \
+            info.settings.get("agent_kwargs", {}) != config.agent_settings or \
+            info.settings.get("assistant") != config.assistant_settings:
+        return False
+    if job.source is None:
+        return not info.sources
+    if len(info.sources) != 1:
+        return False
+    source = store.read_run(info.sources[0]).info
+    return (source.scenario.model, source.scenario.target_ratio) == (job.source.model, job.source.ratio) and \
+        _matches(store, source, job.source)
+
+
+def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto", checkpoint: str | None = None,
+              data_root: str | None = None, env_kwargs: dict[str, Any] | None = None, progress: bool = True,
+              poll_seconds: float = 5.0) -> StudyRun:
+    """Run the study's missing jobs, `jobs` at a time; a job whose source failed is not started."""
+    out = Path(out)
+    if checkpoint is not None and len(study.models) > 1:
+        raise PruneGymError(f"one checkpoint cannot serve the study's {len(study.models)} models: {study.models}")
+    if checkpoint is None:
+        for model in study.models:  # pretrain once, with every core, before the jobs share them
+            pretrain(model, study.dataset, data_root, device=device, progress=progress)
+    devices = _devices(device)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    result = StudyRun()
+    all_jobs = study.jobs()
+    bar = tqdm(total=sum(j.trials for j in all_jobs), desc="study", unit="trial", disable=not progress)
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
+                                     initargs=(threads,)) as pool:
+        for level in (False, True):  # sources (and baselines) first, then the transfers from them
+            running: dict[futures.Future, Job] = {}
+            for job in (j for j in all_jobs if (j.source is not None) == level):
+                history = history_of(out, job)
+                status, trials = job_status(history, job)
+                if status == "finished" and trials != job.trials:
+                    result.outcomes[job.key] = (f"failed: {history} holds a finished run of {trials} trials, the study "
+                                                f"asks for {job.trials}; use another output directory")
+                elif status == "finished":
+                    result.outcomes[job.key] = "skipped"
+                elif job.source is not None and result.failed.get(job.source.key):
+                    result.outcomes[job.key] = f"not started: its source {job.source.key} failed"
+                else:
+                    config = job.config(study.dataset, devices[len(running) % len(devices)], checkpoint, data_root,
+                                        env_kwargs or {})
+                    library = history_of(out, job.source) if job.source else None
+                    running[pool.submit(_search, config, history, library, status == "interrupted")] = job
+            _watch(running, result, lambda: _trials_done(out, all_jobs), bar, poll_seconds)
+    bar.close()
+    return result
+
+
+def _watch(running: dict[futures.Future, Job], result: StudyRun, trials_done: Callable[[], int], bar: tqdm,
+           poll_seconds: float) -> None:
+    pending = set(running)
+    bar.update(trials_done() - bar.n)
+    while pending:
+        finished, pending = futures.wait(pending, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
+        for future in finished:
+            job = running[future]
+            error = future.exception()
+            result.outcomes[job.key] = "done" if error is None else f"failed: {error!r}"
+            if error is not None:
+                bar.write(f"{job.key} failed: {error!r}")
+        bar.update(trials_done() - bar.n)
+
+
+def _trials_done(out: Path, jobs: Sequence[Job]) -> int:
+    return sum(min(job.trials, job_status(history_of(out, job), job)[1]) for job in jobs)
+
+
+def _search(config: SearchConfig, history: Path, library: Path | None, resume: bool) -> str:
+    history.parent.mkdir(parents=True, exist_ok=True)
+    return run_search(config, history, resume=resume, progress=False, library=library).run_id
+
+
+def _devices(device: str) -> list[str]:
+    """Where the jobs prune: every GPU in turn when `device` is 'auto' and there are several, else `device`."""
+    if device == "auto" and torch.cuda.device_count() > 1:
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return [device]
+
+
+def main() -> None:
+    from prune_gym.benchmarks.report import write_report  # the report needs matplotlib; the runner does not
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--study", default="core", choices=list(STUDIES))
+    parser.add_argument("--out", default="runs/study", help="where the jobs' history files and the report go")
+    parser.add_argument("--jobs", type=int, default=1, help="searches at once (each gets cores / jobs threads)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--checkpoint", help="trained weights, for a study of one model (default: the cached ones, "
+                                             "pretrained first where missing)")
+    parser.add_argument("--data-root")
+    parser.add_argument("--adopt", nargs="+", default=[], metavar="HISTORY",
+                        help="first copy matching finished runs from these history files into the study")
+    parser.add_argument("--report-only", action="store_true", help="write the report from what has run so far")
+    args = parser.parse_args()
+    study, out = STUDIES[args.study], Path(args.out)
+    for key in adopt(study, out, args.adopt):
+        print(f"adopted {key}")
+    if not args.report_only:
+        outcome = run_study(study, out, args.jobs, args.device, args.checkpoint, args.data_root)
+        for key, why in outcome.failed.items():
+            print(f"{key}: {why}")
+    print(write_report(study, out, args.device, args.checkpoint, args.data_root))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The benchmark study: the job matrix, a real quick study run twice, and its report."""
+
+from __future__ import annotations
+
+import csv
+
+from prune_gym.agents.search import TRANSFER_METHODS
+from prune_gym.benchmarks.report import write_report
+from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, adopt, history_of, job_status, run_study
+from prune_gym.history import HistoryStore
+
+
+def test_the_core_study_runs_each_search_once_and_every_source_before_its_transfers():
+    jobs = STUDIES["core"].jobs()
+    # 5 baselines x 3 seeds; the invariant sources at 0.5 and 0.3 (the plain ones are baseline seed 0);
+    # 4 transfers x 3 methods x 3 seeds.
+    assert len(jobs) == 15 + 2 + 36 and len({job.key for job in jobs}) == len(jobs)
+    position = {job: i for i, job in enumerate(jobs)}
+    assert all(position[job.source] < position[job] for job in jobs if job.source)
+    from_05 = [job for job in jobs if job.source and job.source.ratio == 0.5 and job.model == "resnet56"]
+    assert {(job.method, job.source.invariant_actor) for job in from_05} == {
+        ("vanilla", False), ("augmented", True), ("assistant", True)}
+
+
+def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_checkpoint, fashion_root, tmp_path):
+    study = STUDIES["quick"]
+    settings = {"device": "cpu", "checkpoint": str(tiny_checkpoint), "data_root": str(fashion_root),
+                "env_kwargs": {"calibration_images": 100}}
+    first = run_study(study, tmp_path, jobs=2, progress=False, poll_seconds=0.5, **settings)
+    assert first.outcomes == {job.key: "done" for job in study.jobs()} and len(first.outcomes) == 10
+    for job in study.jobs():
+        with HistoryStore(history_of(tmp_path, job)) as store:
+            run = store.read_run(SOURCE_RUN)
+        assert run.info.status == "finished" and run.n_trials == study.trials and run.info.method == job.method
+        assert run.info.sources == ([SOURCE_RUN] if job.source else [])
+    again = run_study(study, tmp_path, jobs=2, progress=False, poll_seconds=0.5, **settings)
+    assert set(again.outcomes.values()) == {"skipped"}
+
+    # Adopting runs from other files: a transfer only together with its source, in the same file.
+    elsewhere = tmp_path / "elsewhere"
+    adopted = adopt(study, elsewhere, sorted((tmp_path / "runs").glob("*.h5")))
+    assert sorted(adopted) == sorted(job.key for job in study.jobs() if job.source is None)
+    assert job_status(history_of(elsewhere, study.jobs()[0]), study.jobs()[0]) == ("finished", study.trials)
+
+    markdown = write_report(study, tmp_path, **settings)
+    with (tmp_path / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [row["method"] for row in rows] == ["baseline", *TRANSFER_METHODS]
+    assert all(row["seeds"] == "2/2" and row["scenario"] == "resnet20 0.3" for row in rows)
+    assert all(0 < float(row["best_test_accuracy"]) <= 1 and float(row["macs_ratio"]) <= 0.3 for row in rows)
+    assert markdown.count("| resnet20 0.3 |") == 4 and "curves-resnet20-0.5-resnet20-0.3.png" in markdown
+    assert (tmp_path / "curves-resnet20-0.5-resnet20-0.3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "results.md").read_text() == markdown
