@@ -1,8 +1,9 @@
 """Transfer from a stored run against the baseline (issue 6): trials to converge, DESIGN.md section 6.
 
 Two source runs at `--source-ratio` (a baseline, and a baseline with the invariant actor
-that augmented transfer needs), then, for every seed, a baseline, a vanilla-transfer and
-an augmented-transfer search at `--target-ratio`, all with the same trial budget. Finished
+that augmented transfer and the assistant need), then, for every seed, a baseline, a
+vanilla-transfer, an augmented-transfer and an assistant search at `--target-ratio`, all
+with the same trial budget. Finished
 runs in the history file are reused and interrupted ones resumed, so the script can be
 re-run until done. Prints a Markdown table and writes the learning curves to `--plot`.
 
@@ -42,12 +43,13 @@ def main() -> None:
     def config(ratio: float, method: str, seed: int, **extra) -> SearchConfig:
         return SearchConfig(args.model, args.dataset, ratio, args.trials, method, seed, args.device, **extra)
 
+    invariant_source = searched(history, config(args.source_ratio, "baseline", args.source_seed,
+                                                agent_kwargs={"invariant_actor": True}))
     sources = {"vanilla": searched(history, config(args.source_ratio, "baseline", args.source_seed)),
-               "augmented": searched(history, config(args.source_ratio, "baseline", args.source_seed,
-                                                     agent_kwargs={"invariant_actor": True}))}
+               "augmented": invariant_source, "assistant": invariant_source}
     curves, results = {}, {}
     env = None
-    for method in ("baseline", "vanilla", "augmented"):
+    for method in ("baseline", "vanilla", "augmented", "assistant"):
         runs = []
         for seed in args.seeds:
             target = config(args.target_ratio, method, seed, source=sources.get(method))
@@ -64,14 +66,15 @@ def main() -> None:
     baseline_trials = trials_to_converge(baseline_curve, goal)
     print(f"{args.model} / {args.dataset}, p = {args.source_ratio} -> {args.target_ratio}, {len(args.seeds)} seeds, "
           f"{args.trials} trials; baseline A* = {100 * goal:.2f}% (EMA 0.5, last 20% of trials)\n")
-    print("| method | source | trials to A* - 0.5 pp | speed-up | best policy: reward / test (mean) | MACs | "
-          "search wall time (s) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | source | trials to A* - 0.5 pp | speed-up | first 30 trials: mean accuracy | "
+          "best policy: reward / test (mean) | MACs | search wall time (s) |")
+    print("|---|---|---|---|---|---|---|---|")
     for method, seeds in curves.items():
         trials = trials_to_converge(smoothed_mean(seeds), goal)
         (reward, test, macs), wall = results[method]
+        first = np.mean([seed[:30].mean() for seed in seeds])
         print(f"| {method} | {sources.get(method, '-')} | {trials} | {baseline_trials / trials:.2f}x | "
-              f"{100 * reward:.2f}% / {100 * test:.2f}% | {macs:.3f} | {wall:.0f} |")
+              f"{100 * first:.2f}% | {100 * reward:.2f}% / {100 * test:.2f}% | {macs:.3f} | {wall:.0f} |")
     plot_methods(curves, goal, f"{args.model}, p = {args.source_ratio} -> {args.target_ratio}", Path(args.plot))
     print(f"\nlearning curves: {args.plot}")
 
