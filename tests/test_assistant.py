@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -133,3 +134,12 @@ def test_an_assistant_search_records_what_the_assistant_chose_and_what_it_admitt
     agent.load_replay_buffer(AgentCheckpoints(history, result.run_id).dir / "replay-7.pkl")
     preloaded = min(source_run.n_trials, agent.buffer_episodes)
     assert agent.replay_buffer.size() == (preloaded + int(run.admitted.sum())) * n_units
+
+    # The assistant also serves the baseline (no weights taken) and vanilla transfer; its trials come first.
+    for method, warmup, origins in (("baseline", 3, ["assistant"] * 2 + ["warmup", "actor"]),
+                                    ("vanilla", None, ["assistant"] * 2 + ["actor"] * 2)):
+        other = replace(config, method=method, trials=4, warmup=warmup, assistant={"trials": 2},
+                        agent_kwargs={"invariant_actor": True})
+        with HistoryStore(history) as store:
+            run = store.read_run(run_search(other, history, progress=False, env=env).run_id)
+        assert list(run.origins) == origins and run.info.method == method and run.info.sources == [source]
