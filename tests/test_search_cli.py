@@ -69,6 +69,8 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion
     (["--ratio", "1.5"], "argument --ratio: must be in (0, 1]"),
     (["--ratio", "0.3", "--trials", "0"], "argument --trials: must be a positive integer"),
     (["--ratio", "0.3", "--method", "magic"], "argument --method: invalid choice"),
+    (["--ratio", "0.3", "--assistant-set", "temperature=2"], "not an assistant setting: 'temperature'"),
+    (["--ratio", "0.3", "--assistant-set", "top_n=many"], "top_n needs a number, got 'many'"),
     pytest.param(["--ratio", "0.3", "--device", "cuda"], "CUDA is not available",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
 ])
@@ -77,3 +79,8 @@ def test_bad_flags_fail_at_once(flags, message):
     result = subprocess.run([PRUNE_GYM, "search", *flags], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - start < 60  # refused before any data or model is loaded
+
+
+def test_assistant_settings_parse_to_numbers_the_assistant_takes():
+    from prune_gym.commands.search import assistant_setting
+    assert assistant_setting("top_n=5") == ("top_n", 5) and assistant_setting("sigma=0.2") == ("sigma", 0.2)

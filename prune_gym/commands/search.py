@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 import gymnasium as gym
 
+from prune_gym.agents.assistant import Assistant
 from prune_gym.agents.search import METHODS, SearchConfig, make_env, run_search
 from prune_gym.datasets import dataset_names
 from prune_gym.export import export_slim
@@ -36,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "--method assistant)")
     p.add_argument("--assistant-trials", type=positive_int, default=None, metavar="N",
                    help="trials the assistant acts in (default: 30); implies --assistant")
+    p.add_argument("--assistant-set", type=assistant_setting, action="append", default=[], metavar="NAME=VALUE",
+                   help="another assistant setting (explore_trials, top_n, sigma, omega, noise, batch, "
+                        "admission_decay), repeatable; implies --assistant")
     p.add_argument("--invariant-actor", action="store_true",
                    help="the actor predicts the invariant a / p (implied by --method augmented)")
     p.add_argument("--seed", type=int, default=0)
@@ -64,10 +69,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def assistant_setting(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    if name not in inspect.signature(Assistant).parameters or name in ("episodes", "seed", "trials"):
+        raise argparse.ArgumentTypeError(f"not an assistant setting: {name!r}")
+    try:
+        return name, int(value) if value.isdigit() else float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name} needs a number, got {value!r}") from None
+
+
 def run_search_command(args: argparse.Namespace) -> int:
     assistant = None
-    if args.assistant or args.assistant_trials or args.method == "assistant":
-        assistant = {} if args.assistant_trials is None else {"trials": args.assistant_trials}
+    if args.assistant or args.assistant_trials or args.assistant_set or args.method == "assistant":
+        assistant = dict(args.assistant_set)
+        if args.assistant_trials is not None:
+            assistant["trials"] = args.assistant_trials
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
                           args.warmup, args.checkpoint, args.data_root, source=args.source, assistant=assistant,
                           agent_kwargs={"invariant_actor": True} if args.invariant_actor else {})
