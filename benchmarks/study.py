@@ -19,7 +19,7 @@ import concurrent.futures as futures
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,12 @@ class Study:
     @property
     def models(self) -> list[str]:
         return list(dict.fromkeys(job.model for job in self.jobs()))
+
+    def restricted(self, models: Sequence[str]) -> Study:
+        """The part of the study on `models` only (sources and targets both), e.g. to run it model by model."""
+        return replace(self, transfers=tuple(t for t in self.transfers
+                                             if t.source_model in models and t.target_model in models),
+                       baselines=tuple(b for b in self.baselines if b[0] in models))
 
 
 STUDIES = {
@@ -277,11 +283,15 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="trained weights, for a study of one model (default: the cached ones, "
                                              "pretrained first where missing)")
     parser.add_argument("--data-root")
+    parser.add_argument("--models", nargs="+", metavar="MODEL",
+                        help="run (and report) only the part of the study on these models")
     parser.add_argument("--adopt", nargs="+", default=[], metavar="HISTORY",
                         help="first copy matching finished runs from these history files into the study")
     parser.add_argument("--report-only", action="store_true", help="write the report from what has run so far")
     args = parser.parse_args()
     study, out = STUDIES[args.study], Path(args.out)
+    if args.models:
+        study = study.restricted(args.models)
     for key in adopt(study, out, args.adopt):
         print(f"adopted {key}")
     if not args.report_only:

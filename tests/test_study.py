@@ -20,6 +20,8 @@ def test_the_core_study_runs_each_search_once_and_every_source_before_its_transf
     from_05 = [job for job in jobs if job.source and job.source.ratio == 0.5 and job.model == "resnet56"]
     assert {(job.method, job.source.invariant_actor) for job in from_05} == {
         ("vanilla", False), ("augmented", True), ("assistant", True)}
+    resnet20 = STUDIES["core"].restricted(["resnet20"]).jobs()
+    assert {job.model for job in resnet20} == {"resnet20"} and len(resnet20) == 9 + 2 + 18
 
 
 def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_checkpoint, fashion_root, tmp_path):
