@@ -215,7 +215,8 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
     threads = max(1, (os.cpu_count() or 1) // jobs)
     result = StudyRun()
     all_jobs = study.jobs()
-    bar = tqdm(total=sum(j.trials for j in all_jobs), desc="study", unit="trial", disable=not progress)
+    bar = tqdm(total=sum(j.trials for j in all_jobs), initial=_trials_done(out, all_jobs), desc="study", unit="trial",
+               disable=not progress)  # initial: the rate counts only this run's trials
     context = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
                                      initargs=(threads,)) as pool:
