@@ -18,6 +18,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
@@ -246,6 +247,31 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
         writer.finish(best_policy=run.actions[best])
     return SearchResult(writer.run_id, run.accuracies, best, float(run.accuracies[best]),
                         run.actions[best].tolist(), float(run.macs_ratios[best]))
+
+
+def search_to_completion(config: SearchConfig, history: str | Path, library: str | Path | None = None, *,
+                         threads: int | None = None, device: str | None = None, progress: bool = False) -> str:
+    """Bring `config`'s search in `history` to its last trial, whatever state it is in; its run id.
+
+    A finished run is left alone, an interrupted one resumed, else a new one started: so a
+    search rerun after its process died goes on from its last recorded trial. The unit of
+    work of source selection and the benchmark study (`prune_gym.cluster`), which set the
+    process's `threads` and the `device`.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if device is not None:
+        config = replace(config, device=device)
+    history = Path(history)
+    resume = False
+    if history.exists():
+        with HistoryStore(history) as store:
+            finished = [r for r in runs_of(store, config, "finished") if r.n_trials == config.trials]
+            if finished:
+                return finished[-1].run_id
+            resume = bool(runs_of(store, config, "interrupted"))
+    history.parent.mkdir(parents=True, exist_ok=True)
+    return run_search(config, history, resume=resume, progress=progress, library=library).run_id
 
 
 def _start_from_source(agent: AMCDDPG, config: SearchConfig, env: gym.Env, sources: HistoryStore) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prune_gym.agents.search import SearchConfig, make_env, run_search, runs_of
+from prune_gym.agents.search import SearchConfig, make_env, search_to_completion
 from prune_gym.evaluation import accuracy
 from prune_gym.history import HistoryStore
 from prune_gym.history.plot import plot_learning_curves
@@ -30,23 +30,6 @@ def scored(env, policy: list[float]) -> tuple[float, float, float]:
     unwrapped = env.unwrapped
     test = accuracy(unwrapped.pruned_network, unwrapped.workload.test.batches(unwrapped.batch_size, unwrapped.device))
     return info["accuracy"], test, info["macs_ratio"]
-
-
-def _runs_of(history: Path, config: SearchConfig, status: str) -> list[str]:
-    """Runs of `config` in `history` with this status (finished ones with all of `config.trials`)."""
-    if not history.exists():
-        return []
-    with HistoryStore(history) as store:
-        runs = runs_of(store, config, status)
-    return [r.run_id for r in runs if status != "finished" or r.n_trials == config.trials]
-
-
-def searched(history: Path, config: SearchConfig) -> str:
-    """The run of `config` in `history`: a finished one, else the interrupted one resumed, else a new one."""
-    finished = _runs_of(history, config, "finished")
-    if finished:
-        return finished[-1]
-    return run_search(config, history, resume=bool(_runs_of(history, config, "interrupted"))).run_id
 
 
 def main() -> None:
@@ -66,22 +49,22 @@ def main() -> None:
 
     rows, run_ids = [], []
     for ratio in args.ratios:
-        searched = []
+        scores = []
         for seed in args.seeds:
             config = SearchConfig(args.model, args.dataset, ratio, args.trials, "baseline", seed, args.device,
                                   args.warmup)
-            run_id = searched(history, config)
+            run_id = search_to_completion(config, history, progress=True)
             with HistoryStore(history) as store:
                 run = store.read_run(run_id)
             run_ids.append(run_id)
             env = make_env(config)
-            searched.append(scored(env, run.final_policy.tolist()))
+            scores.append(scored(env, run.final_policy.tolist()))
         uniform = scored(env, uniform_policy(env.unwrapped.budget))
         rng = np.random.default_rng(0)
         randoms = [scored(env, random_policy(len(env.unwrapped.units), rng)) for _ in range(args.random)]
         best_random = max(randoms)
-        mean = np.mean(searched, axis=0)
-        rows.append((ratio, mean, [s[0] for s in searched], uniform, best_random))
+        mean = np.mean(scores, axis=0)
+        rows.append((ratio, mean, [s[0] for s in scores], uniform, best_random))
 
     print(f"| p | baseline best (reward / test, mean of {len(args.seeds)} seeds) | per seed (reward) | "
           f"uniform (reward / test) | best of {args.random} random (reward / test) | baseline - uniform (reward) |")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prune_gym.agents.search import SearchConfig, make_env
-from prune_gym.benchmarks.baseline_search import scored, searched
+from prune_gym.agents.search import SearchConfig, make_env, search_to_completion
+from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.convergence import (converged_accuracy, plot_methods, smoothed_mean,
                                               trials_to_converge)
 from prune_gym.history import HistoryStore
@@ -43,9 +43,10 @@ def main() -> None:
     def config(ratio: float, method: str, seed: int, **extra) -> SearchConfig:
         return SearchConfig(args.model, args.dataset, ratio, args.trials, method, seed, args.device, **extra)
 
-    invariant_source = searched(history, config(args.source_ratio, "baseline", args.source_seed,
-                                                agent_kwargs={"invariant_actor": True}))
-    sources = {"vanilla": searched(history, config(args.source_ratio, "baseline", args.source_seed)),
+    invariant_source = search_to_completion(config(args.source_ratio, "baseline", args.source_seed,
+                                                   agent_kwargs={"invariant_actor": True}), history, progress=True)
+    sources = {"vanilla": search_to_completion(config(args.source_ratio, "baseline", args.source_seed), history,
+                                               progress=True),
                "augmented": invariant_source, "assistant": invariant_source}
     curves, results = {}, {}
     env = None
@@ -53,7 +54,7 @@ def main() -> None:
         runs = []
         for seed in args.seeds:
             target = config(args.target_ratio, method, seed, source=sources.get(method))
-            run_id = searched(history, target)
+            run_id = search_to_completion(target, history, progress=True)
             with HistoryStore(history) as store:
                 runs.append(store.read_run(run_id))
             env = env or make_env(target)
