@@ -1,7 +1,7 @@
 """Source selection (the paper's section IV-A): race transfers from several sources, stop the losers early.
 
-Every candidate source starts a transfer at once, each in a process of its own writing a
-history file of its own (a file has one writer). Each learning curve is smoothed by a
+Every candidate source starts a transfer at once, each in a process of its own (local, or
+a Ray task: `prune_gym.cluster`) writing a history file of its own (a file has one writer). Each learning curve is smoothed by a
 centred window of 21 trials, whose mean and variance stand for the curve's value and
 spread at the window's centre. Once every candidate has 30 trials, candidate A is
 significantly superior to B if at some trial x, avg_A(x) - avg_B(x) > var_A(x) + var_B(x);
@@ -13,18 +13,16 @@ budget and its run is copied into the library, recording its source.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig, run_search
+from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig, search_to_completion
+from prune_gym.cluster import Backend, Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
 from prune_gym.history.errors import HistoryError
@@ -102,11 +100,13 @@ class Selection:
 
 def select_source(config: SearchConfig, candidates: list[str], library: str | Path, race_trials: int,
                   window: int = WINDOW, min_trials: int = MIN_TRIALS, workdir: str | Path | None = None,
-                  poll_seconds: float = 2.0, progress: bool = True) -> Selection:
+                  poll_seconds: float = 2.0, progress: bool = True, backend: str = "auto",
+                  address: str | None = None) -> Selection:
     """Race `config` transferred from each candidate source, keep one, run it to `config.trials`.
 
     The race lasts at most `race_trials` trials per candidate. Candidate runs live in
-    `workdir` (default: <library>.selection/), one history file each.
+    `workdir` (default: <library>.selection/), one history file each. The candidates run at
+    once on `backend` (`prune_gym.cluster.open_backend`); the losers are cancelled there.
     """
     if config.method not in TRANSFER_METHODS:
         raise PruneGymError(f"source selection races transfers: method must be one of {', '.join(TRANSFER_METHODS)}")
@@ -126,43 +126,38 @@ def select_source(config: SearchConfig, candidates: list[str], library: str | Pa
     for path in histories.values():
         if path.exists():
             raise PruneGymError(f"{path} exists: a race with these settings already ran; remove it to race again")
-    threads = max(1, (os.cpu_count() or 1) // len(candidates))
-    context = multiprocessing.get_context("spawn")
-    workers = {c: context.Process(target=_race_worker, name=f"transfer-from-{c}", daemon=True,
-                                  args=(dataclasses.replace(config, source=c), histories[c], library, threads))
-               for c in candidates}
-    for worker in workers.values():
-        worker.start()
-    try:
-        stopped, winner, reason = _race(workers, histories, race_trials, window, min_trials, poll_seconds, progress)
-        workers[winner].join()
-        if workers[winner].exitcode != 0:
-            raise PruneGymError(f"the search transferred from {winner} failed (exit code {workers[winner].exitcode})")
-    finally:
-        for worker in workers.values():
-            worker.terminate()
-            worker.join()
+    with open_backend(backend, address, workers=len(candidates), device=config.device) as runner:
+        if progress:
+            print(f"source selection: the candidates run on {runner.description}")
+        tasks = {c: runner.submit(search_to_completion, dataclasses.replace(config, source=c), histories[c], library)
+                 for c in candidates}
+        stopped, winner, reason = _race(runner, tasks, histories, race_trials, window, min_trials, poll_seconds,
+                                        progress)
+        runner.wait([tasks[winner]], poll_seconds)
+        if tasks[winner].error is not None:
+            raise PruneGymError(f"the search transferred from {winner} failed: {tasks[winner].error}")
     curves = {c: _accuracies(histories[c]) for c in candidates}
     with HistoryStore(library, "a") as store:
         run_id = store.import_run(histories[winner], "run-0001")
     return Selection(winner, run_id, stopped, reason, curves)
 
 
-def _race(workers: Mapping[str, multiprocessing.Process], histories: Mapping[str, Path], race_trials: int,
+def _race(runner: Backend, tasks: Mapping[str, Task], histories: Mapping[str, Path], race_trials: int,
           window: int, min_trials: int, poll_seconds: float,
           progress: bool) -> tuple[dict[str, Superiority], str, str]:
-    """Watch the candidates' histories; stop the losers; return them, the winner and why it won."""
-    running = dict(workers)
+    """Watch the candidates' histories; cancel the losers; return them, the winner and why it won."""
+    running = dict(tasks)
     stopped: dict[str, Superiority] = {}
-    bar = tqdm(total=race_trials * len(workers), desc="source selection", unit="trial", disable=not progress)
+    bar = tqdm(total=race_trials * len(tasks), desc="source selection", unit="trial", disable=not progress)
     while True:
+        runner.poll(list(running.values()))
+        for name, task in running.items():
+            if task.error is not None:
+                raise PruneGymError(f"the search transferred from {name} failed: {task.error}")
         curves = {c: _accuracies(histories[c])[:race_trials] for c in running}
-        for name, worker in running.items():
-            if not worker.is_alive() and worker.exitcode != 0:
-                raise PruneGymError(f"the search transferred from {name} failed (exit code {worker.exitcode})")
         bar.update(sum(len(c) for c in curves.values()) + race_trials * len(stopped) - bar.n)
         for loser, why in losers(curves, window, min_trials).items():
-            running.pop(loser).terminate()
+            runner.cancel(running.pop(loser))
             stopped[loser] = why
             bar.write(f"stopped {loser}: {why}")
         if len(running) == 1:
@@ -174,7 +169,7 @@ def _race(workers: Mapping[str, multiprocessing.Process], histories: Mapping[str
             winner = max(scores, key=scores.get)
             for name in list(running):
                 if name != winner:
-                    running.pop(name).terminate()
+                    runner.cancel(running.pop(name))
             bar.close()
             listed = ", ".join(f"{c} {100 * s:.2f}%" for c, s in scores.items())
             return stopped, winner, (f"no candidate significantly superior after {race_trials} trials; best smoothed "
@@ -189,8 +184,3 @@ def _accuracies(history: Path) -> np.ndarray:
             return store.read_run("run-0001").accuracies
     except (HistoryError, OSError):  # not created yet, or being created
         return np.empty(0)
-
-
-def _race_worker(config: SearchConfig, history: Path, library: Path, threads: int) -> None:
-    torch.set_num_threads(threads)
-    run_search(config, history, progress=False, library=library)

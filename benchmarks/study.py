@@ -6,8 +6,9 @@ baseline run it starts from, itself a job. Every job writes a history file of it
 <out>/runs/<job key>.h5, so several run at once (a history file has one writer) and a
 transfer reads its source from its source job's file. A job whose file holds a finished
 run is skipped and an interrupted one is resumed, so re-running a study after any
-interruption goes on where it stopped. Jobs run in spawned processes, `jobs` at a time,
-sharing the cores; with several GPUs they are dealt out over them.
+interruption goes on where it stopped. Jobs run `jobs` at a time, sharing the cores, on a
+Ray cluster or in local processes (`prune_gym.cluster`); with GPUs they are dealt out over
+them.
 
     .venv/bin/python benchmarks/study.py --study core --out runs/study --jobs 2
 """
@@ -15,18 +16,16 @@ sharing the cores; with several GPUs they are dealt out over them.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as futures
-import multiprocessing
-import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
-from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig, run_search
+from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig, search_to_completion
+from prune_gym.cluster import Backend, Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo
 from prune_gym.history.errors import HistoryError
@@ -203,25 +202,27 @@ def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
 
 def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto", checkpoint: str | None = None,
               data_root: str | None = None, env_kwargs: dict[str, Any] | None = None, progress: bool = True,
-              poll_seconds: float = 5.0) -> StudyRun:
-    """Run the study's missing jobs, `jobs` at a time; a job whose source failed is not started."""
+              poll_seconds: float = 5.0, backend: str = "auto", address: str | None = None,
+              threads: int | None = None) -> StudyRun:
+    """Run the study's missing jobs, `jobs` at a time on `backend` (`prune_gym.cluster.open_backend`),
+    each with `threads` CPU threads (default: this machine's cores / jobs).
+
+    A job whose source failed is not started.
+    """
     out = Path(out)
     if checkpoint is not None and len(study.models) > 1:
         raise PruneGymError(f"one checkpoint cannot serve the study's {len(study.models)} models: {study.models}")
     if checkpoint is None:
         for model in study.models:  # pretrain once, with every core, before the jobs share them
             pretrain(model, study.dataset, data_root, device=device, progress=progress)
-    devices = _devices(device)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     result = StudyRun()
     all_jobs = study.jobs()
-    bar = tqdm(total=sum(j.trials for j in all_jobs), initial=_trials_done(out, all_jobs), desc="study", unit="trial",
-               disable=not progress)  # initial: the rate counts only this run's trials
-    context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
-                                     initargs=(threads,)) as pool:
+    with open_backend(backend, address, jobs, device, threads) as runner:
+        bar = tqdm(total=sum(j.trials for j in all_jobs), initial=_trials_done(out, all_jobs), desc="study",
+                   unit="trial", disable=not progress)  # initial: the rate counts only this run's trials
+        bar.write(f"study: searches run on {runner.description}")
         for level in (False, True):  # sources (and baselines) first, then the transfers from them
-            running: dict[futures.Future, Job] = {}
+            running: dict[Task, Job] = {}
             for job in (j for j in all_jobs if (j.source is not None) == level):
                 history = history_of(out, job)
                 status, trials = job_status(history, job)
@@ -233,44 +234,33 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
                 elif job.source is not None and result.failed.get(job.source.key):
                     result.outcomes[job.key] = f"not started: its source {job.source.key} failed"
                 else:
-                    config = job.config(study.dataset, devices[len(running) % len(devices)], checkpoint, data_root,
-                                        env_kwargs or {})
+                    config = job.config(study.dataset, device, checkpoint, data_root, env_kwargs or {})
                     library = history_of(out, job.source) if job.source else None
-                    running[pool.submit(_search, config, history, library, status == "interrupted")] = job
-            _watch(running, result, lambda: _trials_done(out, all_jobs), bar, poll_seconds)
-    bar.close()
+                    running[runner.submit(search_to_completion, config, history, library)] = job
+            _watch(runner, running, result, lambda: _trials_done(out, all_jobs), bar, poll_seconds)
+        bar.close()
     return result
 
 
-def _watch(running: dict[futures.Future, Job], result: StudyRun, trials_done: Callable[[], int], bar: tqdm,
+def _watch(runner: Backend, running: dict[Task, Job], result: StudyRun, trials_done: Callable[[], int], bar: tqdm,
            poll_seconds: float) -> None:
-    pending = set(running)
-    bar.update(trials_done() - bar.n)
-    while pending:
-        finished, pending = futures.wait(pending, timeout=poll_seconds, return_when=futures.FIRST_COMPLETED)
-        for future in finished:
-            job = running[future]
-            error = future.exception()
-            result.outcomes[job.key] = "done" if error is None else f"failed: {error!r}"
-            if error is not None:
-                bar.write(f"{job.key} failed: {error!r}")
+    tasks = list(running)
+    while True:
+        runner.poll(tasks)
+        for task in tasks:
+            key = running[task].key
+            if task.done and key not in result.outcomes:
+                result.outcomes[key] = "done" if task.error is None else f"failed: {task.error}"
+                if task.error is not None:
+                    bar.write(f"{key} failed: {task.error}")
         bar.update(trials_done() - bar.n)
+        if all(task.done for task in tasks):
+            return
+        time.sleep(poll_seconds)
 
 
 def _trials_done(out: Path, jobs: Sequence[Job]) -> int:
     return sum(min(job.trials, job_status(history_of(out, job), job)[1]) for job in jobs)
-
-
-def _search(config: SearchConfig, history: Path, library: Path | None, resume: bool) -> str:
-    history.parent.mkdir(parents=True, exist_ok=True)
-    return run_search(config, history, resume=resume, progress=False, library=library).run_id
-
-
-def _devices(device: str) -> list[str]:
-    """Where the jobs prune: every GPU in turn when `device` is 'auto' and there are several, else `device`."""
-    if device == "auto" and torch.cuda.device_count() > 1:
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return [device]
 
 
 def main() -> None:
@@ -281,6 +271,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/study", help="where the jobs' history files and the report go")
     parser.add_argument("--jobs", type=int, default=1, help="searches at once (each gets cores / jobs threads)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--backend", default="auto", choices=["auto", "ray", "processes"],
+                        help="where searches run: Ray (the default when installed) or local processes")
+    parser.add_argument("--address", help="a Ray cluster to run on (default: $RAY_ADDRESS, else a local instance)")
+    parser.add_argument("--threads", type=int, help="CPU threads per search (default: cores / jobs here, 1 on a "
+                                                    "Ray cluster)")
     parser.add_argument("--checkpoint", help="trained weights, for a study of one model (default: the cached ones, "
                                              "pretrained first where missing)")
     parser.add_argument("--data-root")
@@ -296,7 +291,8 @@ def main() -> None:
     for key in adopt(study, out, args.adopt):
         print(f"adopted {key}")
     if not args.report_only:
-        outcome = run_study(study, out, args.jobs, args.device, args.checkpoint, args.data_root)
+        outcome = run_study(study, out, args.jobs, args.device, args.checkpoint, args.data_root,
+                            backend=args.backend, address=args.address, threads=args.threads)
         for key, why in outcome.failed.items():
             print(f"{key}: {why}")
     print(write_report(study, out, args.device, args.checkpoint, args.data_root))

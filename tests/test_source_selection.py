@@ -76,7 +76,7 @@ def test_select_source_races_two_processes_and_adds_the_winner_to_the_library(li
     config, path, ids = library
     target = dataclasses.replace(config, ratio=0.3, method="vanilla", warmup=None, trials=12)
     selection = select_source(target, ids, path, race_trials=10, window=5, min_trials=6, workdir=tmp_path,
-                              poll_seconds=0.2, progress=False)
+                              poll_seconds=0.2, progress=False, backend="processes")
     assert selection.winner in ids and selection.reason
     assert set(selection.curves) == set(ids)
     with HistoryStore(path) as store:

@@ -28,14 +28,14 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     study = STUDIES["quick"]
     settings = {"device": "cpu", "checkpoint": str(tiny_checkpoint), "data_root": str(fashion_root),
                 "env_kwargs": {"calibration_images": 100}}
-    first = run_study(study, tmp_path, jobs=2, progress=False, poll_seconds=0.5, **settings)
+    first = run_study(study, tmp_path, jobs=2, progress=False, poll_seconds=0.5, backend="processes", **settings)
     assert first.outcomes == {job.key: "done" for job in study.jobs()} and len(first.outcomes) == 10
     for job in study.jobs():
         with HistoryStore(history_of(tmp_path, job)) as store:
             run = store.read_run(SOURCE_RUN)
         assert run.info.status == "finished" and run.n_trials == study.trials and run.info.method == job.method
         assert run.info.sources == ([SOURCE_RUN] if job.source else [])
-    again = run_study(study, tmp_path, jobs=2, progress=False, poll_seconds=0.5, **settings)
+    again = run_study(study, tmp_path, jobs=2, progress=False, poll_seconds=0.5, backend="processes", **settings)
     assert set(again.outcomes.values()) == {"skipped"}
 
     # Adopting runs from other files: a transfer only together with its source, in the same file.

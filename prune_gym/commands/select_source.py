@@ -32,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root")
     p.add_argument("--history", default=None,
                    help="the library: HDF5 history holding the candidates (default: $PRUNE_GYM_HOME/history.h5)")
+    p.add_argument("--backend", default="auto", choices=["auto", "ray", "processes"],
+                   help="where the candidates run: Ray (the default when installed) or local processes")
+    p.add_argument("--address", help="a Ray cluster to run on (default: $RAY_ADDRESS, else a local instance)")
     p.set_defaults(func=run_select_source_command)
 
 
@@ -39,7 +42,8 @@ def run_select_source_command(args: argparse.Namespace) -> int:
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
                           checkpoint=args.checkpoint, data_root=args.data_root)
     library = Path(args.history) if args.history else home_dir() / "history.h5"
-    selection = select_source(config, args.candidates, library, args.race_trials, args.window, args.min_trials)
+    selection = select_source(config, args.candidates, library, args.race_trials, args.window, args.min_trials,
+                              backend=args.backend, address=args.address)
     print(f"source: {selection.winner} ({selection.reason})")
     for name, curve in selection.curves.items():
         print(f"  {name}: {len(curve)} trials, best {100 * curve.max():.2f}%")
