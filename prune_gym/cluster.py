@@ -189,11 +189,14 @@ class RayBackend(Backend):
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0 and device in ("auto", "cuda")
         self.device, self.gpus = ("cuda", 1) if has_gpus else (device, 0)
         self.description = f"{where}, {threads} CPU(s){' and a GPU' if has_gpus else ''} per search"
+        self._submitted: list[Task] = []
         self._remote = ray.remote(_run_on_ray).options(num_cpus=threads, num_gpus=self.gpus, max_retries=retries,
                                                        retry_exceptions=False)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Task:
-        return Task(fn, args, handle=self._remote.remote(fn, args, self.threads, self.device), attempts=1)
+        task = Task(fn, args, handle=self._remote.remote(fn, args, self.threads, self.device), attempts=1)
+        self._submitted.append(task)
+        return task
 
     def poll(self, tasks: Sequence[Task]) -> None:
         pending = [t for t in tasks if not t.done]
@@ -212,6 +215,11 @@ class RayBackend(Backend):
         task.done = True
 
     def close(self) -> None:
+        """Cancel what still runs (a cluster outlives this driver), then disconnect."""
+        self.poll(self._submitted)
+        for task in self._submitted:
+            if not task.done:
+                self.cancel(task)
         self._ray.shutdown()
 
 
