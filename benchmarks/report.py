@@ -52,7 +52,7 @@ def finished_runs(out: Path, jobs: list[Job]) -> dict[str, Run]:
     runs = {}
     for job in jobs:
         path = history_of(out, job)
-        if job_status(path, job)[0] == "finished":
+        if job_status(path)[0] == "finished":
             with HistoryStore(path) as store:
                 runs[job.key] = store.read_run(SOURCE_RUN)
     return runs

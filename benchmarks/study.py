@@ -147,16 +147,14 @@ def history_of(out: Path, job: Job) -> Path:
     return out / "runs" / f"{job.key}.h5"
 
 
-def job_status(history: Path, job: Job) -> tuple[str, int]:
-    """('finished', 'interrupted', 'running' or 'new', trials recorded) of the job's run in its file."""
+def job_status(history: Path) -> tuple[str, int]:
+    """('finished', 'interrupted', 'running' or 'new', trials recorded) of the run in a job's history file."""
     try:
         with HistoryStore(history) as store:
             runs = store.find_runs()
-            if not runs:
-                return "new", 0
-            return runs[-1].status, store.read_run(runs[-1].run_id).n_trials
     except HistoryError:  # no file yet, or being created
         return "new", 0
+    return (runs[-1].status, runs[-1].n_trials) if runs else ("new", 0)
 
 
 def adopt(study: Study, out: str | Path, files: Sequence[str | Path]) -> list[str]:
@@ -169,7 +167,7 @@ def adopt(study: Study, out: str | Path, files: Sequence[str | Path]) -> list[st
     adopted = []
     for job in study.jobs():
         path = history_of(Path(out), job)
-        if job_status(path, job)[0] != "new":
+        if job_status(path)[0] != "new":
             continue
         for file in files:
             with HistoryStore(file) as store:
@@ -225,7 +223,7 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
             running: dict[Task, Job] = {}
             for job in (j for j in all_jobs if (j.source is not None) == level):
                 history = history_of(out, job)
-                status, trials = job_status(history, job)
+                status, trials = job_status(history)
                 if status == "finished" and trials != job.trials:
                     result.outcomes[job.key] = (f"failed: {history} holds a finished run of {trials} trials, the study "
                                                 f"asks for {job.trials}; use another output directory")
@@ -260,7 +258,7 @@ def _watch(runner: Backend, running: dict[Task, Job], result: StudyRun, trials_d
 
 
 def _trials_done(out: Path, jobs: Sequence[Job]) -> int:
-    return sum(min(job.trials, job_status(history_of(out, job), job)[1]) for job in jobs)
+    return sum(min(job.trials, job_status(history_of(out, job))[1]) for job in jobs)
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ def test_a_search_whose_worker_is_killed_resumes_from_its_last_trial(request, ba
         run_study(study, tmp_path, jobs=1, backend=backend, address=address, **settings).outcomes))
     sweep.start()
     deadline = time.monotonic() + 300
-    while job_status(history, job)[1] < 4 and time.monotonic() < deadline:
+    while job_status(history)[1] < 4 and time.monotonic() < deadline:
         time.sleep(0.2)
     with HistoryStore(history) as store:
         before = store.read_run(SOURCE_RUN)

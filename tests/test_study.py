@@ -42,7 +42,7 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     elsewhere = tmp_path / "elsewhere"
     adopted = adopt(study, elsewhere, sorted((tmp_path / "runs").glob("*.h5")))
     assert sorted(adopted) == sorted(job.key for job in study.jobs() if job.source is None)
-    assert job_status(history_of(elsewhere, study.jobs()[0]), study.jobs()[0]) == ("finished", study.trials)
+    assert job_status(history_of(elsewhere, study.jobs()[0])) == ("finished", study.trials)
 
     markdown = write_report(study, tmp_path, **settings)
     with (tmp_path / "results.csv").open() as f:
