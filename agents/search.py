@@ -283,7 +283,8 @@ def _start_from_source(agent: AMCDDPG, config: SearchConfig, env: gym.Env, sourc
     assistant = config.assistant_settings
     if config.method in AUGMENTED_METHODS or assistant is not None:
         source_run = sources.read_run(config.source)
-        episodes = augmented_episodes(source_run, env.unwrapped, target, source_run.n_trials)
+        last = source_run.n_trials if assistant is not None else agent.buffer_episodes
+        episodes = augmented_episodes(source_run, env.unwrapped, target, last)
         if config.method in AUGMENTED_METHODS:
             preload(agent, episodes[-agent.buffer_episodes:])
         if assistant is not None:

@@ -32,10 +32,15 @@ def converged_accuracy(curve: np.ndarray) -> float:
     return float(curve[-max(1, round(CONVERGED_TAIL * len(curve))):].mean())
 
 
-def trials_to_converge(curve: np.ndarray, target: float) -> int:
-    """The first trial (counted from 1) at which the curve reaches target - 0.5 points; its length if never."""
+def first_reach(curve: np.ndarray, target: float) -> int | None:
+    """The first trial (counted from 1) at which the curve reaches target - 0.5 points; None if never."""
     reached = np.flatnonzero(curve >= target - TOLERANCE)
-    return int(reached[0]) + 1 if len(reached) else len(curve)
+    return int(reached[0]) + 1 if len(reached) else None
+
+
+def trials_to_converge(curve: np.ndarray, target: float) -> int:
+    """`first_reach`, or the curve's length (the whole budget) if never."""
+    return first_reach(curve, target) or len(curve)
 
 
 def plot_methods(curves: Mapping[str, list[np.ndarray]], target: float, title: str, out: Path) -> None:

@@ -22,8 +22,7 @@ import numpy as np
 
 from prune_gym.agents.search import make_env
 from prune_gym.benchmarks.baseline_search import scored
-from prune_gym.benchmarks.convergence import (TOLERANCE, converged_accuracy, plot_methods, smoothed_mean,
-                                              trials_to_converge)
+from prune_gym.benchmarks.convergence import converged_accuracy, first_reach, plot_methods, smoothed_mean
 from prune_gym.benchmarks.study import SOURCE_RUN, Job, Study, history_of, job_status
 from prune_gym.history import HistoryStore, Run
 
@@ -85,18 +84,16 @@ def scenario_rows(study: Study, out: Path, target: tuple[str, float], sources: d
     groups = {"baseline": baseline_jobs, **sources}
     runs = {method: finished_runs(out, jobs) for method, jobs in groups.items()}
     curves = {method: [r.accuracies for r in found.values()] for method, found in runs.items() if found}
-    goal = converged_accuracy(smoothed_mean(curves["baseline"])) if "baseline" in curves else None
-    baseline_trials = trials_to_converge(smoothed_mean(curves["baseline"]), goal) if goal is not None else None
+    smoothed = {method: smoothed_mean(seeds) for method, seeds in curves.items()}
+    goal = converged_accuracy(smoothed["baseline"]) if "baseline" in smoothed else None
+    reached = {method: first_reach(curve, goal) if goal is not None else None for method, curve in smoothed.items()}
+    baseline_trials = reached.get("baseline")
     rows = []
     for method, jobs in groups.items():
         found = runs[method]
         if not found:
             continue
-        trials = None
-        if goal is not None:
-            curve = smoothed_mean(curves[method])
-            reached = trials_to_converge(curve, goal)
-            trials = reached if curve[reached - 1] >= goal - TOLERANCE else None
+        trials = reached[method]
         best = np.mean([scores(job, found[job.key], study.dataset) for job in jobs if job.key in found], axis=0)
         source = jobs[0].source
         rows.append(Row(f"{target[0]} {target[1]}", f"{source.model} {source.ratio}" if source else "-", method,
