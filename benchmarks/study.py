@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig, search_to_completion
-from prune_gym.cluster import Backend, Task, open_backend
+from prune_gym.cluster import Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo
 from prune_gym.history.errors import HistoryError
@@ -205,7 +205,7 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
     """Run the study's missing jobs, `jobs` at a time on `backend` (`prune_gym.cluster.open_backend`),
     each with `threads` CPU threads (default: this machine's cores / jobs).
 
-    A job whose source failed is not started.
+    A transfer starts as soon as its source is done; one whose source failed is not started.
     """
     out = Path(out)
     if checkpoint is not None and len(study.models) > 1:
@@ -215,46 +215,46 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
             pretrain(model, study.dataset, data_root, device=device, progress=progress)
     result = StudyRun()
     all_jobs = study.jobs()
+    waiting = [job for job in all_jobs if not _finished(out, job, result)]
     with open_backend(backend, address, jobs, device, threads) as runner:
         bar = tqdm(total=sum(j.trials for j in all_jobs), initial=_trials_done(out, all_jobs), desc="study",
                    unit="trial", disable=not progress)  # initial: the rate counts only this run's trials
         bar.write(f"study: searches run on {runner.description}")
-        for level in (False, True):  # sources (and baselines) first, then the transfers from them
-            running: dict[Task, Job] = {}
-            for job in (j for j in all_jobs if (j.source is not None) == level):
-                history = history_of(out, job)
-                status, trials = job_status(history)
-                if status == "finished" and trials != job.trials:
-                    result.outcomes[job.key] = (f"failed: {history} holds a finished run of {trials} trials, the study "
-                                                f"asks for {job.trials}; use another output directory")
-                elif status == "finished":
-                    result.outcomes[job.key] = "skipped"
-                elif job.source is not None and result.failed.get(job.source.key):
-                    result.outcomes[job.key] = f"not started: its source {job.source.key} failed"
-                else:
+        running: dict[Task, Job] = {}
+        while waiting or running:
+            for job in list(waiting):
+                source_outcome = result.outcomes.get(job.source.key) if job.source else "skipped"
+                if source_outcome in ("skipped", "done"):
                     config = job.config(study.dataset, device, checkpoint, data_root, env_kwargs or {})
                     library = history_of(out, job.source) if job.source else None
-                    running[runner.submit(search_to_completion, config, history, library)] = job
-            _watch(runner, running, result, lambda: _trials_done(out, all_jobs), bar, poll_seconds)
+                    running[runner.submit(search_to_completion, config, history_of(out, job), library)] = job
+                    waiting.remove(job)
+                elif source_outcome is not None:  # the source failed
+                    result.outcomes[job.key] = f"not started: its source {job.source.key} failed"
+                    waiting.remove(job)
+            runner.poll(list(running))
+            for task in [task for task in running if task.done]:
+                job = running.pop(task)
+                result.outcomes[job.key] = "done" if task.error is None else f"failed: {task.error}"
+                if task.error is not None:
+                    bar.write(f"{job.key} failed: {task.error}")
+            bar.update(_trials_done(out, all_jobs) - bar.n)
+            if running:
+                time.sleep(poll_seconds)
         bar.close()
     return result
 
 
-def _watch(runner: Backend, running: dict[Task, Job], result: StudyRun, trials_done: Callable[[], int], bar: tqdm,
-           poll_seconds: float) -> None:
-    tasks = list(running)
-    while True:
-        runner.poll(tasks)
-        for task in tasks:
-            key = running[task].key
-            if task.done and key not in result.outcomes:
-                result.outcomes[key] = "done" if task.error is None else f"failed: {task.error}"
-                if task.error is not None:
-                    bar.write(f"{key} failed: {task.error}")
-        bar.update(trials_done() - bar.n)
-        if all(task.done for task in tasks):
-            return
-        time.sleep(poll_seconds)
+def _finished(out: Path, job: Job, result: StudyRun) -> bool:
+    """Whether `job`'s file already holds a finished run; records its outcome: skipped, or failed when
+    that run had another trial budget."""
+    status, trials = job_status(history_of(out, job))
+    if status == "finished" and trials != job.trials:
+        result.outcomes[job.key] = (f"failed: {history_of(out, job)} holds a finished run of {trials} trials, "
+                                    f"the study asks for {job.trials}; use another output directory")
+    elif status == "finished":
+        result.outcomes[job.key] = "skipped"
+    return status == "finished"
 
 
 def _trials_done(out: Path, jobs: Sequence[Job]) -> int:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
-from prune_gym.agents.search import TRANSFER_METHODS
+from prune_gym.agents.search import TRANSFER_METHODS, search_to_completion
 from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, adopt, history_of, job_status, run_study
 from prune_gym.history import HistoryStore
@@ -53,3 +54,23 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     assert markdown.count("| resnet20 0.3 |") == 4 and "curves-resnet20-0.5-resnet20-0.3.png" in markdown
     assert (tmp_path / "curves-resnet20-0.5-resnet20-0.3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "results.md").read_text() == markdown
+
+
+def test_a_failed_source_keeps_only_its_own_transfers_from_starting(tiny_checkpoint, fashion_root, tmp_path):
+    study = replace(STUDIES["quick"], seeds=(0,), trials=2)
+    settings = {"device": "cpu", "checkpoint": str(tiny_checkpoint), "data_root": str(fashion_root),
+                "env_kwargs": {"calibration_images": 100}}
+    broken = next(job for job in study.jobs() if job.invariant_actor)  # the source of augmented and assistant
+    config = broken.config("fashion-mnist", settings["device"], settings["checkpoint"], settings["data_root"],
+                           settings["env_kwargs"])
+    search_to_completion(replace(config, trials=1), history_of(tmp_path, broken), progress=False)
+
+    outcomes = run_study(study, tmp_path, jobs=2, progress=False, poll_seconds=0.2, backend="processes",
+                         **settings).outcomes
+    assert outcomes.pop(broken.key).startswith(f"failed: {history_of(tmp_path, broken)} holds a finished run of 1")
+    for job in study.jobs():
+        if job.source == broken:
+            assert outcomes[job.key] == f"not started: its source {broken.key} failed"
+            assert job_status(history_of(tmp_path, job)) == ("new", 0)
+        elif job != broken:
+            assert outcomes[job.key] == "done"
