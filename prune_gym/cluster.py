@@ -19,6 +19,8 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -49,6 +51,7 @@ class Backend(ABC):
 
     def __init__(self, threads: int):
         self.threads = threads  # CPU threads per search
+        self._previous_sigterm: Any = None
 
     @abstractmethod
     def submit(self, fn: Callable[..., Any], *args: Any) -> Task:
@@ -74,10 +77,23 @@ class Backend(ABC):
             time.sleep(poll_seconds)
 
     def __enter__(self) -> Backend:
+        """Within `with`, SIGTERM (`kill`, a job scheduler) unwinds like Ctrl-C, so that `close` stops the
+        searches: they would otherwise run on, orphaned, and hold their history files' writer locks."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _exit_on_signal)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            if self._previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+                self._previous_sigterm = None
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 class ProcessBackend(Backend):

@@ -115,3 +115,28 @@ def test_a_search_that_raises_fails_at_once_with_its_error():
         backend.wait(tasks, poll_seconds=0.1)
     assert [t.error for t in tasks] == ["ValueError: bad settings for a", "ValueError: bad settings for b"]
     assert [t.attempts for t in tasks] == [1, 1]  # an error is not a crash: no rerun
+
+
+def linger(pid_file: str, *, threads: int, device: str) -> None:
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def test_a_terminated_driver_stops_its_searches(tmp_path):
+    pid_file = tmp_path / "worker.pid"
+    driver = subprocess.Popen([sys.executable, "-c", (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from prune_gym.cluster import ProcessBackend\n"
+        "from test_cluster import linger\n"
+        "with ProcessBackend(workers=1, threads=1) as backend:\n"
+        "    backend.wait([backend.submit(linger, sys.argv[2])], poll_seconds=0.1)\n"),
+        str(Path(__file__).parent), str(pid_file)])
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and driver.poll() is None, "the search never started"
+        time.sleep(0.1)
+    worker = int(pid_file.read_text())
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=30) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):  # joined by the driver: not even a zombie is left
+        os.kill(worker, 0)
