@@ -25,6 +25,22 @@ def test_the_core_study_runs_each_search_once_and_every_source_before_its_transf
     assert {job.model for job in resnet20} == {"resnet20"} and len(resnet20) == 9 + 2 + 18
 
 
+def test_the_extended_study_adds_to_the_core_without_repeating_it():
+    core, extended = STUDIES["core"].jobs(), STUDIES["extended"].jobs()
+    # 7 baselines (ResNet-20 at 0.2-0.5, the three other models at 0.3) x 3 seeds; invariant sources at
+    # 0.2, 0.3, 0.4 and 0.5; 12 transfers x 3 methods x 3 seeds.
+    assert len(extended) == 21 + 4 + 108 and len({job.key for job in extended}) == len(extended)
+    assert set(core) <= set(extended)
+    position = {job: i for i, job in enumerate(extended)}
+    assert all(position[job.source] < position[job] for job in extended if job.source)
+    into_03 = {(job.source.model, job.source.ratio, job.model) for job in extended
+               if job.source and job.ratio == 0.3}
+    assert {(ratio, model) for _, ratio, model in into_03 if model == "resnet20"} == {
+        (0.2, "resnet20"), (0.4, "resnet20"), (0.5, "resnet20")}
+    assert {(ratio, model) for _, ratio, model in into_03 if model != "resnet20"} == {
+        (ratio, model) for ratio in (0.3, 0.5) for model in ("resnet56", "mobilenet_v1", "resnet18")}
+
+
 def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_checkpoint, fashion_root, tmp_path):
     study = STUDIES["quick"]
     settings = {"device": "cpu", "checkpoint": str(tiny_checkpoint), "data_root": str(fashion_root),
