@@ -131,12 +131,15 @@ def test_a_terminated_driver_stops_its_searches(tmp_path):
         "with ProcessBackend(workers=1, threads=1) as backend:\n"
         "    backend.wait([backend.submit(linger, sys.argv[2])], poll_seconds=0.1)\n"),
         str(Path(__file__).parent), str(pid_file)])
-    deadline = time.monotonic() + 60
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline and driver.poll() is None, "the search never started"
-        time.sleep(0.1)
-    worker = int(pid_file.read_text())
-    driver.send_signal(signal.SIGTERM)
-    assert driver.wait(timeout=30) == 128 + signal.SIGTERM
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and driver.poll() is None, "the search never started"
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+        driver.send_signal(signal.SIGTERM)
+        assert driver.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        driver.kill()  # a no-op once it has exited
     with pytest.raises(ProcessLookupError):  # joined by the driver: not even a zombie is left
         os.kill(worker, 0)
