@@ -119,30 +119,25 @@ class Study:
                        baselines=tuple(b for b in self.baselines if b[0] in models))
 
 
+# DESIGN.md's analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
+CORE = Study("fashion-mnist", (
+    Transfer("resnet20", 0.5, "resnet20", 0.2),
+    Transfer("resnet20", 0.3, "resnet20", 0.2),
+    Transfer("resnet20", 0.5, "resnet56", 0.3),
+    Transfer("resnet20", 0.5, "mobilenet_v1", 0.3),
+), baselines=(("resnet20", 0.3), ("resnet20", 0.5)))
+
 STUDIES = {
-    # DESIGN.md's analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
-    "core": Study("fashion-mnist", (
-        Transfer("resnet20", 0.5, "resnet20", 0.2),
-        Transfer("resnet20", 0.3, "resnet20", 0.2),
-        Transfer("resnet20", 0.5, "resnet56", 0.3),
-        Transfer("resnet20", 0.5, "mobilenet_v1", 0.3),
-    ), baselines=(("resnet20", 0.3), ("resnet20", 0.5))),
+    "core": CORE,
     # Issue 8's extension, a superset of the core (run it into the same --out and the core's runs are reused):
     # 0.4 as a source, every transfer into 0.3, ResNet-20 at 0.3 as a cross-model source, ResNet-18.
-    "extended": Study("fashion-mnist", (
-        Transfer("resnet20", 0.5, "resnet20", 0.2),
-        Transfer("resnet20", 0.3, "resnet20", 0.2),
+    "extended": replace(CORE, transfers=(
+        *CORE.transfers,
         Transfer("resnet20", 0.4, "resnet20", 0.2),
-        Transfer("resnet20", 0.2, "resnet20", 0.3),
-        Transfer("resnet20", 0.4, "resnet20", 0.3),
-        Transfer("resnet20", 0.5, "resnet20", 0.3),
-        Transfer("resnet20", 0.5, "resnet56", 0.3),
-        Transfer("resnet20", 0.3, "resnet56", 0.3),
-        Transfer("resnet20", 0.5, "mobilenet_v1", 0.3),
-        Transfer("resnet20", 0.3, "mobilenet_v1", 0.3),
-        Transfer("resnet20", 0.5, "resnet18", 0.3),
-        Transfer("resnet20", 0.3, "resnet18", 0.3),
-    ), baselines=(("resnet20", 0.4), ("resnet20", 0.5))),
+        *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.2, 0.4, 0.5)),
+        *(Transfer("resnet20", 0.3, model, 0.3) for model in ("resnet56", "mobilenet_v1")),
+        *(Transfer("resnet20", source, "resnet18", 0.3) for source in (0.5, 0.3)),
+    ), baselines=(*CORE.baselines, ("resnet20", 0.4))),
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
 }
