@@ -113,9 +113,9 @@ class Study:
         return list(dict.fromkeys(job.model for job in self.jobs()))
 
     def restricted(self, models: Sequence[str]) -> Study:
-        """The part of the study on `models` only (sources and targets both), e.g. to run it model by model."""
-        return replace(self, transfers=tuple(t for t in self.transfers
-                                             if t.source_model in models and t.target_model in models),
+        """The part of the study that searches `models`, with the source runs its transfers start from
+        (whatever their model), e.g. to run it model by model."""
+        return replace(self, transfers=tuple(t for t in self.transfers if t.target_model in models),
                        baselines=tuple(b for b in self.baselines if b[0] in models))
 
 
@@ -289,7 +289,8 @@ def main() -> None:
                                              "pretrained first where missing)")
     parser.add_argument("--data-root")
     parser.add_argument("--models", nargs="+", metavar="MODEL",
-                        help="run (and report) only the part of the study on these models")
+                        help="run (and report) only the searches on these models, and the sources "
+                             "their transfers start from")
     parser.add_argument("--adopt", nargs="+", default=[], metavar="HISTORY",
                         help="first copy matching finished runs from these history files into the study")
     parser.add_argument("--report-only", action="store_true", help="write the report from what has run so far")

@@ -23,6 +23,11 @@ def test_the_core_study_runs_each_search_once_and_every_source_before_its_transf
         ("vanilla", False), ("augmented", True), ("assistant", True)}
     resnet20 = STUDIES["core"].restricted(["resnet20"]).jobs()
     assert {job.model for job in resnet20} == {"resnet20"} and len(resnet20) == 9 + 2 + 18
+    # A cross-model part keeps the ResNet-20 source runs it starts from, and nothing else of ResNet-20.
+    mobilenet = STUDIES["core"].restricted(["mobilenet_v1"]).jobs()
+    assert len(mobilenet) == 3 + 2 + 9
+    assert {job.key for job in mobilenet if job.model == "resnet20"} == {
+        "resnet20-p0.5-baseline-seed0", "resnet20-p0.5-baseline-invariant-seed0"}
 
 
 def test_the_extended_study_adds_to_the_core_without_repeating_it():
