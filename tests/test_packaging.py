@@ -1,4 +1,5 @@
-"""The wheel installs into a fresh virtualenv and brings only prune_gym-namespaced packages."""
+"""The wheel installs into a fresh virtualenv, brings only prune_gym-namespaced packages, and every
+module of the source tree imports from it (a subpackage missing from pyproject's list would not)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PUBLIC_PACKAGES = ["prune_gym", "prune_gym.agents", "prune_gym.history", "prune_gym.benchmarks"]
+PACKAGE_DIRS = {"prune_gym": "prune_gym", "prune_gym.agents": "agents", "prune_gym.history": "history",
+                "prune_gym.benchmarks": "benchmarks"}
+
+
+def source_modules() -> list[str]:
+    """Every module of the source tree, by the name it is installed under."""
+    modules = []
+    for package, directory in PACKAGE_DIRS.items():
+        for path in sorted((REPO / directory).rglob("*.py")):
+            parts = path.relative_to(REPO / directory).with_suffix("").parts
+            modules.append(".".join((package, *parts[:-1])) if parts[-1] == "__init__" else ".".join((package, *parts)))
+    return modules
 
 
 def test_wheel_installs_in_a_fresh_venv_without_clobbering_other_names(tmp_path):
@@ -33,7 +45,9 @@ def test_wheel_installs_in_a_fresh_venv_without_clobbering_other_names(tmp_path)
     (fresh_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                    check=True, timeout=300)
-    probe = "; ".join(f"import {p}" for p in PUBLIC_PACKAGES) + "; print(prune_gym.__file__)"
+    modules = source_modules()
+    assert "prune_gym.models" in modules and "prune_gym.agents.search" in modules
+    probe = "; ".join(f"import {m}" for m in modules) + "; print(prune_gym.__file__)"
     out = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).is_relative_to(fresh_site)
