@@ -7,22 +7,22 @@ import shutil
 import site
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = {"prune_gym": "prune_gym", "prune_gym.agents": "agents", "prune_gym.history": "history",
-                "prune_gym.benchmarks": "benchmarks"}
 
 
 def source_modules() -> list[str]:
-    """Every module of the source tree, by the name it is installed under."""
+    """Every module under pyproject's package directories, by the name it is installed under."""
+    package_dirs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
     modules = []
-    for package, directory in PACKAGE_DIRS.items():
+    for package, directory in package_dirs.items():
         for path in sorted((REPO / directory).rglob("*.py")):
-            parts = path.relative_to(REPO / directory).with_suffix("").parts
-            modules.append(".".join((package, *parts[:-1])) if parts[-1] == "__init__" else ".".join((package, *parts)))
+            name = ".".join((package, *path.relative_to(REPO / directory).with_suffix("").parts))
+            modules.append(name.removesuffix(".__init__"))
     return modules
 
 
