@@ -15,19 +15,29 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   last `batch` assistant trials always enters, a lower one with probability
   exp(-admission_decay * places below the top third).
 The records are the source run's trials rewritten for the target (data augmentation), so
-their states are the target's. The assistant is pickled with the agent, its generator and
-admission batch included, so a resumed search continues it exactly.
+their states are the target's. `AssistedSearcher` lets it act for any searcher: the
+searcher learns from the trials the assistant admits (and counts the others), and is
+saved with the assistant, its generator and admission batch included, so a resumed
+search continues both exactly.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 from collections import deque
+from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from prune_gym.agents.augmentation import Episode
+from prune_gym.agents.recorder import Trial
+from prune_gym.agents.searcher import Searcher
 from prune_gym.errors import PruneGymError
+
+ASSISTANT_FILE, INNER_FOLDER = "assistant.pkl", "searcher"
 
 
 def similarity(records: np.ndarray, state: np.ndarray, sigma: float) -> np.ndarray:
@@ -96,3 +106,68 @@ class Assistant:
         self.recent.append(accuracy)
         rank = sum(a > accuracy for a in self.recent)
         return bool(self.rng.random() < admission_probability(rank, len(self.recent), self.admission_decay))
+
+
+class AssistedSearcher(Searcher):
+    """`searcher`, with `assistant` choosing the actions of the trials it is active in.
+
+    A wrapper in the manner of a Gymnasium wrapper: everything else goes to the searcher.
+    """
+
+    def __init__(self, searcher: Searcher, assistant: Assistant):
+        self.searcher, self.assistant = searcher, assistant
+        self._assisting = False
+        self.trial = -1
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.searcher.name
+
+    @property
+    def env(self) -> gym.Env:  # type: ignore[override]
+        return self.searcher.env
+
+    def begin_trial(self, trial: int) -> str:
+        self.trial = trial
+        self._assisting = self.assistant.active(trial)
+        return "assistant" if self._assisting else self.searcher.begin_trial(trial)
+
+    def act(self, observation: np.ndarray, step: int) -> float:
+        if self._assisting:
+            return self.assistant.act(observation, self.trial)
+        return self.searcher.act(observation, step)
+
+    def admits(self, trial: Trial) -> bool:
+        if trial.origin == "assistant":
+            return self.assistant.admit(trial.accuracy)
+        return self.searcher.admits(trial)
+
+    def learn(self, trial: Trial) -> None:
+        self.searcher.learn(trial)
+
+    def weights(self) -> dict[str, Any]:
+        return self.searcher.weights()
+
+    def load_weights(self, weights: Any) -> None:
+        self.searcher.load_weights(weights)
+
+    def preload(self, episodes: Any) -> None:
+        self.searcher.preload(episodes)
+
+    def set_logger(self, logger: Any) -> None:
+        self.searcher.set_logger(logger)
+
+    def save(self, directory: Path) -> None:
+        inner = Path(directory) / INNER_FOLDER
+        inner.mkdir()
+        self.searcher.save(inner)
+        with open(Path(directory) / ASSISTANT_FILE, "wb") as f:
+            pickle.dump((type(self.searcher), self.assistant, self.trial), f)
+
+    @classmethod
+    def load(cls, directory: Path, env: gym.Env) -> AssistedSearcher:
+        with open(Path(directory) / ASSISTANT_FILE, "rb") as f:
+            searcher_class, assistant, trial = pickle.load(f)
+        wrapper = cls(searcher_class.load(Path(directory) / INNER_FOLDER, env), assistant)
+        wrapper.trial = trial
+        return wrapper

@@ -69,14 +69,13 @@ def augmented_episodes(source: Run, env: ChannelPruneEnv, target: Scenario, last
     return episodes
 
 
-def preload(agent: OffPolicyAlgorithm, episodes: list[Episode]) -> None:
-    """Add the episodes to the agent's replay buffer, one transition per unit, as if played."""
-    buffer = agent.replay_buffer
-    for episode in episodes:
-        steps = len(episode.fractions)
-        for k in range(steps):
-            done = k == steps - 1
-            action = agent.policy.scale_action(episode.fractions[k:k + 1])[None]
-            buffer.add(episode.observations[k][None], episode.observations[k + 1][None], action,
-                       np.array([episode.reward if done else 0.0]), np.array([done]),
-                       [{"kept_fraction": float(episode.fractions[k])}])
+def add_episode(agent: OffPolicyAlgorithm, observations: np.ndarray, fractions: np.ndarray, reward: float) -> None:
+    """One episode into the agent's replay buffer: `observations` before each unit and after the last,
+    the `fractions` kept, the final `reward` on the last step."""
+    steps = len(fractions)
+    for k in range(steps):
+        done = k == steps - 1
+        action = agent.policy.scale_action(np.asarray(fractions[k:k + 1], dtype=np.float32))[None]
+        agent.replay_buffer.add(observations[k][None], observations[k + 1][None], action,
+                                np.array([reward if done else 0.0]), np.array([done]),
+                                [{"kept_fraction": float(fractions[k])}])

@@ -10,9 +10,9 @@ What differs from SB3's DDPG, each as in AMC (He et al., ECCV 2018):
 * separate learning rates for actor (1e-4) and critic (1e-3): SB3 sets one rate on both.
 
 With `invariant_actor=True` the actor predicts the invariant a / p instead of the action
-(the paper's network augmentation, `prune_gym.agents.invariant`). An `assistant`
-(`prune_gym.agents.assistant`) set on the agent acts instead of it for the first trials
-and decides which of them enter the replay buffer.
+(the paper's network augmentation, `prune_gym.agents.invariant`). It trains with SB3's
+`learn()` like any SB3 algorithm; the search drives it step by step instead, through
+`prune_gym.agents.searchers.amc_ddpg`.
 
 One default departs from AMC: its warm-up draws each action uniformly from [0, 1]. At a
 tight budget (p <= 0.3) that spends the budget on the first units, the action wall then
@@ -33,9 +33,9 @@ from stable_baselines3 import DDPG
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.utils import update_learning_rate
 
-from prune_gym.agents.assistant import Assistant
 from prune_gym.agents.invariant import InvariantPolicy
 from prune_gym.agents.replay import EpisodeRewardReplayBuffer
+from prune_gym.agents.searcher import truncated_normal, warmup_action
 from prune_gym.env import OBSERVATION_FEATURES
 
 
@@ -58,9 +58,7 @@ class AMCDDPG(DDPG):
         self.sigma0, self.sigma_decay = sigma0, sigma_decay
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.noise_rng = np.random.default_rng(seed)
-        self.assistant: Assistant | None = None
-        self.last_action_origin = "warmup"  # of the current episode's actions, recorded in the history
-        self.last_admitted = True  # whether the last finished episode entered the replay buffer
+        self.target_ratio = _target_ratio(env)
         policy_kwargs = {"net_arch": net_arch or [300, 300], **kwargs.pop("policy_kwargs", {})}
         if invariant_actor:
             policy = InvariantPolicy
@@ -89,31 +87,14 @@ class AMCDDPG(DDPG):
     def _sample_action(self, learning_starts: int, action_noise: Any = None,
                        n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         low, high = self.action_space.low, self.action_space.high
-        trial = self.episodes_done
-        self.last_action_origin = "warmup" if self.in_warmup else "actor"
-        if self.assistant is not None and self.assistant.active(trial):
-            self.last_action_origin = "assistant"
-            action = np.full((n_envs, *self.action_space.shape), self.assistant.act(self._last_obs[0], trial))
-        elif self.in_warmup and self.warmup_sigma is None:
-            action = self.noise_rng.uniform(low, high, size=(n_envs, *self.action_space.shape))
-        elif self.in_warmup:
-            centre = np.full((n_envs, *self.action_space.shape), self.env.get_attr("target_ratio")[0])
-            action = truncated_normal(self.noise_rng, centre, self.warmup_sigma, low, high)
+        shape = (n_envs, *self.action_space.shape)
+        if self.in_warmup:
+            action = warmup_action(self.noise_rng, self.target_ratio, self.warmup_sigma, shape)
         else:
             mean, _ = self.predict(self._last_obs, deterministic=True)
             action = truncated_normal(self.noise_rng, mean, self.sigma, low, high)
         action = action.astype(np.float32)
         return action, self.policy.scale_action(action)
-
-    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
-                          dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
-        """At an episode's end, decide its admission: the replay buffer drops it when `admitted` is false."""
-        if dones[0]:
-            self.last_admitted = True
-            if self.last_action_origin == "assistant":
-                self.last_admitted = self.assistant.admit(infos[0]["accuracy"])
-            infos[0]["admitted"] = self.last_admitted
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     def _update_learning_rate(self, optimizers: Any) -> None:
         self.logger.record("train/actor_learning_rate", self.actor_lr)
@@ -128,16 +109,6 @@ def _unit_count(env: gym.Env | VecEnv) -> int:
     return len(units)
 
 
-def truncated_normal(rng: np.random.Generator, mean: np.ndarray, sigma: float, low: np.ndarray,
-                     high: np.ndarray) -> np.ndarray:
-    """Normal samples around `mean`, redrawn until they fall within [low, high] (AMC's exploration)."""
-    mean = np.asarray(mean, dtype=np.float64)
-    if sigma <= 0:
-        return np.clip(mean, low, high)
-    sample = rng.normal(mean, sigma)
-    for _ in range(1000):
-        outside = (sample < low) | (sample > high)
-        if not outside.any():
-            return sample
-        sample = np.where(outside, rng.normal(mean, sigma), sample)
-    return np.clip(sample, low, high)
+def _target_ratio(env: gym.Env | VecEnv) -> float:
+    """p of a ChannelPrune env, wrapped or inside an SB3 VecEnv."""
+    return env.get_attr("target_ratio")[0] if isinstance(env, VecEnv) else env.unwrapped.target_ratio

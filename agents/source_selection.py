@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig, search_to_completion
+from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
+from prune_gym.agents.loop import search_to_completion
 from prune_gym.cluster import Backend, Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prune_gym.agents.search import SearchConfig, make_env, search_to_completion
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.loop import make_env, search_to_completion
 from prune_gym.evaluation import accuracy
 from prune_gym.history import HistoryStore
 from prune_gym.history.plot import plot_learning_curves

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from prune_gym.agents.search import make_env
+from prune_gym.agents.loop import make_env
 from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.convergence import converged_accuracy, first_reach, plot_methods, smoothed_mean
 from prune_gym.benchmarks.study import SOURCE_RUN, Job, Study, history_of, job_status

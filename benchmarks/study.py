@@ -1,7 +1,7 @@
 """The paper's experiments as a matrix of searches, run until done (issue 8).
 
-A study crosses methods, transfer scenarios (a source model and ratio, a target model and
-ratio) and seeds. Each cell is a `Job`: one search, and for the transfer methods the
+A study crosses searchers (`--agents`), methods, transfer scenarios (a source model and
+ratio, a target model and ratio) and seeds. Each cell is a `Job`: one search, and for the transfer methods the
 baseline run it starts from, itself a job. Every job writes a history file of its own,
 <out>/runs/<job key>.h5, so several run at once (a history file has one writer) and a
 transfer reads its source from its source job's file. A job whose file holds a finished
@@ -24,7 +24,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig, search_to_completion
+from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
+from prune_gym.agents.loop import search_to_completion
+from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
+from prune_gym.agents.transfer import agent_of
 from prune_gym.cluster import Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo
@@ -46,11 +49,14 @@ class Job:
     trials: int
     invariant_actor: bool = False
     source: Job | None = None
+    agent: str = DEFAULT_SEARCHER
 
     @property
     def key(self) -> str:
-        """The job's name, unique in a study, and its history file's."""
-        name = f"{self.model}-p{self.ratio}-{self.method}{'-invariant' if self.invariant_actor else ''}-seed{self.seed}"
+        """The job's name, unique in a study, and its history file's (the default agent's keys name no agent)."""
+        agent = "" if self.agent == DEFAULT_SEARCHER else f"-{self.agent}"
+        name = (f"{self.model}-p{self.ratio}{agent}-{self.method}{'-invariant' if self.invariant_actor else ''}"
+                f"-seed{self.seed}")
         return f"{name}-from-{self.source.key}" if self.source else name
 
     def config(self, dataset: str, device: str, checkpoint: str | None, data_root: str | None,
@@ -58,7 +64,7 @@ class Job:
         return SearchConfig(self.model, dataset, self.ratio, self.trials, self.method, self.seed, device,
                             checkpoint=checkpoint, data_root=data_root, env_kwargs=env_kwargs,
                             agent_kwargs={"invariant_actor": True} if self.invariant_actor else {},
-                            source=SOURCE_RUN if self.source else None)
+                            source=SOURCE_RUN if self.source else None, agent=self.agent)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,9 @@ class Transfer:
 
 @dataclass(frozen=True)
 class Study:
-    """Methods x transfers x seeds, the same trial budget for all; baselines at every target and at `baselines`."""
+    """Searchers x methods x transfers x seeds, the same trial budget for all; baselines at every target
+    and at `baselines`. A searcher is crossed only with the methods it can run (no vanilla transfer
+    into a black-box searcher, no preloaded trials for an on-policy one)."""
 
     dataset: str
     transfers: tuple[Transfer, ...]
@@ -86,26 +94,35 @@ class Study:
     seeds: tuple[int, ...] = (0, 1, 2)
     trials: int = 300
     source_seed: int = 0
+    agents: tuple[str, ...] = (DEFAULT_SEARCHER,)
 
-    def source_job(self, transfer: Transfer, method: str) -> Job:
+    def source_job(self, transfer: Transfer, method: str, agent: str = DEFAULT_SEARCHER) -> Job:
+        """The baseline a transfer starts from: of the same searcher when it takes weights, else the default's."""
+        source_agent = agent if SEARCHERS[agent].takes_weights else DEFAULT_SEARCHER
+        invariant = method in INVARIANT_SOURCES and "invariant_actor" in SEARCHERS[source_agent].settings_defaults
         return Job(transfer.source_model, transfer.source_ratio, "baseline", self.source_seed, self.trials,
-                   invariant_actor=method in INVARIANT_SOURCES)
+                   invariant_actor=invariant, agent=source_agent)
 
     def baseline_jobs(self, model: str, ratio: float) -> list[Job]:
-        return [Job(model, ratio, "baseline", seed, self.trials) for seed in self.seeds]
+        return [Job(model, ratio, "baseline", seed, self.trials, agent=agent) for agent in self.agents
+                for seed in self.seeds]
 
-    def transfer_jobs(self, transfer: Transfer, method: str) -> list[Job]:
-        source = self.source_job(transfer, method)
+    def transfer_jobs(self, transfer: Transfer, method: str, agent: str = DEFAULT_SEARCHER) -> list[Job]:
+        source = self.source_job(transfer, method, agent)
         return [Job(transfer.target_model, transfer.target_ratio, method, seed, self.trials,
-                    source=source) for seed in self.seeds]
+                    source=source, agent=agent) for seed in self.seeds]
+
+    def crossings(self) -> list[tuple[Transfer, str, str]]:
+        """(transfer, method, agent) for every transfer cell the searchers can run."""
+        return [(t, m, a) for t in self.transfers for a in self.agents for m in self.methods if _runs(a, m)]
 
     def jobs(self) -> list[Job]:
         """Every job once, each after its source."""
         targets = [(t.target_model, t.target_ratio) for t in self.transfers]
         jobs = [job for model, ratio in dict.fromkeys([*self.baselines, *targets])
                 for job in self.baseline_jobs(model, ratio)]
-        jobs += [self.source_job(t, m) for t in self.transfers for m in self.methods]
-        jobs += [job for t in self.transfers for m in self.methods for job in self.transfer_jobs(t, m)]
+        jobs += [self.source_job(t, m, a) for t, m, a in self.crossings()]
+        jobs += [job for t, m, a in self.crossings() for job in self.transfer_jobs(t, m, a)]
         return list(dict.fromkeys(jobs))
 
     @property
@@ -141,6 +158,15 @@ STUDIES = {
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
 }
+
+
+def _runs(agent: str, method: str) -> bool:
+    """Whether `agent` can run `method` (SearchConfig.validate's rules, without a scenario)."""
+    try:
+        SearchConfig(method=method, agent=agent, source=SOURCE_RUN).validate()
+    except PruneGymError:
+        return False
+    return True
 
 
 @dataclass
@@ -196,7 +222,7 @@ def adopt(study: Study, out: str | Path, files: Sequence[str | Path]) -> list[st
 def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
     """Whether `info` (a run in `store`) is the run `job` would make."""
     config = job.config(info.scenario.dataset, "auto", None, None, {})
-    if (info.seed, info.n_trials, info.method) != (job.seed, job.trials, job.method) or \
+    if (info.seed, info.n_trials, info.method, agent_of(info)) != (job.seed, job.trials, job.method, job.agent) or \
             info.settings.get("agent_kwargs", {}) != config.agent_settings or \
             info.settings.get("assistant") != config.assistant_settings:
         return False
@@ -288,6 +314,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="trained weights, for a study of one model (default: the cached ones, "
                                              "pretrained first where missing)")
     parser.add_argument("--data-root")
+    parser.add_argument("--agents", nargs="+", choices=list(SEARCHERS), metavar="AGENT",
+                        help=f"the searchers to cross with the study's cells (default: {DEFAULT_SEARCHER}; "
+                             f"choices: {', '.join(SEARCHERS)})")
     parser.add_argument("--models", nargs="+", metavar="MODEL",
                         help="run (and report) only the searches on these models, and the sources "
                              "their transfers start from")
@@ -296,6 +325,8 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="write the report from what has run so far")
     args = parser.parse_args()
     study, out = STUDIES[args.study], Path(args.out)
+    if args.agents:
+        study = replace(study, agents=tuple(args.agents))
     if args.models:
         study = study.restricted(args.models)
     for key in adopt(study, out, args.adopt):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prune_gym.agents.search import SearchConfig, make_env, search_to_completion
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.loop import make_env, search_to_completion
 from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.convergence import (converged_accuracy, plot_methods, smoothed_mean,
                                               trials_to_converge)

@@ -63,11 +63,7 @@ class RunInfo:
     weight_tags: list[str] = field(default_factory=list)
 
 
-class Weights(NamedTuple):
-    """An agent's saved parameters, by state-dict name, as numpy arrays."""
-
-    actor: dict[str, np.ndarray]
-    critic: dict[str, np.ndarray]
+Weights = dict[str, dict[str, np.ndarray]]  # a searcher's saved state dicts by part ("actor", ...), as arrays
 
 
 class Transitions(NamedTuple):

@@ -269,13 +269,13 @@ class HistoryStore:
             )
 
     def load_weights(self, run_id: str, tag: str = "final") -> Weights:
-        """The actor's and critic's parameters saved under `tag`, as numpy arrays."""
+        """The state dicts saved under `tag`, by part ("actor", "critic", ...), as numpy arrays."""
         with self._reading() as (f, _):
             weights = _run_group(f, run_id, self.path)["weights"]
             if tag not in weights:
                 raise HistoryError(f"run {run_id!r} in {self.path} has no weights tagged {tag!r} (has: {', '.join(weights) or 'none'})")
             saved = weights[tag]
-            return Weights(*({name: ds[()] for name, ds in saved[part].items()} for part in ("actor", "critic")))
+            return {part: {name: ds[()] for name, ds in group.items()} for part, group in saved.items()}
 
 
 class RunWriter:
@@ -326,19 +326,24 @@ class RunWriter:
         self.n_trials = trial + 1
         return trial
 
-    def save_weights(self, tag: str, actor: Mapping[str, Any], critic: Mapping[str, Any]) -> None:
-        """Save the agent's state dicts (tensors or arrays) under a new tag, e.g. 'trial-100', 'final'."""
+    def save_weights(self, tag: str, parts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Save the searcher's named state dicts (tensors or arrays) under a new tag, e.g. 'trial-100', 'final'.
+
+        parts: e.g. {"actor": actor.state_dict(), "critic": critic.state_dict()}.
+        """
         if not tag or "/" in tag:
             raise ValueError(f"a weights tag must be non-empty and free of '/', got {tag!r}")
-        parts = {"actor": _as_numpy(actor), "critic": _as_numpy(critic)}
+        if not parts or any(not part or "/" in part for part in parts):
+            raise ValueError(f"weights need at least one part, each named without '/', got {list(parts)}")
+        arrays = {part: _as_numpy(state) for part, state in parts.items()}
         self._check_open()
         with self._store._transaction():
             weights = self._run["weights"]
             if tag in weights:
                 raise HistoryError(f"run {self.run_id!r} already has weights tagged {tag!r}; tags are never overwritten")
-            saved = weights.create_group(tag)
+            saved = weights.create_group(tag, track_order=True)
             saved.attrs.update({"trial": self.n_trials, "time": _now()})
-            for part, state in parts.items():
+            for part, state in arrays.items():
                 group = saved.create_group(part, track_order=True)
                 for name, value in state.items():
                     group.create_dataset(name, data=value)

@@ -10,7 +10,7 @@ files the searches write (one file per search: never two writers on one file).
   that dies is started again.
 `open_backend` takes Ray when it is installed (or an address is given), processes
 otherwise, and says which. A rerun must not redo work: a search resumes its interrupted
-run from the last recorded trial (`prune_gym.agents.search.search_to_completion`).
+run from the last recorded trial (`prune_gym.agents.loop.search_to_completion`).
 On a cluster of several machines the history files must be on a file system they share.
 """
 

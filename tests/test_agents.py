@@ -11,10 +11,13 @@ from gymnasium import spaces
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.monitor import Monitor
 
-from prune_gym.agents.ddpg import AMCDDPG, truncated_normal
+from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.invariant import INVARIANT_SPAN, InvariantActor
 from prune_gym.agents.replay import EpisodeRewardReplayBuffer
-from prune_gym.agents.search import SearchConfig, make_env as make_search_env, run_search, scenario_of
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.loop import make_env as make_search_env, run_search, scenario_of
+from prune_gym.agents.searcher import truncated_normal
+from prune_gym.agents.searchers.amc_ddpg import AMCDDPGSearcher
 from prune_gym.agents.transfer import load_source_weights
 from prune_gym.env import OBSERVATION_FEATURES
 from prune_gym.errors import PruneGymError
@@ -92,7 +95,7 @@ def test_search_records_every_trial_and_finishes_the_run(make_env, tiny_checkpoi
     assert np.all(run.macs_ratios <= 0.5) and result.best_accuracy == run.accuracies.max()
     assert np.allclose(run.final_policy, result.best_policy)
     assert run.observations.shape == (5, len(result.best_policy), 13)
-    assert weights.actor and weights.critic
+    assert weights["actor"] and weights["critic"]
 
 
 def test_invariant_actor_acts_the_target_ratio_times_its_prediction(make_env, tmp_path):
@@ -127,18 +130,19 @@ def test_vanilla_transfer_starts_from_the_source_runs_actor_and_critic(tiny_chec
     config = replace(source_config, ratio=0.3, method="vanilla", source=source.run_id, warmup=None)
     env = make_search_env(config)
 
-    agent = AMCDDPG("MlpPolicy", env, seed=1, device="cpu")
+    searcher = AMCDDPGSearcher(env, seed=1)
     with HistoryStore(history) as store:
         saved = store.load_weights(source.run_id)
-        load_source_weights(agent, store, source.run_id, scenario_of(env))
-    for network, target, state in ((agent.actor, agent.actor_target, saved.actor),
-                                   (agent.critic, agent.critic_target, saved.critic)):
+        load_source_weights(searcher, store, source.run_id, scenario_of(env), invariant=False)
+    agent = searcher.agent
+    for network, target, state in ((agent.actor, agent.actor_target, saved["actor"]),
+                                   (agent.critic, agent.critic_target, saved["critic"])):
         for name, value in network.state_dict().items():
             assert np.array_equal(value.numpy(), state[name]) and np.array_equal(target.state_dict()[name].numpy(),
                                                                                  state[name])
-    small = AMCDDPG("MlpPolicy", env, net_arch=[32, 32], device="cpu")
+    small = AMCDDPGSearcher(env, net_arch=[32, 32])
     with HistoryStore(history) as store, pytest.raises(PruneGymError, match="does not fit"):
-        load_source_weights(small, store, source.run_id, scenario_of(env))
+        load_source_weights(small, store, source.run_id, scenario_of(env), invariant=False)
 
     result = run_search(config, history, progress=False, env=env)
     with HistoryStore(history) as store:

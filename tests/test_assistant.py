@@ -10,8 +10,10 @@ import pytest
 
 from prune_gym.agents.assistant import Assistant, admission_probability, selection_metric, similarity
 from prune_gym.agents.augmentation import Episode, augmented_episodes
-from prune_gym.agents.ddpg import AMCDDPG
-from prune_gym.agents.search import AgentCheckpoints, SearchConfig, make_env, run_search, scenario_of
+from prune_gym.agents.checkpoints import SearcherCheckpoints
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.loop import make_env, run_search, scenario_of
+from prune_gym.agents.searcher import Searcher
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
 
@@ -128,12 +130,12 @@ def test_an_assistant_search_records_what_the_assistant_chose_and_what_it_admitt
     channels = env.unwrapped.units[0].channels
     assert min(abs(run.actions[0, 0] - f) for f in top3) <= 0.1 + 0.5 / channels + 1e-6
 
-    agent = AMCDDPG.load(AgentCheckpoints(history, result.run_id).dir / "agent-7.zip", env=env, device="cpu")
-    assert agent.assistant is not None and len(agent.assistant.recent) == 3  # kept with the agent, for resume
-    n_units = len(env.unwrapped.units)
-    agent.load_replay_buffer(AgentCheckpoints(history, result.run_id).dir / "replay-7.pkl")
+    from prune_gym.agents.assistant import AssistedSearcher
+    saved, trials, _ = SearcherCheckpoints(history, result.run_id).load(AssistedSearcher, env)
+    assert trials == 7 and len(saved.assistant.recent) == 3  # kept with the searcher, for resume
+    agent = saved.searcher.agent
     preloaded = min(source_run.n_trials, agent.buffer_episodes)
-    assert agent.replay_buffer.size() == (preloaded + int(run.admitted.sum())) * n_units
+    assert agent.replay_buffer.size() == (preloaded + int(run.admitted.sum())) * len(env.unwrapped.units)
 
     # The assistant also serves the baseline (no weights taken) and vanilla transfer; its trials come first.
     for method, warmup, origins in (("baseline", 3, ["assistant"] * 2 + ["warmup", "actor"]),

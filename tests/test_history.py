@@ -38,7 +38,7 @@ def test_round_trip_queries_weights_and_transitions(tmp_path):
         writer = store.start_run(scenario(), "baseline", {"warmup": 2}, seed=7, sources=["run-0009"])
         for t in range(3):
             append(writer, t, "warmup" if t < 2 else "actor")
-        writer.save_weights("final", {"w": np.ones((2, 2))}, {"q": np.zeros(3)})
+        writer.save_weights("final", {"actor": {"w": np.ones((2, 2))}, "critic": {"q": np.zeros(3)}})
         writer.finish()
         other = store.start_run(scenario(0.5), "baseline", {}, seed=1)
         append(other, 0)
@@ -53,7 +53,7 @@ def test_round_trip_queries_weights_and_transitions(tmp_path):
     assert run.info.settings == {"warmup": 2} and "torch" in run.info.versions
     assert run.n_trials == 3 and list(run.origins) == ["warmup", "warmup", "actor"]
     assert np.allclose(run.best_policy(), np.linspace(0.2, 0.8, UNITS) + 0.02)  # the best-accuracy trial's
-    assert np.array_equal(weights.actor["w"], np.ones((2, 2))) and np.array_equal(weights.critic["q"], np.zeros(3))
+    assert np.array_equal(weights["actor"]["w"], np.ones((2, 2))) and np.array_equal(weights["critic"]["q"], np.zeros(3))
     transitions = run.transitions()
     assert transitions.obs.shape == (3 * UNITS, FEATURES) and transitions.actions.shape == (3 * UNITS, 1)
     assert transitions.dones.sum() == 3 and transitions.rewards[UNITS - 1] == pytest.approx(0.5)
@@ -66,7 +66,7 @@ def test_a_finished_run_of_another_file_is_imported_under_the_next_id(tmp_path):
         writer = store.start_run(scenario(0.5), "vanilla", {"warmup": 0}, seed=3, sources=["run-0001"])
         for t in range(4):
             append(writer, t)
-        writer.save_weights("final", {"w": np.ones(2)}, {"q": np.zeros(2)})
+        writer.save_weights("final", {"actor": {"w": np.ones(2)}, "critic": {"q": np.zeros(2)}})
         writer.finish()
         store.start_run(scenario(), "baseline", {}, seed=0)  # left unfinished
     with HistoryStore(library, "a") as store:
@@ -77,7 +77,7 @@ def test_a_finished_run_of_another_file_is_imported_under_the_next_id(tmp_path):
             store.import_run(side, "run-0002")
     with HistoryStore(side) as store, HistoryStore(library) as copy:
         original, imported = store.read_run("run-0001"), copy.read_run("run-0002")
-        assert np.array_equal(copy.load_weights("run-0002").actor["w"], np.ones(2))
+        assert np.array_equal(copy.load_weights("run-0002")["actor"]["w"], np.ones(2))
     assert imported.info.sources == ["run-0001"] and imported.info.method == "vanilla"
     assert imported.info.status == "finished" and np.array_equal(imported.actions, original.actions)
     assert np.array_equal(imported.accuracies, original.accuracies)
@@ -236,7 +236,7 @@ def test_the_readme_example_runs_on_a_real_file(tmp_path):
         writer = store.start_run(scenario(), "baseline", {"warmup": 2}, seed=0)
         for t in range(3):
             append(writer, t)
-        writer.save_weights("final", {"w": np.ones(2)}, {"q": np.zeros(2)})
+        writer.save_weights("final", {"actor": {"w": np.ones(2)}, "critic": {"q": np.zeros(2)}})
         writer.finish()
     readme = (Path(__file__).parents[1] / "history" / "README.md").read_text()
     namespace = {"path": path}
@@ -244,7 +244,7 @@ def test_the_readme_example_runs_on_a_real_file(tmp_path):
     run = namespace["runs"]["run-0001"]
     assert run["settings"] == {"warmup": 2} and run["status"] == "finished"
     assert list(run["origin"]) == ["actor"] * 3 and run["observations"].shape == (3, UNITS, FEATURES)
-    assert np.array_equal(run["weights"]["final"]["w"], np.ones(2))
+    assert np.array_equal(run["weights"]["final"]["actor"]["w"], np.ones(2))
 
 
 def test_a_foreign_hdf5_file_is_refused_and_left_alone(tmp_path):

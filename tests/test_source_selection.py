@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from prune_gym.agents.search import SearchConfig, run_search
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.loop import run_search
 from prune_gym.agents.source_selection import last_smoothed, losers, select_source, superiority, window_stats
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore

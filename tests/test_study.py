@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from dataclasses import replace
 
-from prune_gym.agents.search import TRANSFER_METHODS, search_to_completion
+from prune_gym.agents.config import TRANSFER_METHODS
+from prune_gym.agents.loop import search_to_completion
 from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, adopt, history_of, job_status, run_study
 from prune_gym.history import HistoryStore

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from prune_gym.agents.augmentation import augmented_episodes, cross_model_policy, preload, rescale_actions
+from prune_gym.agents.augmentation import augmented_episodes, cross_model_policy, rescale_actions
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.invariant import InvariantActor
-from prune_gym.agents.search import SearchConfig, make_env, run_search, scenario_of
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.loop import make_env, run_search, scenario_of
+from prune_gym.agents.searchers.amc_ddpg import AMCDDPGSearcher
 from prune_gym.agents.transfer import load_source_weights
 from prune_gym.agents.unit_mapping import critical_units
 from prune_gym.env import ChannelPruneEnv
@@ -68,8 +70,9 @@ def test_augmented_episodes_rewrite_the_source_for_the_target_ratio(source_run):
         assert episode.reward == pytest.approx(source.rewards[t])
         assert env.unwrapped.budget.ratio(episode.fractions * env.unwrapped.budget.channels) <= 0.2 + 1e-6
 
-    agent = AMCDDPG("MlpPolicy", env, invariant_actor=True, warmup_episodes=0, device="cpu")
-    preload(agent, episodes)
+    searcher = AMCDDPGSearcher(env, warmup=0, invariant_actor=True)
+    searcher.preload(episodes)
+    agent = searcher.agent
     n_units = len(env.unwrapped.units)
     assert agent.replay_buffer.size() == 3 * n_units
     rewards = agent.replay_buffer.rewards[:3 * n_units, 0].reshape(3, n_units)
@@ -117,10 +120,10 @@ def test_augmented_search_starts_from_the_source_and_records_it(source_run):
 def test_an_actor_only_seeds_an_actor_of_its_own_kind(source_run):
     config, history, source_id = source_run
     env = make_env(config)
-    plain = AMCDDPG("MlpPolicy", env, device="cpu")
+    plain = AMCDDPGSearcher(env)
     with HistoryStore(history) as store, pytest.raises(PruneGymError, match="predicts the invariant"):
-        load_source_weights(plain, store, source_id, scenario_of(env))
-    invariant = AMCDDPG("MlpPolicy", env, invariant_actor=True, device="cpu")
+        load_source_weights(plain, store, source_id, scenario_of(env), invariant=False)
+    invariant = AMCDDPGSearcher(env, invariant_actor=True)
     with HistoryStore(history) as store:
-        load_source_weights(invariant, store, source_id, scenario_of(env))
-    assert isinstance(invariant.actor, InvariantActor)
+        load_source_weights(invariant, store, source_id, scenario_of(env), invariant=True)
+    assert isinstance(invariant.agent.actor, InvariantActor)

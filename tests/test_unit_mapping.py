@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from prune_gym.agents.augmentation import cross_model_policy, rescale_actions
-from prune_gym.agents.search import scenario_of
+from prune_gym.agents.loop import scenario_of
 from prune_gym.agents.unit_mapping import critical_units, map_units, stages
 from prune_gym.env import ChannelPruneEnv
 from prune_gym.models import build_model

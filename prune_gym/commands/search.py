@@ -9,7 +9,10 @@ from pathlib import Path
 import gymnasium as gym
 
 from prune_gym.agents.assistant import Assistant
-from prune_gym.agents.search import METHODS, SearchConfig, make_env, run_search
+from prune_gym.agents.config import METHODS, SearchConfig
+from prune_gym.agents.loop import make_env, run_search
+from prune_gym.agents.searcher import parse_setting
+from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
 from prune_gym.datasets import dataset_names
 from prune_gym.export import export_slim
 from prune_gym.history import HistoryStore
@@ -20,18 +23,23 @@ from prune_gym.policies import play
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search", help="search for the best pruning policy with an RL agent")
+    p = subparsers.add_parser("search", help="search for the best pruning policy with an RL agent or a black-box searcher")
     p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
     p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
     p.add_argument("--ratio", type=ratio_type, required=True, help="fraction of the MACs to keep (p), in (0, 1]")
     p.add_argument("--trials", type=positive_int, default=300, help="episodes to play (default: 300)")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="random episodes before the actor acts (default: 100 for baseline, 0 for transfers)")
+    p.add_argument("--agent", default=DEFAULT_SEARCHER, choices=list(SEARCHERS),
+                   help=f"the searcher: {', '.join(SEARCHERS)} (default: {DEFAULT_SEARCHER}, AMC's DDPG)")
+    p.add_argument("--agent-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting of the searcher (e.g. sigma0=0.3, net_arch=64,64, spread=uniform), repeatable")
+    p.add_argument("--warmup", type=non_negative_int, default=None,
+                   help="trials of random fractions around p before the searcher acts itself (default: the "
+                        "searcher's own, 100 for amc-ddpg, 0 for the transfer methods)")
     p.add_argument("--method", default="baseline", choices=list(METHODS),
-                   help="baseline (AMC-style DDPG); vanilla (start from --source's actor and critic); augmented "
-                        "(an invariant actor started from --source's, its replay buffer preloaded with --source's "
-                        "trials rewritten for this ratio); assistant (augmented, with the assistant acting in the "
-                        "first trials)")
+                   help="baseline (from scratch); vanilla (start from --source's network weights); augmented "
+                        "(also --source's trials rewritten for this ratio: the invariant actor and a preloaded "
+                        "replay buffer, or a black-box searcher's first policies); assistant (augmented, with the "
+                        "assistant acting in the first trials)")
     p.add_argument("--source", metavar="RUN", help="the history run a transfer method or the assistant starts from")
     p.add_argument("--assistant", action="store_true",
                    help="let the assistant choose the first trials' actions from --source's trials (implied by "
@@ -62,6 +70,13 @@ def ratio_type(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -85,9 +100,13 @@ def run_search_command(args: argparse.Namespace) -> int:
         assistant = dict(args.assistant_set)
         if args.assistant_trials is not None:
             assistant["trials"] = args.assistant_trials
+    agent_kwargs = dict(parse_setting(SEARCHERS[args.agent], text) for text in args.agent_set)
+    if args.invariant_actor:
+        agent_kwargs["invariant_actor"] = True
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
                           args.warmup, args.checkpoint, args.data_root, source=args.source, assistant=assistant,
-                          agent_kwargs={"invariant_actor": True} if args.invariant_actor else {})
+                          agent_kwargs=agent_kwargs, agent=args.agent)
+    config.validate()  # bad settings are refused before any data is loaded
     history = Path(args.history) if args.history else home_dir() / "history.h5"
     env = make_env(config)  # an unavailable device is refused here, before any data is loaded
     result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)

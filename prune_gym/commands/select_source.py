@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prune_gym.agents.search import TRANSFER_METHODS, SearchConfig
+from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.source_selection import MIN_TRIALS, WINDOW, select_source
 from prune_gym.commands.search import positive_int, ratio_type
 from prune_gym.datasets import dataset_names

@@ -1,0 +1,96 @@
+"""What a search is: the scenario, the searcher and its settings, and how it uses history.
+
+Methods say what the search takes from a source run (`--source`):
+* `baseline`: nothing, a search from scratch;
+* `vanilla`: the source's final weights (searchers that have them: the SB3 agents);
+* `augmented`: the source's trials rewritten for this scenario (Eq. 2 and the unit
+  mapping): preloaded into an off-policy agent's replay buffer, or played first by a
+  black-box searcher (its best `warm_start` policies); agents that have weights also
+  start from the source's, with the invariant actor where they have one;
+* `assistant`: augmented, with the assistant choosing the first trials' actions.
+The assistant (`assistant` settings) also joins any other method and any searcher.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prune_gym.agents.searcher import Searcher, check_settings
+from prune_gym.agents.searchers import DEFAULT_SEARCHER, searcher_class
+from prune_gym.errors import PruneGymError
+
+METHODS = ("baseline", "vanilla", "augmented", "assistant")
+TRANSFER_METHODS = ("vanilla", "augmented", "assistant")  # start from the source's weights, where the agent has some
+AUGMENTED_METHODS = ("augmented", "assistant")  # start from the source's trials rewritten for the target
+
+
+@dataclass
+class SearchConfig:
+    model: str = "resnet20"
+    dataset: str = "fashion-mnist"
+    ratio: float = 0.5
+    trials: int = 300
+    method: str = "baseline"
+    seed: int = 0
+    device: str = "auto"
+    warmup: int | None = None  # None: the searcher's default from scratch, 0 for the transfer methods
+    checkpoint: str | None = None
+    data_root: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. calibration_images
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)  # the searcher's settings (sigma0, ...)
+    source: str | None = None  # transfer methods and the assistant: the run to start from
+    assistant: dict[str, Any] | None = None  # Assistant settings ({} for the defaults); None: no assistant
+    agent: str = DEFAULT_SEARCHER  # the searcher, by its name in prune_gym.agents.searchers
+
+    @property
+    def searcher_class(self) -> type[Searcher]:
+        return searcher_class(self.agent)
+
+    @property
+    def assistant_settings(self) -> dict[str, Any] | None:
+        """The assistant's settings, or None when it does not act; method 'assistant' implies the defaults."""
+        if self.assistant is None and self.method == "assistant":
+            return {}
+        return self.assistant
+
+    @property
+    def warmup_trials(self) -> int:
+        if self.warmup is not None:
+            return self.warmup
+        return self.searcher_class.default_warmup if self.method == "baseline" else 0
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.source] if self.source is not None else []
+
+    @property
+    def agent_settings(self) -> dict[str, Any]:
+        """The searcher's settings: `agent_kwargs` and what the method implies (augmented: the invariant actor)."""
+        takes_invariant = "invariant_actor" in self.searcher_class.settings_defaults
+        implied = {"invariant_actor": True} if self.method in AUGMENTED_METHODS and takes_invariant else {}
+        return {**self.agent_kwargs, **implied}
+
+    @property
+    def takes_source_weights(self) -> bool:
+        return self.method in TRANSFER_METHODS and self.searcher_class.takes_weights
+
+    def validate(self) -> None:
+        """Refuse, in one line that says why, a search that cannot run; before anything is loaded or written."""
+        cls = self.searcher_class
+        if self.method not in METHODS:
+            raise PruneGymError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
+        if self.trials < 1 or self.warmup_trials < 0:
+            raise PruneGymError("trials must be positive and warmup non-negative")
+        check_settings(cls, self.agent_settings)
+        needs_source = self.method in TRANSFER_METHODS or self.assistant_settings is not None
+        if needs_source != (self.source is not None):
+            raise PruneGymError(f"a source run is needed by, and only by, the transfer methods "
+                                f"({', '.join(TRANSFER_METHODS)}) and the assistant; method {self.method!r}, "
+                                f"assistant {self.assistant_settings is not None}, source {self.source!r}")
+        if self.method == "vanilla" and not cls.takes_weights:
+            raise PruneGymError(f"vanilla transfer starts from a source's network weights, and the {self.agent} "
+                                f"searcher has none; use --method augmented (its best policies first) or --assistant")
+        if self.method in AUGMENTED_METHODS and not cls.takes_trials:
+            raise PruneGymError(f"method {self.method} starts {self.agent} from a source's trials, and it learns only "
+                                f"from its own (on-policy); use --method vanilla or --assistant")

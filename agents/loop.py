@@ -1,0 +1,212 @@
+"""The trial loop: any searcher plays ChannelPrune-v0 for a number of trials, each recorded in the history.
+
+The loop owns the env, the history, the checkpoints and resume, for every searcher alike
+(`prune_gym.agents.searcher`). Nothing is lost when the process dies: once the searcher
+has learned from a finished trial, first its checkpoint is replaced, holding the trial
+count and the trial itself, then the trial is appended to the history. On `resume`, a
+trial that reached the checkpoint but not the history is appended from the checkpoint,
+so trials are neither lost nor duplicated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.logger import Logger, configure
+from tqdm.auto import tqdm
+
+from prune_gym import ENV_ID
+from prune_gym.agents.assistant import Assistant, AssistedSearcher
+from prune_gym.agents.augmentation import augmented_episodes
+from prune_gym.agents.checkpoints import SearcherCheckpoints
+from prune_gym.agents.config import AUGMENTED_METHODS, SearchConfig
+from prune_gym.agents.recorder import commit_trial, play_trial
+from prune_gym.agents.searcher import Searcher
+from prune_gym.agents.transfer import SOURCE_WEIGHTS, agent_of, check_weight_source, load_source_weights
+from prune_gym.errors import PruneGymError
+from prune_gym.history import HistoryStore, RunInfo, RunWriter, Scenario
+
+
+@dataclass
+class SearchResult:
+    run_id: str
+    accuracies: np.ndarray  # per trial, reward split
+    best_trial: int
+    best_accuracy: float
+    best_policy: list[float]  # kept fraction per unit
+    best_macs_ratio: float
+
+
+def make_env(config: SearchConfig) -> gym.Env:
+    return gym.make(ENV_ID, model=config.model, dataset=config.dataset, target_ratio=config.ratio,
+                    device=config.device, checkpoint=config.checkpoint, data_root=config.data_root,
+                    **config.env_kwargs)
+
+
+def scenario_of(env: gym.Env) -> Scenario:
+    unwrapped = env.unwrapped
+    names, features, table = unwrapped.unit_table()
+    workload = unwrapped.workload
+    return Scenario(workload.model_name, workload.dataset, workload.digest, unwrapped.target_ratio,
+                    unwrapped.reward_kind, names, features, table)
+
+
+def run_search(config: SearchConfig, history_path: str | Path, resume: bool = False, progress: bool = True,
+               tensorboard_dir: str | Path | None = None, env: gym.Env | None = None,
+               library: str | Path | None = None) -> SearchResult:
+    """Search for `config.trials` trials (in all, counting a resumed run's earlier ones).
+
+    `env`, if given, must be `make_env(config)`; it is left on its last trial. A transfer
+    reads its source run from `library`, another history file, if given (only read, so
+    several searches may share it), else from `history_path`. Bad settings are refused
+    before the history file is touched.
+    """
+    config.validate()
+    history_path = Path(history_path)
+    env = env or make_env(config)
+    if config.source is not None:
+        _check_source(config, Path(library or history_path), scenario_of(env))
+    with HistoryStore(history_path, "a") as store:
+        writer, searcher, done = _open_run(store, history_path, env, config, resume)
+        if searcher is None:
+            searcher = config.searcher_class(env, seed=config.seed, warmup=config.warmup_trials,
+                                             **config.agent_settings)
+            if config.source is not None:
+                searcher = _start_from_source(searcher, config, env, HistoryStore(library) if library else store)
+        best = float(max(store.read_run(writer.run_id).accuracies, default=0.0))
+        _play(env, searcher, writer, SearcherCheckpoints(history_path, writer.run_id), range(done, config.trials),
+              best, config.seed, progress, tensorboard_dir)
+        run = store.read_run(writer.run_id)
+        best = int(np.argmax(run.accuracies))
+        weights = searcher.weights()
+        if weights:
+            writer.save_weights(SOURCE_WEIGHTS, weights)
+        writer.finish(best_policy=run.actions[best])
+    return SearchResult(writer.run_id, run.accuracies, best, float(run.accuracies[best]),
+                        run.actions[best].tolist(), float(run.macs_ratios[best]))
+
+
+def _play(env: gym.Env, searcher: Searcher, writer: RunWriter, checkpoints: SearcherCheckpoints, trials: range,
+          best: float, seed: int, progress: bool, tensorboard_dir: str | Path | None) -> None:
+    """Each of `trials` played, learned from, checkpointed, then recorded; `best` is the accuracy to beat."""
+    logger = (configure(str(Path(tensorboard_dir) / writer.run_id), ["tensorboard"]) if tensorboard_dir
+              else Logger(folder=None, output_formats=[]))
+    searcher.set_logger(logger)
+    with tqdm(total=trials.stop, initial=trials.start, desc=f"search {writer.run_id}", unit="trial",
+              disable=not progress) as bar:
+        for t in trials:
+            trial = play_trial(env, searcher, t, seed=seed if t == trials.start else None)
+            trial.admitted = bool(searcher.admits(trial))
+            searcher.learn(trial)
+            checkpoints.save(searcher, t + 1, trial)
+            commit_trial(writer, trial, searcher)
+            best = max(best, trial.accuracy)
+            for key, value in (("accuracy", trial.accuracy), ("best_accuracy", best),
+                               ("macs_ratio", trial.macs_ratio)):
+                logger.record(f"trial/{key}", value)
+            logger.dump(step=t + 1)
+            bar.set_postfix(best=f"{best:.4f}", acc=f"{trial.accuracy:.4f}", macs=f"{trial.macs_ratio:.3f}",
+                            refresh=False)
+            bar.update(1)
+    logger.close()
+
+
+def search_to_completion(config: SearchConfig, history: str | Path, library: str | Path | None = None, *,
+                         threads: int | None = None, device: str | None = None, progress: bool = False) -> str:
+    """Bring `config`'s search in `history` to its last trial, whatever state it is in; its run id.
+
+    A finished run is left alone, an interrupted one resumed, else a new one started: so a
+    search rerun after its process died goes on from its last recorded trial. The unit of
+    work of source selection and the benchmark study (`prune_gym.cluster`), which set the
+    process's `threads` and the `device`.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if device is not None:
+        config = replace(config, device=device)
+    history = Path(history)
+    resume = False
+    if history.exists():
+        with HistoryStore(history) as store:
+            finished = [r for r in runs_of(store, config, "finished") if r.n_trials == config.trials]
+            if finished:
+                return finished[-1].run_id
+            resume = bool(runs_of(store, config, "interrupted"))
+    history.parent.mkdir(parents=True, exist_ok=True)
+    return run_search(config, history, resume=resume, progress=progress, library=library).run_id
+
+
+def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None:
+    """Refuse a source run that is missing, unfinished, or whose weights this searcher cannot take."""
+    if not library.exists():
+        raise PruneGymError(f"no history file at {library} to read source run {config.source} from")
+    with HistoryStore(library) as store:
+        info = next((r for r in store.find_runs() if r.run_id == config.source), None)
+    if info is None or info.status != "finished":
+        raise PruneGymError(f"run {config.source} in {library} is {info.status if info else 'missing'}; a search "
+                            f"starts only from a finished run")
+    if config.takes_source_weights:
+        check_weight_source(info, config.agent, bool(config.agent_settings.get("invariant_actor", False)), target)
+
+
+def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, sources: HistoryStore) -> Searcher:
+    """What the search takes from its source: the weights (transfers, where the searcher has some),
+    the trials rewritten for the target (augmented), the assistant's records (all of them)."""
+    target = scenario_of(env)
+    if config.takes_source_weights:
+        load_source_weights(searcher, sources, config.source, target,
+                            bool(config.agent_settings.get("invariant_actor", False)))
+    assistant = config.assistant_settings
+    if config.method in AUGMENTED_METHODS or assistant is not None:
+        source_run = sources.read_run(config.source)
+        episodes = augmented_episodes(source_run, env.unwrapped, target, source_run.n_trials)
+        if config.method in AUGMENTED_METHODS:
+            searcher.preload(episodes)
+        if assistant is not None:
+            searcher = AssistedSearcher(searcher, Assistant(episodes, seed=config.seed, **assistant))
+    return searcher
+
+
+def runs_of(store: HistoryStore, config: SearchConfig, status: str, *, any_agent: bool = False) -> list[RunInfo]:
+    """The runs in `store` with `config`'s scenario, method, seed, source, searcher and its settings, and this status."""
+    runs = store.find_runs(config.model, config.dataset, config.ratio, config.method, status)
+    same = [r for r in runs if r.seed == config.seed and r.sources == config.sources]
+    if any_agent:
+        return same
+    return [r for r in same if agent_of(r) == config.agent
+            and r.settings.get("agent_kwargs", {}) == config.agent_settings
+            and r.settings.get("assistant") == config.assistant_settings]
+
+
+def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: SearchConfig,
+              resume: bool) -> tuple[RunWriter, Searcher | None, int]:
+    """A new run, or the interrupted one to resume with its searcher and committed trial count."""
+    scenario = scenario_of(env)
+    if not resume:
+        settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
+        settings.update(warmup=config.warmup_trials, agent_kwargs=config.agent_settings,
+                        assistant=config.assistant_settings)
+        return store.start_run(scenario, config.method, settings, config.seed, config.sources), None, 0
+    candidates = runs_of(store, config, "interrupted")
+    if not candidates:
+        others = runs_of(store, config, "interrupted", any_agent=True)
+        if others:
+            other = others[-1]
+            raise PruneGymError(f"run {other.run_id} in {history_path} was interrupted with agent {agent_of(other)} "
+                                f"(settings {other.settings.get('agent_kwargs', {})}), not {config.agent} "
+                                f"({config.agent_settings}): resume it with the same agent and settings")
+        raise PruneGymError(f"no interrupted {config.method} run of {scenario.model} on {scenario.dataset} at "
+                            f"p={scenario.target_ratio} with seed {config.seed} in {history_path} to resume")
+    writer = store.resume_run(candidates[-1].run_id)
+    saved_class = AssistedSearcher if config.assistant_settings is not None else config.searcher_class
+    searcher, done, last = SearcherCheckpoints(history_path, writer.run_id).load(saved_class, env)
+    if searcher is not None and writer.n_trials == done - 1:  # killed between checkpoint and history
+        commit_trial(writer, last, searcher)
+    if writer.n_trials != done:
+        raise PruneGymError(f"run {writer.run_id} in {history_path} has {writer.n_trials} trials but its searcher "
+                            f"checkpoint has {done}: cannot resume it consistently")
+    return writer, searcher, done

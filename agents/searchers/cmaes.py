@@ -1,0 +1,20 @@
+"""`cmaes`: CMA-ES over the per-unit kept fractions, Optuna's sampler on the `cmaes` package."""
+
+from __future__ import annotations
+
+import optuna
+
+from prune_gym.agents.optuna_search import OptunaSearcher
+
+
+class CMAESSearcher(OptunaSearcher):
+    """Optuna's CMA-ES sampler, started from the uniform policy (every unit keeping p) with
+    step size `sigma0`; its population size is the `cmaes` package's default."""
+
+    name = "cmaes"
+    settings_defaults = {**OptunaSearcher.settings_defaults, "sigma0": 0.1}
+
+    def _make_sampler(self) -> optuna.samplers.CmaEsSampler:
+        x0 = {name: self.target_ratio for name in self.distributions}
+        return optuna.samplers.CmaEsSampler(x0=x0, sigma0=self.settings["sigma0"], seed=self.seed,
+                                            n_startup_trials=0, warn_independent_sampling=False)

@@ -1,0 +1,28 @@
+"""`random`: every trial a random policy around p, the distribution of the baseline's warm-up."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+
+from prune_gym.agents.searcher import PolicySearcher, warmup_action
+from prune_gym.errors import PruneGymError
+
+
+class RandomSearcher(PolicySearcher):
+    """Each unit keeps a fraction drawn from a normal around p (`sigma`) truncated to [0, 1];
+    `spread=uniform` draws it uniformly from [0, 1], AMC's warm-up. Learns nothing."""
+
+    name = "random"
+    settings_defaults = {**PolicySearcher.settings_defaults, "spread": "normal", "sigma": 0.1}
+
+    def __init__(self, env: gym.Env, **kwargs: Any):
+        super().__init__(env, **kwargs)
+        if self.settings["spread"] not in ("normal", "uniform"):
+            raise PruneGymError(f"random setting spread is normal or uniform, got {self.settings['spread']!r}")
+
+    def _propose(self, trial: int) -> Sequence[float]:
+        sigma = self.settings["sigma"] if self.settings["spread"] == "normal" else None
+        return [float(warmup_action(self.rng, self.target_ratio, sigma)[0, 0]) for _ in range(self.n_units)]
