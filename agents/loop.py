@@ -26,7 +26,7 @@ from prune_gym.agents.checkpoints import SearcherCheckpoints
 from prune_gym.agents.config import AUGMENTED_METHODS, SearchConfig
 from prune_gym.agents.recorder import commit_trial, play_trial
 from prune_gym.agents.searcher import Searcher
-from prune_gym.agents.transfer import SOURCE_WEIGHTS, agent_of, check_weight_source, load_source_weights
+from prune_gym.agents.transfer import SOURCE_WEIGHTS, check_weight_source, load_source_weights
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo, RunWriter, Scenario
 
@@ -177,7 +177,7 @@ def runs_of(store: HistoryStore, config: SearchConfig, status: str, *, any_agent
     same = [r for r in runs if r.seed == config.seed and r.sources == config.sources]
     if any_agent:
         return same
-    return [r for r in same if agent_of(r) == config.agent
+    return [r for r in same if r.agent == config.agent
             and r.settings.get("agent_kwargs", {}) == config.agent_settings
             and r.settings.get("assistant") == config.assistant_settings]
 
@@ -196,7 +196,7 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: Sea
         others = runs_of(store, config, "interrupted", any_agent=True)
         if others:
             other = others[-1]
-            raise PruneGymError(f"run {other.run_id} in {history_path} was interrupted with agent {agent_of(other)} "
+            raise PruneGymError(f"run {other.run_id} in {history_path} was interrupted with agent {other.agent} "
                                 f"(settings {other.settings.get('agent_kwargs', {})}), not {config.agent} "
                                 f"({config.agent_settings}): resume it with the same agent and settings")
         raise PruneGymError(f"no interrupted {config.method} run of {scenario.model} on {scenario.dataset} at "

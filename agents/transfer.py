@@ -16,12 +16,6 @@ from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo, Scenario
 
 SOURCE_WEIGHTS = "final"  # the tag a finished run stores its searcher's weights under
-LEGACY_AGENT = "amc-ddpg"  # the agent of runs recorded before the searcher was a setting
-
-
-def agent_of(info: RunInfo) -> str:
-    """The searcher a stored run was made with."""
-    return info.settings.get("agent", LEGACY_AGENT)
 
 
 def invariant_of(info: RunInfo) -> bool:
@@ -32,8 +26,8 @@ def invariant_of(info: RunInfo) -> bool:
 def check_weight_source(info: RunInfo, agent: str, invariant: bool, target: Scenario) -> None:
     """Refuse, saying why, a source run whose weights a searcher `agent` (`invariant`) cannot start from."""
     source = info.run_id
-    if agent_of(info) != agent:
-        raise PruneGymError(f"run {source} was searched by {agent_of(info)}, this search by {agent}: weights "
+    if info.agent != agent:
+        raise PruneGymError(f"run {source} was searched by {info.agent}, this search by {agent}: weights "
                             f"transfer only between runs of the same agent")
     if info.scenario.feature_names != target.feature_names:
         raise PruneGymError(f"run {source} observes {info.scenario.feature_names}, this search observes "

@@ -27,7 +27,6 @@ from tqdm.auto import tqdm
 from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
-from prune_gym.agents.transfer import agent_of
 from prune_gym.cluster import Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo
@@ -222,7 +221,7 @@ def adopt(study: Study, out: str | Path, files: Sequence[str | Path]) -> list[st
 def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
     """Whether `info` (a run in `store`) is the run `job` would make."""
     config = job.config(info.scenario.dataset, "auto", None, None, {})
-    if (info.seed, info.n_trials, info.method, agent_of(info)) != (job.seed, job.trials, job.method, job.agent) or \
+    if (info.seed, info.n_trials, info.method, info.agent) != (job.seed, job.trials, job.method, job.agent) or \
             info.settings.get("agent_kwargs", {}) != config.agent_settings or \
             info.settings.get("assistant") != config.assistant_settings:
         return False

@@ -59,14 +59,14 @@ def _ls(args: argparse.Namespace) -> int:
         print(f"no runs in {store.path}")
         return 0
     rows = [_ls_row(info) for info in infos]
-    print(_table(("RUN", "MODEL", "DATASET", "P", "METHOD", "SEED", "STATUS", "TRIALS", "BEST ACC"), rows))
+    print(_table(("RUN", "MODEL", "DATASET", "P", "AGENT", "METHOD", "SEED", "STATUS", "TRIALS", "BEST ACC"), rows))
     return 0
 
 
 def _ls_row(info: RunInfo) -> list[str]:
     scenario = info.scenario
     best = "-" if info.best_accuracy is None else f"{info.best_accuracy:.4f}"
-    return [info.run_id, scenario.model, scenario.dataset, f"{scenario.target_ratio:g}", info.method,
+    return [info.run_id, scenario.model, scenario.dataset, f"{scenario.target_ratio:g}", info.agent, info.method,
             str(info.seed), info.status, str(info.n_trials), best]
 
 
@@ -81,6 +81,7 @@ def _show(args: argparse.Namespace) -> int:
         ("checkpoint", scenario.checkpoint_digest),
         ("target ratio", f"{scenario.target_ratio:g}"),
         ("reward", scenario.reward),
+        ("agent", info.agent),
         ("method", info.method),
         ("settings", json.dumps(info.settings, sort_keys=True)),
         ("seed", str(info.seed)),

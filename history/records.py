@@ -43,6 +43,9 @@ class Scenario:
         return len(self.feature_names)
 
 
+LEGACY_AGENT = "amc-ddpg"  # the searcher of runs recorded before the searcher was a setting
+
+
 @dataclass(frozen=True, eq=False)
 class RunInfo:
     """A run's metadata and trial count, cheap enough to list for every run in a file."""
@@ -61,6 +64,11 @@ class RunInfo:
     n_trials: int
     best_accuracy: float | None  # None while the run has no trials
     weight_tags: list[str] = field(default_factory=list)
+
+    @property
+    def agent(self) -> str:
+        """The searcher that made the run (`prune-gym search --agent`)."""
+        return self.settings.get("agent", LEGACY_AGENT)
 
 
 Weights = dict[str, dict[str, np.ndarray]]  # a searcher's saved state dicts by part ("actor", ...), as arrays

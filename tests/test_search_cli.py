@@ -25,9 +25,10 @@ def committed_trials(history: Path) -> int:
     return runs[0].n_trials if runs else 0
 
 
-def test_killed_search_resumes_without_losing_or_duplicating_trials(tiny_checkpoint, fashion_root, tmp_path):
+@pytest.mark.parametrize("agent", ["amc-ddpg", "sac", "tpe"])
+def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, tiny_checkpoint, fashion_root, tmp_path):
     history = tmp_path / "history.h5"
-    args = [PRUNE_GYM, "search", "--ratio", "0.5", "--trials", "10", "--warmup", "3", "--seed", "4",
+    args = [PRUNE_GYM, "search", "--agent", agent, "--ratio", "0.5", "--trials", "10", "--warmup", "3", "--seed", "4",
             "--device", "cpu", "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root),
             "--history", str(history), "--out", str(tmp_path / "slim"), "--tensorboard", ""]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -53,7 +54,28 @@ def test_killed_search_resumes_without_losing_or_duplicating_trials(tiny_checkpo
     n = snapshot.n_trials
     assert np.array_equal(run.observations[:n], snapshot.observations)
     assert np.array_equal(run.accuracies[:n], snapshot.accuracies)
-    assert list(run.origins[:3]) == ["warmup"] * 3 and set(run.origins[3:]) == {"actor"}
+    own = "searcher" if agent == "tpe" else "actor"
+    assert list(run.origins[:3]) == ["warmup"] * 3 and set(run.origins[3:]) == {own}
+    assert run.info.settings["agent"] == agent
+
+
+def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tiny_checkpoint, fashion_root, tmp_path):
+    history = tmp_path / "history.h5"
+    args = [PRUNE_GYM, "search", "--ratio", "0.5", "--trials", "30", "--warmup", "30", "--device", "cpu",
+            "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root), "--history", str(history),
+            "--tensorboard", ""]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while committed_trials(history) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = history.read_bytes()
+    result = subprocess.run(args + ["--resume", "--agent", "tpe"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "was interrupted with agent amc-ddpg" in result.stderr and "not tpe" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert history.read_bytes() == before
 
 
 def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion_root, tmp_path):
@@ -71,6 +93,11 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion
     (["--ratio", "0.3", "--method", "magic"], "argument --method: invalid choice"),
     (["--ratio", "0.3", "--assistant-set", "temperature=2"], "not an assistant setting: 'temperature'"),
     (["--ratio", "0.3", "--assistant-set", "top_n=many"], "top_n needs a number, got 'many'"),
+    (["--ratio", "0.3", "--agent", "magic"], "argument --agent: invalid choice: 'magic'"),
+    (["--ratio", "0.3", "--agent", "tpe", "--agent-set", "sigma0=0.3"],
+     "the tpe searcher has no setting 'sigma0'; its settings: multivariate, n_ei_candidates, warm_start"),
+    (["--ratio", "0.3", "--agent-set", "sigma0=big"], "amc-ddpg setting sigma0 takes a number, got 'big'"),
+    (["--ratio", "0.3", "--agent", "sac", "--invariant-actor"], "the sac searcher has no setting 'invariant_actor'"),
     pytest.param(["--ratio", "0.3", "--device", "cuda"], "CUDA is not available",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
 ])

@@ -31,6 +31,29 @@ def test_the_core_study_runs_each_search_once_and_every_source_before_its_transf
         "resnet20-p0.5-baseline-seed0", "resnet20-p0.5-baseline-invariant-seed0"}
 
 
+def test_a_study_crosses_searchers_with_the_methods_each_can_run(tiny_checkpoint, fashion_root, tmp_path):
+    core = STUDIES["core"]
+    league = replace(core, agents=("amc-ddpg", "tpe", "ppo"))
+    jobs = league.jobs()
+    assert set(core.jobs()) <= set(jobs) and len({job.key for job in jobs}) == len(jobs)  # the core's keys stay
+    methods = {agent: {job.method for job in jobs if job.agent == agent} for agent in league.agents}
+    assert methods == {"amc-ddpg": {"baseline", *TRANSFER_METHODS}, "tpe": {"baseline", "augmented", "assistant"},
+                       "ppo": {"baseline", "vanilla"}}
+    # A black-box searcher starts from the default agent's runs, PPO from its own (weights).
+    assert {job.source.agent for job in jobs if job.source and job.agent == "tpe"} == {"amc-ddpg"}
+    assert {job.source.agent for job in jobs if job.source and job.agent == "ppo"} == {"ppo"}
+    assert "resnet20-p0.2-tpe-augmented-seed1-from-resnet20-p0.5-baseline-invariant-seed0" in {j.key for j in jobs}
+
+    quick = replace(STUDIES["quick"], agents=("random",), seeds=(0,), methods=("augmented",))
+    outcome = run_study(quick, tmp_path, jobs=1, progress=False, poll_seconds=0.5, backend="processes",
+                        device="cpu", checkpoint=str(tiny_checkpoint), data_root=str(fashion_root),
+                        env_kwargs={"calibration_images": 100})
+    assert set(outcome.outcomes.values()) == {"done"} and len(outcome.outcomes) == 3  # baseline, source, transfer
+    for job in quick.jobs():
+        with HistoryStore(history_of(tmp_path, job)) as store:
+            assert store.read_run(SOURCE_RUN).info.agent == job.agent
+
+
 def test_the_extended_study_adds_to_the_core_without_repeating_it():
     core, extended = STUDIES["core"].jobs(), STUDIES["extended"].jobs()
     # 7 baselines (ResNet-20 at 0.2-0.5, the three other models at 0.3) x 3 seeds; invariant sources at

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 from prune_gym.agents.optuna_search import OptunaSearcher
@@ -16,5 +18,7 @@ class CMAESSearcher(OptunaSearcher):
 
     def _make_sampler(self) -> optuna.samplers.CmaEsSampler:
         x0 = {name: self.target_ratio for name in self.distributions}
-        return optuna.samplers.CmaEsSampler(x0=x0, sigma0=self.settings["sigma0"], seed=self.seed,
-                                            n_startup_trials=0, warn_independent_sampling=False)
+        with warnings.catch_warnings():  # x0 and sigma0 are deprecated since Optuna 4.9, to go in 6.0
+            warnings.simplefilter("ignore", FutureWarning)
+            return optuna.samplers.CmaEsSampler(x0=x0, sigma0=self.settings["sigma0"], seed=self.seed,
+                                                n_startup_trials=0, warn_independent_sampling=False)
