@@ -70,6 +70,8 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
     env = env or make_env(config)
     if config.source is not None:
         _check_source(config, Path(library or history_path), scenario_of(env))
+    if resume:
+        _check_resumable(config, history_path)
     with HistoryStore(history_path, "a") as store:
         writer, searcher, done = _open_run(store, history_path, env, config, resume)
         if searcher is None:
@@ -182,6 +184,22 @@ def runs_of(store: HistoryStore, config: SearchConfig, status: str, *, any_agent
             and r.settings.get("assistant") == config.assistant_settings]
 
 
+def _check_resumable(config: SearchConfig, history_path: Path) -> None:
+    """Refuse a resume that finds no interrupted run of this search, naming the one it may have meant;
+    read-only, so that the history file is left as it was."""
+    store = HistoryStore(history_path) if history_path.exists() else None
+    if store is not None and runs_of(store, config, "interrupted"):
+        return
+    others = runs_of(store, config, "interrupted", any_agent=True) if store is not None else []
+    if others:
+        other = others[-1]
+        raise PruneGymError(f"run {other.run_id} in {history_path} was interrupted with agent {other.agent} "
+                            f"(settings {other.settings.get('agent_kwargs', {})}), not {config.agent} "
+                            f"({config.agent_settings}): resume it with the same agent and settings")
+    raise PruneGymError(f"no interrupted {config.method} run of {config.model} on {config.dataset} at "
+                        f"p={config.ratio} with seed {config.seed} in {history_path} to resume")
+
+
 def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: SearchConfig,
               resume: bool) -> tuple[RunWriter, Searcher | None, int]:
     """A new run, or the interrupted one to resume with its searcher and committed trial count."""
@@ -191,17 +209,7 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: Sea
         settings.update(warmup=config.warmup_trials, agent_kwargs=config.agent_settings,
                         assistant=config.assistant_settings)
         return store.start_run(scenario, config.method, settings, config.seed, config.sources), None, 0
-    candidates = runs_of(store, config, "interrupted")
-    if not candidates:
-        others = runs_of(store, config, "interrupted", any_agent=True)
-        if others:
-            other = others[-1]
-            raise PruneGymError(f"run {other.run_id} in {history_path} was interrupted with agent {other.agent} "
-                                f"(settings {other.settings.get('agent_kwargs', {})}), not {config.agent} "
-                                f"({config.agent_settings}): resume it with the same agent and settings")
-        raise PruneGymError(f"no interrupted {config.method} run of {scenario.model} on {scenario.dataset} at "
-                            f"p={scenario.target_ratio} with seed {config.seed} in {history_path} to resume")
-    writer = store.resume_run(candidates[-1].run_id)
+    writer = store.resume_run(runs_of(store, config, "interrupted")[-1].run_id)
     saved_class = AssistedSearcher if config.assistant_settings is not None else config.searcher_class
     searcher, done, last = SearcherCheckpoints(history_path, writer.run_id).load(saved_class, env)
     if searcher is not None and writer.n_trials == done - 1:  # killed between checkpoint and history
