@@ -1,4 +1,7 @@
-"""`prune-gym history ls | show RUN | plot RUN... | export RUN --csv`: look into a history file."""
+"""`prune-gym history ls | show RUN | plot RUN... | export RUN --csv | check`: look into a history file.
+
+The file is `--history FILE` (or its old spelling `--file`), given before or after the action.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from prune_gym.history.check import check_file
 from prune_gym.history.errors import HistoryError
 from prune_gym.history.export import write_trials_csv
 from prune_gym.history.plot import plot_learning_curves
@@ -22,25 +26,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "history", help="list, show, plot and export past pruning runs",
         description="Look into the history file of past pruning runs.",
     )
-    parser.add_argument("--file", type=Path, default=None,
-                        help="history file (default: $PRUNE_GYM_HOME/history.h5, else ~/.cache/prune-gym/history.h5)")
+    help_text = "history file (default: $PRUNE_GYM_HOME/history.h5, else ~/.cache/prune-gym/history.h5)"
+    parser.add_argument("--history", "--file", dest="history", type=Path, default=None, metavar="FILE",
+                        help=help_text)
+    # The same option after the action; SUPPRESS leaves the value given before it when it is absent here.
+    file_option = argparse.ArgumentParser(add_help=False)
+    file_option.add_argument("--history", "--file", dest="history", type=Path, default=argparse.SUPPRESS,
+                             metavar="FILE", help=help_text)
     actions = parser.add_subparsers(dest="history_command", required=True, metavar="ACTION")
 
-    ls = actions.add_parser("ls", help="a table of the runs")
+    ls = actions.add_parser("ls", help="a table of the runs", parents=[file_option])
     ls.set_defaults(func=_ls)
 
-    show = actions.add_parser("show", help="a run's metadata and a summary of its trials")
+    check = actions.add_parser("check", help="verify every run's stored data; name each damaged run and dataset",
+                               parents=[file_option])
+    check.set_defaults(func=_check)
+
+    show = actions.add_parser("show", help="a run's metadata and a summary of its trials", parents=[file_option])
     show.add_argument("run", help="run id, e.g. run-0001")
     show.add_argument("--trials", type=int, default=20, metavar="N", help="list the last N trials (default 20)")
     show.set_defaults(func=_show)
 
-    plot = actions.add_parser("plot", help="learning curves of one or more runs as a PNG")
+    plot = actions.add_parser("plot", help="learning curves of one or more runs as a PNG", parents=[file_option])
     plot.add_argument("runs", nargs="+", metavar="RUN")
     plot.add_argument("--out", type=Path, default=Path("learning-curves.png"), help="PNG to write (default learning-curves.png)")
     plot.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     plot.set_defaults(func=_plot)
 
-    export = actions.add_parser("export", help="a run's trials as CSV, one row per trial")
+    export = actions.add_parser("export", help="a run's trials as CSV, one row per trial", parents=[file_option])
     export.add_argument("run")
     export.add_argument("--csv", action="store_true", required=True, help="write CSV (the one format so far)")
     export.add_argument("--out", type=Path, default=None, help="file to write (default: standard output)")
@@ -48,8 +61,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(func=_export)
 
 
+def _path(args: argparse.Namespace) -> Path:
+    return args.history or home_dir() / "history.h5"
+
+
 def _store(args: argparse.Namespace) -> HistoryStore:
-    return HistoryStore(args.file or home_dir() / "history.h5")
+    return HistoryStore(_path(args))
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Exit status 0 when every stored dataset verifies, 1 when something is damaged."""
+    report = check_file(_path(args))
+    for line in report.lines():
+        print(line)
+    return 1 if report.damaged else 0
 
 
 def _ls(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from prune_gym.history import HistoryStore
 from prune_gym.history.plot import plot_learning_curves
 from prune_gym.models import model_names
 from prune_gym.paths import home_dir
-from prune_gym.policies import play
+from prune_gym.policies import play, uniform_policy
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="where pruning runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
     p.add_argument("--data-root")
-    p.add_argument("--history", default=None, help="HDF5 history file (default: $PRUNE_GYM_HOME/history.h5)")
+    p.add_argument("--history", "--file", dest="history", default=None, metavar="FILE",
+                   help="HDF5 history file (default: $PRUNE_GYM_HOME/history.h5)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run with these settings")
     p.add_argument("--out", help="directory for the best policy's slim model (default: runs/<run>)")
     p.add_argument("--tensorboard", default="runs/tensorboard", help="TensorBoard log directory ('' to disable)")
@@ -117,7 +118,8 @@ def run_search_command(args: argparse.Namespace) -> int:
     print(f"history: {history} (run {result.run_id}); slim model: {out}")
     if args.plot:
         with HistoryStore(history) as store:
-            plot_learning_curves([store.read_run(result.run_id)], Path(args.plot))
+            uniform = play(env, uniform_policy(env.unwrapped.budget))["accuracy"]
+            plot_learning_curves([store.read_run(result.run_id)], Path(args.plot), uniform_accuracy=uniform)
         print(f"learning curve: {args.plot}")
     return 0
 

@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="where pruning runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
     p.add_argument("--data-root")
-    p.add_argument("--history", default=None,
+    p.add_argument("--history", "--file", dest="history", default=None, metavar="FILE",
                    help="the library: HDF5 history holding the candidates (default: $PRUNE_GYM_HOME/history.h5)")
     p.add_argument("--backend", default="auto", choices=["auto", "ray", "processes"],
                    help="where the candidates run: Ray (the default when installed) or local processes")
