@@ -24,6 +24,7 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 
+from prune_gym.history.checksums import SEALED_RUN_DATASETS, seal, verify
 from prune_gym.history.errors import HistoryError
 from prune_gym.history.locks import WriterLock, transaction, writer_alive
 from prune_gym.history.records import Run, RunInfo, Scenario, Weights
@@ -173,9 +174,9 @@ class HistoryStore:
                     "status": "running",
                 }
             )
-            run.create_dataset("unit_names", data=scenario.unit_names, dtype=h5py.string_dtype())
-            run.create_dataset("feature_names", data=scenario.feature_names, dtype=h5py.string_dtype())
-            run.create_dataset("unit_features", data=scenario.unit_features)
+            seal(run.create_dataset("unit_names", data=scenario.unit_names, dtype=h5py.string_dtype()))
+            seal(run.create_dataset("feature_names", data=scenario.feature_names, dtype=h5py.string_dtype()))
+            seal(run.create_dataset("unit_features", data=scenario.unit_features))
             units, features = scenario.n_units, scenario.n_features
             for name, row_shape, dtype, chunk in (
                 ("observations", (units, features), np.float32, OBSERVATION_CHUNK),
@@ -252,6 +253,9 @@ class HistoryStore:
         """A run's metadata and all its complete trials."""
         with self._reading() as (f, writer_gone):
             run = _run_group(f, run_id, self.path)
+            for name in SEALED_RUN_DATASETS:
+                if name in run:
+                    verify(run[name], self.path)
             info = _run_info(run, writer_gone)
             n = info.n_trials
             trials = run["trials"][:n]
@@ -275,6 +279,9 @@ class HistoryStore:
             if tag not in weights:
                 raise HistoryError(f"run {run_id!r} in {self.path} has no weights tagged {tag!r} (has: {', '.join(weights) or 'none'})")
             saved = weights[tag]
+            for group in saved.values():
+                for ds in group.values():
+                    verify(ds, self.path)
             return {part: {name: ds[()] for name, ds in group.items()} for part, group in saved.items()}
 
 
@@ -346,7 +353,7 @@ class RunWriter:
             for part, state in arrays.items():
                 group = saved.create_group(part, track_order=True)
                 for name, value in state.items():
-                    group.create_dataset(name, data=value)
+                    seal(group.create_dataset(name, data=value))
 
     def finish(self, best_policy: np.ndarray | None = None) -> None:
         """Mark the run finished, recording `best_policy` or else the best-accuracy trial's actions."""
@@ -359,7 +366,7 @@ class RunWriter:
         else:
             raise HistoryError(f"run {self.run_id!r} has no trials; pass best_policy to finish it")
         with self._store._transaction():
-            self._run.create_dataset("best_policy", data=policy)
+            seal(self._run.create_dataset("best_policy", data=policy))
             self._run.attrs.update({"best_trial": best_trial, "status": "finished", "end_time": _now()})
         self._detach()
 
