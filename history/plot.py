@@ -1,4 +1,6 @@
-"""Learning curves of runs as a PNG: raw accuracy per trial, and its EMA (DESIGN.md section 6)."""
+"""Learning curves of runs as a PNG: raw accuracy per trial, its EMA (weight 0.5, the smoothing the
+benchmarks judge convergence by), each run's best trial and the end of its warm-up, and the
+uniform policy's accuracy when it is known: what the search bought over it at a glance."""
 
 from __future__ import annotations
 
@@ -24,8 +26,16 @@ def ema(values: np.ndarray, weight: float = 0.5) -> np.ndarray:
     return smoothed
 
 
-def plot_learning_curves(runs: Sequence[Run], out: Path) -> None:
-    """Write one figure with every run's curves, one colour per run, to the PNG `out`."""
+def plot_learning_curves(runs: Sequence[Run], out: Path, uniform_accuracy: float | None = None) -> None:
+    """Write one figure with every run's curves, one colour per run, to the PNG `out`.
+
+    `uniform_accuracy`: the uniform policy's accuracy in the runs' scenario, drawn as a line.
+    """
+    learning_curves_figure(runs, uniform_accuracy).savefig(out, format="png")
+
+
+def learning_curves_figure(runs: Sequence[Run], uniform_accuracy: float | None = None) -> Figure:
+    """The figure `plot_learning_curves` writes."""
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI)
     FigureCanvasAgg(figure)  # a figure of its own, off pyplot's global state, rendered by Agg
     axes = figure.add_subplot()
@@ -36,12 +46,23 @@ def plot_learning_curves(runs: Sequence[Run], out: Path) -> None:
         axes.plot(trials, run.accuracies, color=colour, linewidth=0.8, alpha=0.35)
         axes.plot(
             trials, ema(run.accuracies), color=colour, linewidth=2.0, marker="o" if run.n_trials == 1 else None,
-            label=f"{info.run_id}: {info.method}, {info.scenario.model}/{info.scenario.dataset}, p={info.scenario.target_ratio:g}",
+            label=f"{info.run_id}: {info.agent} {info.method}, {info.scenario.model}/{info.scenario.dataset}, p={info.scenario.target_ratio:g}",
         )
+        if run.n_trials:
+            best = run.best_trial()
+            axes.plot([best], [run.accuracies[best]], color=colour, marker="*", markersize=14, linestyle="none",
+                      markeredgecolor="black", label=f"{info.run_id} best: {100 * run.accuracies[best]:.2f}% at trial {best}")
+        warmup = int(info.settings.get("warmup") or 0)
+        if 0 < warmup < run.n_trials:
+            axes.axvline(warmup - 0.5, color=colour, linestyle=":", linewidth=1.2,
+                         label=f"{info.run_id} warm-up ends ({warmup} trials)")
+    if uniform_accuracy is not None:
+        axes.axhline(uniform_accuracy, color="black", linestyle="--", linewidth=1.0,
+                     label=f"uniform policy: {100 * uniform_accuracy:.2f}%")
     axes.set_xlabel("trial")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("accuracy (thin: raw, thick: EMA 0.5)")
     axes.set_title("Learning curves")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize="small")
-    figure.savefig(out, format="png")
+    return figure
