@@ -27,6 +27,7 @@ from prune_gym.agents.config import AUGMENTED_METHODS, SearchConfig
 from prune_gym.agents.recorder import commit_trial, play_trial
 from prune_gym.agents.searcher import Searcher
 from prune_gym.agents.transfer import SOURCE_WEIGHTS, check_weight_source, load_source_weights
+from prune_gym.devices import device_kind
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo, RunWriter, Scenario
 
@@ -143,16 +144,20 @@ def search_to_completion(config: SearchConfig, history: str | Path, library: str
 
 
 def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None:
-    """Refuse a source run that is missing, unfinished, or whose weights this searcher cannot take."""
+    """Refuse a source run that is missing, unfinished, damaged, or whose weights this searcher cannot take;
+    before the search writes anything."""
     if not library.exists():
         raise PruneGymError(f"no history file at {library} to read source run {config.source} from")
     with HistoryStore(library) as store:
         info = next((r for r in store.find_runs() if r.run_id == config.source), None)
-    if info is None or info.status != "finished":
-        raise PruneGymError(f"run {config.source} in {library} is {info.status if info else 'missing'}; a search "
-                            f"starts only from a finished run")
-    if config.takes_source_weights:
-        check_weight_source(info, config.agent, bool(config.agent_settings.get("invariant_actor", False)), target)
+        if info is None or info.status != "finished":
+            raise PruneGymError(f"run {config.source} in {library} is {info.status if info else 'missing'}; a "
+                                f"search starts only from a finished run")
+        store.read_run(config.source)  # verifies its checksums
+        if config.takes_source_weights:
+            check_weight_source(info, config.agent, bool(config.agent_settings.get("invariant_actor", False)),
+                                target)
+            store.load_weights(config.source, SOURCE_WEIGHTS)
 
 
 def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, sources: HistoryStore) -> Searcher:
@@ -207,7 +212,7 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: Sea
     if not resume:
         settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
         settings.update(warmup=config.warmup_trials, agent_kwargs=config.agent_settings,
-                        assistant=config.assistant_settings)
+                        assistant=config.assistant_settings, device_kind=device_kind(env.unwrapped.device))
         return store.start_run(scenario, config.method, settings, config.seed, config.sources), None, 0
     writer = store.resume_run(runs_of(store, config, "interrupted")[-1].run_id)
     saved_class = AssistedSearcher if config.assistant_settings is not None else config.searcher_class

@@ -25,3 +25,11 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     elif device.type != "cpu":
         raise PruneGymError(f"unsupported device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     return device
+
+
+def device_kind(device: torch.device) -> str:
+    """What a run's figures depend on: 'cpu', or 'cuda' with the GPU's name; recorded with every run,
+    so that reports never compare runs made on different kinds of device."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
