@@ -1,4 +1,4 @@
-"""Trials to converge, as DESIGN.md section 6 defines them, and the plot that shows them.
+"""Trials to converge by the first-crossing rule (stated below), and the plot that shows them.
 
 For each method, the per-trial accuracies of its seeds are smoothed (EMA of weight 0.5)
 and averaged. The baseline's converged accuracy A* is the mean of its curve over the last

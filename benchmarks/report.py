@@ -1,8 +1,8 @@
 """A study's results as the paper's tables (I-III) and learning curves (Figs. 5-8).
 
 For each transfer scenario: the baseline at the target and every method from the source,
-each over the seeds that have finished. Trials to converge and speed-up follow DESIGN.md
-section 6 (`convergence.py`); the best policy of each run is played again and scored on
+each over the seeds that have finished. Trials to converge and speed-up follow the
+first-crossing rule that `convergence.py` states and computes; the best policy of each run is played again and scored on
 the reward split and on the test split. Writes <out>/results.md, <out>/results.csv and one
 <out>/curves-<scenario>.png per transfer; scores are cached in <out>/scores.json, so a
 report of a study in progress costs only its new runs.
@@ -134,7 +134,7 @@ def write_report(study: Study, out: str | Path, device: str = "auto", checkpoint
 def _markdown(study: Study, rows: list[Row], plots: list[Path], out: Path) -> str:
     lines = [f"{study.dataset}, {study.trials} trials per search, seeds {', '.join(map(str, study.seeds))}. "
              f"Trials to converge: the seeds' EMA-smoothed mean reaches the baseline's A* - 0.5 pp "
-             f"(DESIGN.md section 6); 'never' if not within the budget.", "",
+             f"(the first trial that does; `benchmarks/convergence.py`); 'never' if not within the budget.", "",
              "| scenario | source | method | seeds | trials to converge | speed-up | first 30 trials: mean accuracy "
              "| best policy: reward / test accuracy | MACs | search wall (min) |",
              "|---|---|---|---|---|---|---|---|---|---|"]

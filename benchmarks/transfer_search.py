@@ -1,4 +1,4 @@
-"""Transfer from a stored run against the baseline (issue 6): trials to converge, DESIGN.md section 6.
+"""Transfer from a stored run against the baseline (issue 6): trials to converge (`convergence.py`).
 
 Two source runs at `--source-ratio` (a baseline, and a baseline with the invariant actor
 that augmented transfer and the assistant need), then, for every seed, a baseline, a

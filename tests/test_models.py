@@ -11,7 +11,7 @@ from prune_gym.errors import UnknownNameError
 from prune_gym.macs import count_macs, count_params
 from prune_gym.models import CANONICAL_INPUT, build_model, model_names
 
-# DESIGN.md section 3: (MACs, params or None) at each model's canonical input.
+# Published counts, (conv + linear MACs, params or None) at each model's canonical input.
 REFERENCE = {
     "resnet20": (40.55e6, 269_722),
     "resnet56": (125.49e6, 853_018),
