@@ -5,8 +5,13 @@ from __future__ import annotations
 import csv
 from dataclasses import replace
 
+import numpy as np
+import pytest
+
 from prune_gym.agents.config import TRANSFER_METHODS
 from prune_gym.agents.loop import search_to_completion
+from prune_gym.agents.searchers import SEARCHERS
+from prune_gym.benchmarks.data_export import export_study, read_csv_gz
 from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, adopt, history_of, job_status, run_study
 from prune_gym.history import HistoryStore
@@ -43,6 +48,10 @@ def test_a_study_crosses_searchers_with_the_methods_each_can_run(tiny_checkpoint
     assert {job.source.agent for job in jobs if job.source and job.agent == "tpe"} == {"amc-ddpg"}
     assert {job.source.agent for job in jobs if job.source and job.agent == "ppo"} == {"ppo"}
     assert "resnet20-p0.2-tpe-augmented-seed1-from-resnet20-p0.5-baseline-invariant-seed0" in {j.key for j in jobs}
+
+    league = STUDIES["league"].jobs()
+    assert len(league) == len(SEARCHERS) * 2 * 5 and {job.method for job in league} == {"baseline"}
+    assert [job.agent for job in league[:len(SEARCHERS)]] == list(SEARCHERS)  # every searcher's first seed first
 
     quick = replace(STUDIES["quick"], agents=("random",), seeds=(0,), methods=("augmented",))
     outcome = run_study(quick, tmp_path, jobs=1, progress=False, poll_seconds=0.5, backend="processes",
@@ -99,6 +108,20 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     assert markdown.count("| resnet20 0.3 |") == 4 and "curves-resnet20-0.5-resnet20-0.3.png" in markdown
     assert (tmp_path / "curves-resnet20-0.5-resnet20-0.3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "results.md").read_text() == markdown
+
+    # The committed data: every trial and every run's best policy, scored again from the same cache.
+    trials_path, policies_path, n_runs = export_study("quick", study, tmp_path, data=tmp_path / "data",
+                                                      env_settings=settings)
+    trials, policies = read_csv_gz(trials_path), read_csv_gz(policies_path)
+    assert n_runs == 10 and len(trials) == 10 * study.trials and len(policies) == 10
+    assert {row["device_kind"] for row in trials} == {"cpu"} and {row["agent"] for row in trials} == {"amc-ddpg"}
+    by_method = {row["method"]: row for row in policies if row["source"] != "-"}
+    assistant_row = next(row for row in rows if row["method"] == "assistant")  # the report's mean over seeds
+    assert np.mean([float(p["test_accuracy"]) for p in policies if p["method"] == "assistant"]) == pytest.approx(
+        float(assistant_row["best_test_accuracy"]), abs=1e-4)
+    assert by_method["vanilla"]["source"] == "resnet20 0.5" and len(by_method["vanilla"]["policy"].split()) == 9
+    export_study("quick", study, tmp_path, data=tmp_path / "again", env_settings=settings)
+    assert (tmp_path / "again" / trials_path.name).read_bytes() == trials_path.read_bytes()  # reproducible bytes
 
 
 def test_a_failed_source_keeps_only_its_own_transfers_from_starting(tiny_checkpoint, fashion_root, tmp_path):
