@@ -25,18 +25,23 @@ def committed_trials(history: Path) -> int:
     return runs[0].n_trials if runs else 0
 
 
+def kill_once_committed(args: list[str], history: Path, trials: int) -> None:
+    """Start the command, SIGKILL it once `history` holds `trials` committed trials (or after 240 s)."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while committed_trials(history) < trials and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 @pytest.mark.parametrize("agent", ["amc-ddpg", "sac", "tpe"])
 def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, tiny_checkpoint, fashion_root, tmp_path):
     history = tmp_path / "history.h5"
     args = [PRUNE_GYM, "search", "--agent", agent, "--ratio", "0.5", "--trials", "10", "--warmup", "3", "--seed", "4",
             "--device", "cpu", "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root),
             "--history", str(history), "--out", str(tmp_path / "slim"), "--tensorboard", ""]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while committed_trials(history) < 4 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_once_committed(args, history, 4)
     with HistoryStore(history) as store:
         (before,) = store.find_runs()
         assert before.status == "interrupted" and 4 <= before.n_trials < 10
@@ -64,12 +69,7 @@ def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tin
     args = [PRUNE_GYM, "search", "--ratio", "0.5", "--trials", "30", "--warmup", "30", "--device", "cpu",
             "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root), "--history", str(history),
             "--tensorboard", ""]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while committed_trials(history) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_once_committed(args, history, 2)
     before = history.read_bytes()
     result = subprocess.run(args + ["--resume", "--agent", "tpe"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -27,6 +26,10 @@ class AMCDDPGSearcher(OffPolicySearcher):
                          "invariant_actor": False}
     nullable = frozenset({"warmup_sigma"})
 
+    def __init__(self, env: gym.Env, **kwargs: Any):
+        super().__init__(env, **kwargs)
+        self._attach(env)
+
     def _make_agent(self, env: gym.Env) -> AMCDDPG:
         return AMCDDPG("MlpPolicy", env, warmup_episodes=self.warmup, seed=self.seed, device="cpu", **self.settings)
 
@@ -35,7 +38,3 @@ class AMCDDPGSearcher(OffPolicySearcher):
         if hasattr(self, "agent"):  # one generator for warm-up and exploration, as in AMCDDPG itself
             self.rng = self.agent.noise_rng
             self.warmup_sigma = self.settings["warmup_sigma"]
-
-    def __init__(self, env: gym.Env, **kwargs: Any):
-        super().__init__(env, **kwargs)
-        self._attach(env)
