@@ -15,13 +15,13 @@ import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
-from torchvision import datasets as tvd
-from torchvision import transforms as T
+if TYPE_CHECKING:  # torchvision is imported where it is used: it costs seconds at every start otherwise
+    from torchvision import datasets as tvd
 
 from prune_gym.errors import DataNotFoundError, PruneGymError, UnknownNameError
 from prune_gym.paths import home_dir
@@ -113,6 +113,8 @@ class FolderSplit(ImageSplit):
     def __init__(self, folder: tvd.ImageFolder, indices: list[int] | None, info: DatasetInfo, workers: int = 2):
         self.folder, self.info, self.workers = folder, info, workers
         self.indices = list(range(len(folder))) if indices is None else list(indices)
+        from torchvision import transforms as T
+
         normalize = T.Normalize(info.mean, info.std)
         self._eval = T.Compose([T.Resize(int(info.image_size * 8 / 7)), T.CenterCrop(info.image_size),
                                 T.ToTensor(), normalize])
@@ -200,7 +202,9 @@ def load_fashion_mnist(root: Path | None = None, download: bool = True) -> tuple
     files = next((f for f in map(_idx_files, dirs) if f is not None), None)
     if files is None and root is None and download:
         try:
-            tvd.FashionMNIST(home_dir() / "data", download=True)
+            from torchvision.datasets import FashionMNIST
+
+            FashionMNIST(home_dir() / "data", download=True)
         except Exception as exc:  # any network failure means: not available
             download_error = f"; download failed ({type(exc).__name__}: {exc})"
         else:
@@ -257,7 +261,9 @@ def _image_folder(root: Path | None) -> tuple[tvd.ImageFolder, tvd.ImageFolder]:
     test_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
     if not (root / "train").is_dir() or test_dir is None:
         raise DataNotFoundError(f"{root}: expected train/ and val/ (or test/) folders of class sub-folders")
-    return tvd.ImageFolder(root / "train"), tvd.ImageFolder(test_dir)
+    from torchvision.datasets import ImageFolder
+
+    return ImageFolder(root / "train"), ImageFolder(test_dir)
 
 
 DATASETS = ["fashion-mnist", "cifar10", "imagefolder"]

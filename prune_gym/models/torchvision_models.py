@@ -8,12 +8,13 @@ On small images (CIFAR, Fashion-MNIST) the ImageNet stem would shrink a 32x32 in
 from __future__ import annotations
 
 from torch import nn
-from torchvision import models as tvm
 
 SMALL_INPUT = 64  # images up to this size get the small-input stem
 
 
 def resnet(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    from torchvision import models as tvm  # here, not at import: torchvision costs seconds to import
+
     model = getattr(tvm, name)(weights=None, num_classes=num_classes)
     if image_size <= SMALL_INPUT:
         model.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
@@ -24,6 +25,8 @@ def resnet(name: str, in_channels: int, num_classes: int, image_size: int) -> nn
 
 
 def mobilenet_v2(in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    from torchvision import models as tvm
+
     model = tvm.mobilenet_v2(weights=None, num_classes=num_classes)
     small = image_size <= SMALL_INPUT
     stem = model.features[0][0]
