@@ -15,7 +15,7 @@ target ratio p (sigma 0.1) truncated to [0, 1], the draw of the AMC-style baseli
 warm-up. A searcher sees them in `learn` like any other trial, by their origin.
 
 To write one, subclass `Searcher` (act per unit step) or `PolicySearcher` (a whole policy
-per trial), set `name` and the `settings` it takes with their defaults, and implement the
+per trial), set `name` and `settings_defaults` (each setting it takes, with its default), and implement the
 hooks. Searchers that can take history say so: `takes_weights` (the paper's vanilla
 transfer: `weights`, `load_weights`) and `takes_trials` (augmented: `preload`).
 """
@@ -72,7 +72,7 @@ class Searcher:
     :param seed: seeds the searcher's own generator, `self.rng`
     :param warmup: trials of random fractions around p before the searcher acts itself
         (None: the class's `default_warmup`)
-    :param settings: the searcher's own settings, each named in `settings` with its default
+    :param settings: the searcher's own settings, each named in `settings_defaults`
     """
 
     name: ClassVar[str] = ""  # what `prune-gym search --agent` calls it
