@@ -69,17 +69,19 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
     config.validate()
     history_path = Path(history_path)
     env = env or make_env(config)
+    scenario = scenario_of(env)
     if config.source is not None:
-        _check_source(config, Path(library or history_path), scenario_of(env))
+        _check_source(config, Path(library or history_path), scenario)
     if resume:
         _check_resumable(config, history_path)
     with HistoryStore(history_path, "a") as store:
-        writer, searcher, done = _open_run(store, history_path, env, config, resume)
+        writer, searcher, done = _open_run(store, history_path, env, scenario, config, resume)
         if searcher is None:
             searcher = config.searcher_class(env, seed=config.seed, warmup=config.warmup_trials,
                                              **config.agent_settings)
             if config.source is not None:
-                searcher = _start_from_source(searcher, config, env, HistoryStore(library) if library else store)
+                searcher = _start_from_source(searcher, config, env, scenario,
+                                              HistoryStore(library) if library else store)
         best = float(max(store.read_run(writer.run_id).accuracies, default=0.0))
         _play(env, searcher, writer, SearcherCheckpoints(history_path, writer.run_id), range(done, config.trials),
               best, config.seed, progress, tensorboard_dir)
@@ -160,10 +162,10 @@ def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None
             store.load_weights(config.source, SOURCE_WEIGHTS)
 
 
-def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, sources: HistoryStore) -> Searcher:
+def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, target: Scenario,
+                       sources: HistoryStore) -> Searcher:
     """What the search takes from its source: the weights (transfers, where the searcher has some),
     the trials rewritten for the target (augmented), the assistant's records (all of them)."""
-    target = scenario_of(env)
     if config.takes_source_weights:
         load_source_weights(searcher, sources, config.source, target,
                             bool(config.agent_settings.get("invariant_actor", False)))
@@ -205,10 +207,9 @@ def _check_resumable(config: SearchConfig, history_path: Path) -> None:
                         f"p={config.ratio} with seed {config.seed} in {history_path} to resume")
 
 
-def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, config: SearchConfig,
+def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, scenario: Scenario, config: SearchConfig,
               resume: bool) -> tuple[RunWriter, Searcher | None, int]:
     """A new run, or the interrupted one to resume with its searcher and committed trial count."""
-    scenario = scenario_of(env)
     if not resume:
         settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
         settings.update(warmup=config.warmup_trials, agent_kwargs=config.agent_settings,
