@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,23 @@ def isolated_home(tmp_path_factory, monkeypatch) -> Path:
     home = tmp_path_factory.mktemp("prune-gym-home")
     monkeypatch.setenv("PRUNE_GYM_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def cli(capsys):
+    """`prune-gym ARGS` run in this process (`prune_gym.cli.main`, what the installed command calls), for
+    tests of what a command refuses: the same exit status and messages, without seconds of start-up."""
+    from prune_gym.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""The installed `prune-gym` command: real subprocesses, one-line errors, never a traceback."""
+"""The `prune-gym` command: the installed one in real subprocesses, and one-line errors, never a traceback."""
 
 from __future__ import annotations
 
@@ -52,5 +52,5 @@ def test_pretrain_then_reuse(fashion_root):
      ["cifar-10-batches-py", "data_batch_1"]),
     (["pretrain", "--model", "resnet20", "--dataset", "fashion-mnist", "--device", "cuda:7"], ["cuda:7"]),
 ])
-def test_bad_input_gets_a_one_line_error(args, needles):
-    assert_one_line_error(prune_gym(*args), *needles)
+def test_bad_input_gets_a_one_line_error(cli, args, needles):
+    assert_one_line_error(cli(*args), *needles)

@@ -127,7 +127,7 @@ def readme_commands() -> list[str]:
     return [c for c in block_lines + inline if c.startswith("prune-gym ")]
 
 
-def test_every_readme_command_parses_and_the_history_ones_run_as_written(real_history, tmp_path, monkeypatch):
+def test_every_readme_command_parses_and_the_history_ones_run_as_written(real_history, tmp_path, monkeypatch, cli):
     commands = readme_commands()
     assert len(commands) >= 15 and any("--history runs/quickstart.h5" in c for c in commands)
     parser = build_parser()
@@ -142,9 +142,9 @@ def test_every_readme_command_parses_and_the_history_ones_run_as_written(real_hi
     monkeypatch.setenv("PRUNE_GYM_HOME", str(home))
     history_commands = [c for c in commands if c.startswith("prune-gym history")]
     assert len(history_commands) >= 5
+    monkeypatch.chdir(tmp_path)
     for command in history_commands:
-        result = subprocess.run([PRUNE_GYM, *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=120)
+        result = cli(*shlex.split(command)[1:])
         assert result.returncode == 0, (command, result.stderr)
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "trials.csv").read_text().count("\n") == 4
 

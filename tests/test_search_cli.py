@@ -101,9 +101,9 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion
     pytest.param(["--ratio", "0.3", "--device", "cuda"], "CUDA is not available",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
 ])
-def test_bad_flags_fail_at_once(flags, message):
+def test_bad_flags_fail_at_once(cli, flags, message):
     start = time.monotonic()
-    result = subprocess.run([PRUNE_GYM, "search", *flags], capture_output=True, text=True, timeout=120)
+    result = cli("search", *flags)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - start < 60  # refused before any data or model is loaded
 
