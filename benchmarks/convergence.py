@@ -1,4 +1,6 @@
-"""Trials to converge by the first-crossing rule (stated below), and the plot that shows them.
+"""Trials to converge by version 1's first-crossing rule (stated below), and the plot that shows them.
+
+Version 2 (`quality.py`) keeps this module's smoothing, A* and first crossing, the last as a footnote.
 
 For each method, the per-trial accuracies of its seeds are smoothed (EMA of weight 0.5)
 and averaged. The baseline's converged accuracy A* is the mean of its curve over the last
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -48,15 +51,22 @@ def plot_methods(curves: Mapping[str, list[np.ndarray]], target: float, title: s
     figure = Figure(figsize=(8.0, 5.0), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    draw_learning_curves(axes, curves, target)
+    axes.set_title(title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out)
+
+
+def draw_learning_curves(axes: Axes, curves: Mapping[str, list[np.ndarray]], target: float | None) -> None:
+    """`plot_methods`'s curves on `axes` (no A* line when `target` is None)."""
     for method, seeds in curves.items():
         n = min(len(c) for c in seeds)
         smoothed = np.array([ema(np.asarray(c[:n], dtype=np.float64)) for c in seeds])
         trials = np.arange(1, n + 1)
         line, = axes.plot(trials, smoothed.mean(0), label=f"{method} ({len(seeds)} seeds)")
         axes.fill_between(trials, smoothed.min(0), smoothed.max(0), color=line.get_color(), alpha=0.2)
-    axes.axhline(target - TOLERANCE, color="grey", linestyle="--", linewidth=1, label="baseline A* - 0.5 pp")
-    axes.set(xlabel="trial", ylabel="reward-split accuracy (EMA 0.5)", title=title)
+    if target is not None:
+        axes.axhline(target - TOLERANCE, color="grey", linestyle="--", linewidth=1, label="baseline A* - 0.5 pp")
+    axes.set(xlabel="trial", ylabel="reward-split accuracy (EMA 0.5)")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out)
+    axes.legend(loc="lower right", fontsize="small")

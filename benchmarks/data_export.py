@@ -3,9 +3,13 @@
 Studies run on machines that do not last; their history files hold megabytes of agent
 weights and are not committed. This keeps what every figure is computed from, in
 benchmarks/data/ (the columns are in benchmarks/README.md):
-* <study>-trials.csv.gz: one row per trial of every finished run;
+* <study>-trials.csv.gz: one row per trial of every finished run, with the test-split
+  accuracy of each trial that set a new best-so-far (what the test-split guard reads);
 * <study>-policies.csv.gz: one row per run, its best policy played again and scored on the
-  reward and the test split (cached in <out>/scores.json).
+  reward and the test split.
+Policies are scored once and cached in <out>/scores.json. An export merges into the files
+already there: runs of jobs that are not in `out` (made on another machine) are kept, so a
+study can be run and exported a part at a time, on machines that do not share files.
 
     .venv/bin/python benchmarks/data_export.py --study league --out runs/league
 """
@@ -16,29 +20,76 @@ import argparse
 import csv
 import gzip
 import io
+import json
 from pathlib import Path
 from typing import Any
 
-from prune_gym.benchmarks.report import Scores, finished_runs
-from prune_gym.benchmarks.study import STUDIES, Job, Study
-from prune_gym.history import Run
+import gymnasium as gym
+import numpy as np
+
+from prune_gym.agents.loop import make_env
+from prune_gym.benchmarks.baseline_search import scored
+from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, Job, Study, history_of, job_status
+from prune_gym.history import HistoryStore, Run
 
 DATA = Path(__file__).parent / "data"
-RUN_COLUMNS = ("study", "model", "ratio", "source", "method", "agent", "seed", "device_kind")
-TRIAL_COLUMNS = (*RUN_COLUMNS, "trial", "accuracy", "macs_ratio", "origin")
+RUN_COLUMNS = ("study", "job", "model", "ratio", "source", "method", "agent", "agent_settings", "seed",
+               "device_kind")
+TRIAL_COLUMNS = (*RUN_COLUMNS, "trial", "accuracy", "macs_ratio", "origin", "test_accuracy", "policy")
 POLICY_COLUMNS = (*RUN_COLUMNS, "trials", "best_trial", "reward_accuracy", "test_accuracy", "macs_ratio",
                   "checkpoint_digest", "policy")
 
 
+def finished_runs(out: Path, jobs: list[Job]) -> dict[str, Run]:
+    """The jobs' runs that have finished in `out`, by job key."""
+    runs = {}
+    for job in jobs:
+        path = history_of(out, job)
+        if job_status(path)[0] == "finished":
+            with HistoryStore(path) as store:
+                runs[job.key] = store.read_run(SOURCE_RUN)
+    return runs
+
+
+class Scores:
+    """(reward, test, MACs ratio) of a run's policies, played again; cached by job key, run start and trial
+    in a JSON file, so that an export of a study in progress scores only its new runs."""
+
+    def __init__(self, path: Path, env_settings: dict[str, Any]):
+        self.path = path
+        self.cache = json.loads(path.read_text()) if path.exists() else {}
+        self.env_settings = env_settings
+        self.envs: dict[tuple[str, float], gym.Env] = {}
+
+    def __call__(self, job: Job, run: Run, dataset: str, trial: int | None = None) -> tuple[float, float, float]:
+        """The scores of trial `trial`'s policy, or of the best policy the run recorded when it finished."""
+        key = f"{job.key} {run.info.start_time} {'best' if trial is None else trial}"
+        if key not in self.cache:
+            env = self.envs.get((job.model, job.ratio))
+            if env is None:
+                env = self.envs[job.model, job.ratio] = make_env(job.config(dataset, **self.env_settings))
+            policy = run.best_policy() if trial is None else run.actions[trial]
+            self.cache[key] = list(scored(env, policy.tolist()))
+            self.path.write_text(json.dumps(self.cache, indent=1))
+        return tuple(self.cache[key])
+
+
+def record_trials(accuracies: np.ndarray) -> list[int]:
+    """The trials that set a new best-so-far (the first trial included)."""
+    best = np.maximum.accumulate(accuracies)
+    return [0, *np.flatnonzero(best[1:] > best[:-1]) + 1]
+
+
 def run_fields(study_name: str, job: Job, run: Run) -> list[Any]:
     source = f"{job.source.model} {job.source.ratio}" if job.source else "-"
-    return [study_name, job.model, job.ratio, source, job.method, job.agent, job.seed,
+    settings = " ".join(f"{k}={v}" for k, v in sorted(run.info.settings.get("agent_kwargs", {}).items())) or "-"
+    return [study_name, job.key, job.model, job.ratio, source, job.method, job.agent, settings, job.seed,
             run.info.settings.get("device_kind", "unknown")]
 
 
 def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
                  env_settings: dict[str, Any] | None = None) -> tuple[Path, Path, int]:
-    """Write the study's finished runs into `data`; the two files and the number of runs."""
+    """Merge the study's finished runs in `out` into `data`; the two files and the number of runs they hold."""
     jobs = study.jobs()
     runs = finished_runs(out, jobs)
     scores = Scores(out / "scores.json", env_settings or {"device": "auto", "checkpoint": None, "data_root": None,
@@ -49,16 +100,40 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
         if run is None:
             continue
         fields = run_fields(study_name, job, run)
-        trials += [[*fields, t, f"{run.accuracies[t]:.6f}", f"{run.macs_ratios[t]:.6f}", run.origins[t]]
+        tested = {t: scores(job, run, study.dataset, t)[1] for t in record_trials(run.accuracies)}
+        trials += [[*fields, t, f"{run.accuracies[t]:.6f}", f"{run.macs_ratios[t]:.6f}", run.origins[t],
+                    f"{tested[t]:.6f}" if t in tested else "", _policy_text(run.actions[t])]
                    for t in range(run.n_trials)]
         reward, test, macs = scores(job, run, study.dataset)
         policies.append([*fields, run.n_trials, run.best_trial(), f"{reward:.6f}", f"{test:.6f}", f"{macs:.6f}",
-                         run.info.scenario.checkpoint_digest, " ".join(f"{f:.6f}" for f in run.final_policy)])
+                         run.info.scenario.checkpoint_digest, _policy_text(run.best_policy())])
     data.mkdir(parents=True, exist_ok=True)
     paths = (data / f"{study_name}-trials.csv.gz", data / f"{study_name}-policies.csv.gz")
+    order = {job.key: i for i, job in enumerate(jobs)}
     for path, columns, rows in zip(paths, (TRIAL_COLUMNS, POLICY_COLUMNS), (trials, policies)):
+        rows = _merged(path, columns, rows)
+        rows.sort(key=lambda row: order.get(row[1], len(order)))  # stable: trials stay in order within a run
         write_csv_gz(path, columns, rows)
-    return paths[0], paths[1], len(policies)
+    return paths[0], paths[1], len({row[1] for row in _merged(paths[1], POLICY_COLUMNS, [])})
+
+
+def committed_jobs(study_name: str, data: Path = DATA) -> set[str]:
+    """The keys of the study's jobs whose runs are in the committed data."""
+    path = data / f"{study_name}-policies.csv.gz"
+    return {row["job"] for row in read_csv_gz(path)} if path.exists() else set()
+
+
+def _merged(path: Path, columns: tuple[str, ...], rows: list[list[Any]]) -> list[list[Any]]:
+    """`rows`, and the rows already in `path` of the runs (jobs) that `rows` does not hold."""
+    if not path.exists():
+        return list(rows)
+    fresh = {row[1] for row in rows}
+    old = [[row[c] for c in columns] for row in read_csv_gz(path) if row["job"] not in fresh]
+    return old + list(rows)
+
+
+def _policy_text(fractions: np.ndarray) -> str:
+    return " ".join(f"{f:.6f}" for f in fractions)
 
 
 def write_csv_gz(path: Path, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
@@ -80,11 +155,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", required=True, choices=list(STUDIES))
     parser.add_argument("--out", required=True, type=Path, help="the study's --out directory")
+    parser.add_argument("--data", type=Path, default=DATA, help="where the compressed tables go")
     parser.add_argument("--device", default="auto", help="where the best policies are scored again")
     args = parser.parse_args()
     settings = {"device": args.device, "checkpoint": None, "data_root": None, "env_kwargs": {}}
-    trials, policies, n = export_study(args.study, STUDIES[args.study], args.out, env_settings=settings)
-    print(f"{n} finished runs: {trials}, {policies}")
+    trials, policies, n = export_study(args.study, STUDIES[args.study], args.out, args.data, settings)
+    print(f"{n} runs: {trials}, {policies}")
 
 
 if __name__ == "__main__":

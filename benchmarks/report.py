@@ -1,161 +1,364 @@
-"""A study's results as the paper's tables (I-III) and learning curves (Figs. 5-8).
+"""A study's tables and plots, computed from its committed data alone (benchmarks/data/).
 
-For each transfer scenario: the baseline at the target and every method from the source,
-each over the seeds that have finished. Trials to converge and speed-up follow the
-first-crossing rule that `convergence.py` states and computes; the best policy of each run is played again and scored on
-the reward split and on the test split. Writes <out>/results.md, <out>/results.csv and one
-<out>/curves-<scenario>.png per transfer; scores are cached in <out>/scores.json, so a
-report of a study in progress costs only its new runs.
+One table per target scenario (model and ratio): a row per searcher, method and source,
+each over the seeds in the data, measured by version 2 of the rule (benchmarks/README.md;
+the numbers by `quality.py`):
+* b(T), the mean best-so-far at T = 10, 30, 100, 300, with a 90% bootstrap interval;
+* T_q, the trials to reach the baseline's quality Q* - 0.5 pp, its speed-up over the
+  AMC-style baseline with an interval, and the test-split guard at T_q;
+* T_c, the trial from which the agent's smoothed curve stays near the baseline's A*;
+* the gap of b(300) to the scenario's ceiling (a long black-box search, `--ceiling`).
+Each scenario says its headroom (Q* minus random-around-p's b(30)) and whether it is
+informative. A table holds one device kind: the report refuses to mix them
+(`--device-kind` picks one). Writes <out>/results.md, <out>/results.csv and one
+<out>/<scenario>.png per table: best-so-far beside the learning curve.
+
+    .venv/bin/python benchmarks/report.py --study league --ceiling ceiling --out benchmarks/figures/league
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
-import json
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import gymnasium as gym
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from prune_gym.agents.loop import make_env
-from prune_gym.benchmarks.baseline_search import scored
-from prune_gym.benchmarks.convergence import converged_accuracy, first_reach, plot_methods, smoothed_mean
-from prune_gym.benchmarks.study import SOURCE_RUN, Job, Study, history_of, job_status
-from prune_gym.history import HistoryStore, Run
+from prune_gym.agents.searchers import DEFAULT_SEARCHER
+from prune_gym.benchmarks import quality
+from prune_gym.benchmarks.convergence import TOLERANCE, draw_learning_curves, first_reach, smoothed_mean
+from prune_gym.benchmarks.data_export import DATA, read_csv_gz
+from prune_gym.errors import PruneGymError
 
-FIRST_TRIALS = 30  # the assistant's phase: issue 7 compares methods on these
-COLUMNS = ("scenario", "source", "method", "seeds", "trials_to_converge", "speed_up", "first_30_accuracy",
-           "best_reward_accuracy", "best_test_accuracy", "macs_ratio", "wall_minutes")
+BASELINE = ("-", "baseline", DEFAULT_SEARCHER, "-")  # (source, method, agent, its settings) of the reference row
+RANDOM_AROUND_P = ("-", "baseline", "random", "-")
+COLUMNS = ("scenario", "device_kind", "source", "method", "agent", "agent_settings", "seeds", "trials",
+           *(f"b{t}{part}" for t in quality.BUDGETS for part in ("", "_low", "_high")),
+           "t_q", "speed_up", "speed_up_low", "speed_up_high", "test_at_t_q", "guard", "t_c", "first_crossing",
+           "gap_to_ceiling")
+
+
+@dataclass
+class RunData:
+    """One run of the committed data: its per-trial reward-split accuracy, and the test-split accuracy
+    of the trials that set a new best-so-far."""
+
+    job: str
+    model: str
+    ratio: float
+    source: str
+    method: str
+    agent: str
+    agent_settings: str
+    seed: int
+    device_kind: str
+    accuracies: np.ndarray
+    origins: list[str] = field(default_factory=list)
+    tests: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def row_key(self) -> tuple[str, str, str, str]:
+        return self.source, self.method, self.agent, self.agent_settings
+
+    def test_of_best_so_far(self, budget: int) -> float:
+        """The test accuracy of the policy that holds this run's best-so-far at `budget`."""
+        return self.tests[quality.best_so_far_trial(self.accuracies, budget)]
+
+
+def load_runs(path: Path) -> list[RunData]:
+    """The runs of a `<study>-trials.csv.gz` file, in file order."""
+    runs: dict[str, RunData] = {}
+    for row in read_csv_gz(path):
+        run = runs.get(row["job"])
+        if run is None:
+            run = runs[row["job"]] = RunData(row["job"], row["model"], float(row["ratio"]), row["source"],
+                                             row["method"], row["agent"], row["agent_settings"], int(row["seed"]),
+                                             row["device_kind"],
+                                             np.empty(0))
+            run.accuracies = []  # filled below, made an array at the end
+        run.accuracies.append(float(row["accuracy"]))
+        run.origins.append(row["origin"])
+        if row["test_accuracy"]:
+            run.tests[int(row["trial"])] = float(row["test_accuracy"])
+    for run in runs.values():
+        run.accuracies = np.asarray(run.accuracies)
+    return list(runs.values())
+
+
+@dataclass
+class Ceiling:
+    """The best policy of a scenario's long black-box search, its seeds pooled."""
+
+    accuracy: float
+    test_accuracy: float
+    trials: int
+    device_kind: str
+
+
+def ceilings(runs: Iterable[RunData]) -> dict[tuple[str, float], Ceiling]:
+    """Per (model, ratio), the best trial of all the runs there."""
+    pooled: dict[tuple[str, float], list[RunData]] = {}
+    for run in runs:
+        pooled.setdefault((run.model, run.ratio), []).append(run)
+    result = {}
+    for scenario, found in pooled.items():
+        best = max(found, key=lambda r: r.accuracies.max())
+        trial = int(np.argmax(best.accuracies))
+        result[scenario] = Ceiling(float(best.accuracies[trial]), best.tests[trial],
+                                   sum(len(r.accuracies) for r in found), _one_device_kind(found, scenario))
+    return result
 
 
 @dataclass
 class Row:
-    scenario: str
+    """One searcher, method and source in a scenario, over its seeds."""
+
     source: str
     method: str
-    seeds: str  # finished / asked
-    trials_to_converge: int | None  # None: never within the budget
+    agent: str
+    agent_settings: str
+    seeds: int
+    trials: int
+    best_so_far: dict[int, tuple[float, tuple[float, float]]]  # T -> (mean, interval), for T within the trials
+    final_best: float  # the mean b(T) at the last trial all seeds have
+    t_q: int | None
     speed_up: float | None
-    first_30_accuracy: float
-    best_reward_accuracy: float
-    best_test_accuracy: float
-    macs_ratio: float
-    wall_minutes: float
+    speed_up_interval: tuple[float, float] | None
+    test_at_t_q: float | None
+    guard: bool | None
+    t_c: int | None
+    first_crossing: int | None  # version 1's rule, for the footnote
+    gap_to_ceiling: float | None
+
+    @property
+    def name(self) -> str:
+        settings = "" if self.agent_settings == "-" else f" ({self.agent_settings})"
+        method = "" if self.method == "baseline" else f" {self.method} from {self.source}"
+        return f"{self.agent}{settings}{method}"
 
 
-def finished_runs(out: Path, jobs: list[Job]) -> dict[str, Run]:
-    """The jobs' runs that have finished, by job key."""
-    runs = {}
-    for job in jobs:
-        path = history_of(out, job)
-        if job_status(path)[0] == "finished":
-            with HistoryStore(path) as store:
-                runs[job.key] = store.read_run(SOURCE_RUN)
-    return runs
+@dataclass
+class Scenario:
+    """A table: the rows of one target model and ratio, on one device kind."""
+
+    model: str
+    ratio: float
+    device_kind: str
+    rows: list[Row]
+    curves: dict[str, list[np.ndarray]]  # row name -> the seeds' per-trial accuracies
+    target_quality: float | None  # Q*
+    converged: float | None  # A*
+    headroom: float | None
+    ceiling: Ceiling | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} {self.ratio}"
+
+    @property
+    def informative(self) -> bool | None:
+        return None if self.headroom is None else quality.informative(self.headroom)
 
 
-class Scores:
-    """(reward, test, MACs) of each run's best policy, played again; cached by job key and run start in a JSON file."""
-
-    def __init__(self, path: Path, env_settings: dict[str, Any]):
-        self.path = path
-        self.cache = json.loads(path.read_text()) if path.exists() else {}
-        self.env_settings = env_settings
-        self.envs: dict[tuple[str, float], gym.Env] = {}
-
-    def __call__(self, job: Job, run: Run, dataset: str) -> tuple[float, float, float]:
-        key = f"{job.key} {run.info.start_time}"
-        if key not in self.cache:
-            env = self.envs.get((job.model, job.ratio))
-            if env is None:
-                env = self.envs[job.model, job.ratio] = make_env(job.config(dataset, **self.env_settings))
-            self.cache[key] = list(scored(env, run.final_policy.tolist()))
-            self.path.write_text(json.dumps(self.cache, indent=1))
-        return tuple(self.cache[key])
+def scenarios(runs: list[RunData], ceiling: dict[tuple[str, float], Ceiling] | None = None,
+              device_kind: str | None = None) -> list[Scenario]:
+    """The tables of `runs` (those on `device_kind` when given), in the order the data first names them."""
+    ceiling = ceiling or {}
+    if device_kind is not None:
+        runs = [r for r in runs if r.device_kind == device_kind]
+    targets = list(dict.fromkeys((r.model, r.ratio) for r in runs))
+    return [_scenario(model, ratio, [r for r in runs if (r.model, r.ratio) == (model, ratio)],
+                      ceiling.get((model, ratio))) for model, ratio in targets]
 
 
-def scenario_rows(study: Study, out: Path, target: tuple[str, float], sources: dict[str, list[Job]],
-                  scores: Scores) -> tuple[list[Row], dict[str, list[np.ndarray]], float | None]:
-    """Rows for the baseline at `target` and each method of `sources` (method -> jobs); curves; baseline A*."""
-    baseline_jobs = study.baseline_jobs(*target)
-    groups = {"baseline": baseline_jobs, **sources}
-    runs = {method: finished_runs(out, jobs) for method, jobs in groups.items()}
-    curves = {method: [r.accuracies for r in found.values()] for method, found in runs.items() if found}
-    smoothed = {method: smoothed_mean(seeds) for method, seeds in curves.items()}
-    goal = converged_accuracy(smoothed["baseline"]) if "baseline" in smoothed else None
-    reached = {method: first_reach(curve, goal) if goal is not None else None for method, curve in smoothed.items()}
-    baseline_trials = reached.get("baseline")
-    rows = []
-    for method, jobs in groups.items():
-        found = runs[method]
-        if not found:
-            continue
-        trials = reached[method]
-        best = np.mean([scores(job, found[job.key], study.dataset) for job in jobs if job.key in found], axis=0)
-        source = jobs[0].source
-        rows.append(Row(f"{target[0]} {target[1]}", f"{source.model} {source.ratio}" if source else "-", method,
-                        f"{len(found)}/{len(jobs)}", trials,
-                        baseline_trials / trials if trials and baseline_trials else None,
-                        float(np.mean([r.accuracies[:FIRST_TRIALS].mean() for r in found.values()])),
-                        float(best[0]), float(best[1]), float(best[2]),
-                        float(np.mean([r.wall_times.sum() for r in found.values()])) / 60))
-    return rows, curves, goal
+def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | None) -> Scenario:
+    kind = _one_device_kind(runs, (model, ratio))
+    if ceiling is not None and ceiling.device_kind != kind:
+        raise PruneGymError(f"{model} {ratio}: the runs were made on {kind}, the ceiling's on "
+                            f"{ceiling.device_kind}; a table holds one device kind")
+    groups: dict[tuple[str, str, str, str], list[RunData]] = {}
+    for run in runs:
+        groups.setdefault(run.row_key, []).append(run)
+    baseline = groups.get(BASELINE)
+    base_curves = [r.accuracies for r in baseline] if baseline else None
+    target = quality.quality(base_curves) if base_curves else None
+    converged = quality.converged_accuracy(base_curves) if base_curves else None
+    base_test = [r.test_of_best_so_far(len(r.accuracies)) for r in baseline] if baseline else None
+    rows, curves = [], {}
+    for (source, method, agent, agent_settings), found in groups.items():
+        seeds = [r.accuracies for r in found]
+        n = quality.common_length(seeds)
+        b = {t: quality.best_so_far_at(seeds, t) for t in quality.BUDGETS if t <= n}
+        final = float(quality.mean_best_so_far(seeds)[-1])
+        t_q = quality.time_to_quality(seeds, target) if target is not None else None
+        speed, interval = quality.speed_up(base_curves, seeds) if base_curves else (None, None)
+        test = float(np.mean([r.test_of_best_so_far(t_q) for r in found])) if t_q is not None else None
+        row = Row(source, method, agent, agent_settings, len(found), n, b, final, t_q, speed, interval, test,
+                  quality.guard_holds([test], base_test) if test is not None else None,
+                  quality.converged_at(seeds, converged) if converged is not None else None,
+                  first_reach(smoothed_mean(seeds), converged) if converged is not None else None,
+                  ceiling.accuracy - final if ceiling else None)
+        rows.append(row)
+        curves[row.name] = seeds
+    return Scenario(model, ratio, kind, rows, curves, target, converged, _headroom(groups, target), ceiling)
 
 
-def write_report(study: Study, out: str | Path, device: str = "auto", checkpoint: str | None = None,
-                 data_root: str | None = None, env_kwargs: dict[str, Any] | None = None) -> str:
-    """Write results.md, results.csv and the curves; return the Markdown."""
+def _headroom(groups: dict[tuple[str, str, str, str], list[RunData]], target: float | None) -> float | None:
+    """Q* minus random-around-p's b(30): the random searcher's runs, else the baseline's own warm-up
+    trials (the same draw) when it has at least 30."""
+    if target is None:
+        return None
+    random = groups.get(RANDOM_AROUND_P)
+    if random is None:
+        warmup = ["warmup"] * quality.HEADROOM_TRIALS
+        random = [r for r in groups[BASELINE] if r.origins[:quality.HEADROOM_TRIALS] == warmup]
+    curves = [r.accuracies for r in random]
+    if not curves or quality.common_length(curves) < quality.HEADROOM_TRIALS:
+        return None
+    return quality.headroom(target, curves)
+
+
+def _one_device_kind(runs: list[RunData], scenario: tuple[str, float]) -> str:
+    kinds = sorted({r.device_kind for r in runs})
+    if len(kinds) > 1:
+        raise PruneGymError(f"{scenario[0]} {scenario[1]} mixes runs made on {' and '.join(kinds)}; a table "
+                            f"holds one device kind: pass --device-kind")
+    return kinds[0]
+
+
+def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_study: str | None = None,
+                 device_kind: str | None = None) -> str:
+    """Write results.md, results.csv and a plot per scenario of `study`'s committed data; return the Markdown."""
     out = Path(out)
-    scores = Scores(out / "scores.json", {"device": device, "checkpoint": checkpoint, "data_root": data_root,
-                                          "env_kwargs": env_kwargs or {}})
-    rows: list[Row] = []
-    plots = []
-    for transfer in study.transfers:
-        target = (transfer.target_model, transfer.target_ratio)
-        sources = {method: study.transfer_jobs(transfer, method) for method in study.methods}
-        scenario, curves, goal = scenario_rows(study, out, target, sources, scores)
-        rows += scenario
-        if goal is not None and len(curves) > 1:
-            plot = out / f"curves-{_slug(transfer.name)}.png"
-            plot_methods(curves, goal, f"{transfer.name} ({study.dataset})", plot)
-            plots.append(plot)
-    targets = [(t.target_model, t.target_ratio) for t in study.transfers]
-    for target in (t for t in study.baselines if t not in targets):
-        rows += scenario_rows(study, out, target, {}, scores)[0]
-    _write_csv(rows, out / "results.csv")
-    markdown = _markdown(study, rows, plots, out)
+    trials = data / f"{study}-trials.csv.gz"
+    if not trials.exists():
+        raise PruneGymError(f"{trials} does not exist: export the study first (benchmarks/data_export.py)")
+    ceiling = None
+    if ceiling_study is not None:
+        path = data / f"{ceiling_study}-trials.csv.gz"
+        if not path.exists():
+            raise PruneGymError(f"{path} does not exist: run and export the ceiling study first")
+        ceiling = ceilings(r for r in load_runs(path) if device_kind is None or r.device_kind == device_kind)
+    tables = scenarios(load_runs(trials), ceiling, device_kind)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = {}
+    for scenario in tables:
+        plots[scenario.name] = out / f"{_slug(scenario.name)}.png"
+        plot_scenario(scenario, plots[scenario.name])
+    _write_csv(tables, out / "results.csv")
+    markdown = "\n".join(_markdown(scenario, plots[scenario.name].name) for scenario in tables)
     (out / "results.md").write_text(markdown)
     return markdown
 
 
-def _markdown(study: Study, rows: list[Row], plots: list[Path], out: Path) -> str:
-    lines = [f"{study.dataset}, {study.trials} trials per search, seeds {', '.join(map(str, study.seeds))}. "
-             f"Trials to converge: the seeds' EMA-smoothed mean reaches the baseline's A* - 0.5 pp "
-             f"(the first trial that does; `benchmarks/convergence.py`); 'never' if not within the budget.", "",
-             "| scenario | source | method | seeds | trials to converge | speed-up | first 30 trials: mean accuracy "
-             "| best policy: reward / test accuracy | MACs | search wall (min) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        trials = "never" if r.trials_to_converge is None else str(r.trials_to_converge)
-        speed = "-" if r.speed_up is None else f"{r.speed_up:.2f}x"
-        lines.append(f"| {r.scenario} | {r.source} | {r.method} | {r.seeds} | {trials} | {speed} | "
-                     f"{100 * r.first_30_accuracy:.2f}% | {100 * r.best_reward_accuracy:.2f}% / "
-                     f"{100 * r.best_test_accuracy:.2f}% | {r.macs_ratio:.3f} | {r.wall_minutes:.1f} |")
-    lines += ["", *[f"![{p.stem}]({p.relative_to(out)})" for p in plots]]
-    return "\n".join(lines) + "\n"
+def _markdown(scenario: Scenario, plot: str) -> str:
+    percent = lambda x: "-" if x is None else f"{100 * x:.2f}"  # noqa: E731
+    facts = [f"on {scenario.device_kind}"]
+    if scenario.target_quality is not None:
+        facts.append(f"Q* = {percent(scenario.target_quality)}%")
+    if scenario.headroom is not None:
+        facts.append(f"headroom {100 * scenario.headroom:.2f} pp: "
+                     f"{'informative' if scenario.informative else 'not informative'}")
+    if scenario.ceiling is not None:
+        facts.append(f"ceiling {percent(scenario.ceiling.accuracy)}% (test {percent(scenario.ceiling.test_accuracy)}"
+                     f"%, best of {scenario.ceiling.trials} trials)")
+    lines = [f"### {scenario.name}", "", "; ".join(facts) + ".", "",
+             "| searcher | seeds | " + " | ".join(f"b({t})" for t in quality.BUDGETS) +
+             " | T_q | speed-up [90%] | test at T_q | T_c | gap to ceiling |",
+             "|---" * (len(quality.BUDGETS) + 7) + "|"]
+    for row in scenario.rows:
+        cells = [row.name, str(row.seeds)]
+        for t in quality.BUDGETS:
+            if t in row.best_so_far:
+                mean, (low, high) = row.best_so_far[t]
+                cells.append(f"{percent(mean)} [{percent(low)}, {percent(high)}]")
+            else:
+                cells.append("-")
+        cells.append("never" if row.t_q is None else str(row.t_q))
+        if row.speed_up is not None:
+            low, high = row.speed_up_interval
+            cells.append(f"{row.speed_up:.2f}x [{low:.2f}, {high:.2f}]")
+        elif scenario.target_quality is not None:
+            cells.append(f"never ({100 * (scenario.target_quality - TOLERANCE - row.final_best):.2f} pp short)")
+        else:
+            cells.append("-")
+        cells.append("-" if row.guard is None else f"{percent(row.test_at_t_q)}% {'ok' if row.guard else 'NOT held'}")
+        cells.append("never" if row.t_c is None else str(row.t_c))
+        cells.append("-" if row.gap_to_ceiling is None else f"{100 * row.gap_to_ceiling:.2f} pp")
+        lines.append("| " + " | ".join(cells) + " |")
+    crossings = ", ".join(f"{row.name} {row.first_crossing or 'never'}" for row in scenario.rows)
+    lines += ["", f"Version 1's first crossing of A* - 0.5 pp (footnote only): {crossings}.", "",
+              f"![{scenario.name}]({plot})", ""]
+    return "\n".join(lines)
 
 
-def _write_csv(rows: list[Row], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def plot_scenario(scenario: Scenario, out: Path) -> None:
+    """Best-so-far (mean over seeds, their range shaded) beside the learning curve."""
+    figure = Figure(figsize=(13.0, 5.0), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    best, learning = figure.subplots(1, 2)
+    for name, seeds in scenario.curves.items():
+        b = quality.best_so_far(seeds)
+        trials = np.arange(1, b.shape[1] + 1)
+        line, = best.plot(trials, b.mean(0), label=f"{name} ({len(seeds)} seeds)")
+        best.fill_between(trials, b.min(0), b.max(0), color=line.get_color(), alpha=0.15)
+    if scenario.target_quality is not None:
+        best.axhline(scenario.target_quality - TOLERANCE, color="grey", linestyle="--", linewidth=1,
+                     label="Q* - 0.5 pp")
+    if scenario.ceiling is not None:
+        best.axhline(scenario.ceiling.accuracy, color="black", linestyle=":", linewidth=1,
+                     label=f"ceiling ({scenario.ceiling.trials} trials)")
+    best.set(xscale="log", xlabel="trials (T)", ylabel="best reward-split accuracy so far, b(T)",
+             title=f"{scenario.name}: best so far")
+    best.grid(alpha=0.3)
+    best.legend(loc="lower right", fontsize="small")
+    draw_learning_curves(learning, scenario.curves, scenario.converged)
+    learning.set_title(f"{scenario.name}: learning curve")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out)
+
+
+def _write_csv(tables: list[Scenario], path: Path) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow([getattr(row, column) for column in COLUMNS])
+        for scenario in tables:
+            for row in scenario.rows:
+                b = [x for t in quality.BUDGETS for x in ((row.best_so_far[t][0], *row.best_so_far[t][1])
+                                                          if t in row.best_so_far else ("", "", ""))]
+                interval = row.speed_up_interval or ("", "")
+                writer.writerow([scenario.name, scenario.device_kind, row.source, row.method, row.agent,
+                                 row.agent_settings, row.seeds,
+                                 row.trials, *b, row.t_q or "", row.speed_up or "", *interval,
+                                 "" if row.test_at_t_q is None else row.test_at_t_q,
+                                 "" if row.guard is None else row.guard, row.t_c or "", row.first_crossing or "",
+                                 "" if row.gap_to_ceiling is None else row.gap_to_ceiling])
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--study", required=True, help="the study whose data to report (<study>-trials.csv.gz)")
+    parser.add_argument("--data", type=Path, default=DATA, help="where the compressed tables are")
+    parser.add_argument("--ceiling", help="the study whose long black-box runs give each scenario's ceiling")
+    parser.add_argument("--device-kind", help="report only the runs made on this device kind")
+    parser.add_argument("--out", type=Path, help="where results.md, results.csv and the plots go "
+                                                 "(default: benchmarks/figures/<study>)")
+    args = parser.parse_args()
+    out = args.out or Path(__file__).parent / "figures" / args.study
+    try:
+        print(write_report(args.study, out, args.data, args.ceiling, args.device_kind))
+    except PruneGymError as exc:
+        parser.exit(2, f"report: error: {exc}\n")
+
+
+if __name__ == "__main__":
+    main()

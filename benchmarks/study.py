@@ -8,7 +8,8 @@ transfer reads its source from its source job's file. A job whose file holds a f
 run is skipped and an interrupted one is resumed, so re-running a study after any
 interruption goes on where it stopped. Jobs run `jobs` at a time, sharing the cores, on a
 Ray cluster or in local processes (`prune_gym.cluster`); with GPUs they are dealt out over
-them.
+them. Finished runs are exported into the committed data (`data_export.py`), and jobs whose
+runs it already holds are skipped, so a study can go on on a new machine.
 
     .venv/bin/python benchmarks/study.py --study core --out runs/study --jobs 2
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ class Study:
 
     def baseline_jobs(self, model: str, ratio: float) -> list[Job]:
         return [Job(model, ratio, "baseline", seed, self.trials, agent=agent) for seed in self.seeds
-                for agent in self.agents]  # seed by seed, so that a study cut short has every agent's first seeds
+                for agent in self.agents]
 
     def transfer_jobs(self, transfer: Transfer, method: str, agent: str = DEFAULT_SEARCHER) -> list[Job]:
         source = self.source_job(transfer, method, agent)
@@ -116,10 +117,11 @@ class Study:
         return [(t, m, a) for t in self.transfers for a in self.agents for m in self.methods if _runs(a, m)]
 
     def jobs(self) -> list[Job]:
-        """Every job once, each after its source."""
+        """Every job once, each after its source; the baselines seed by seed, so that a study cut short
+        has the first seeds of every searcher and scenario."""
         targets = [(t.target_model, t.target_ratio) for t in self.transfers]
-        jobs = [job for model, ratio in dict.fromkeys([*self.baselines, *targets])
-                for job in self.baseline_jobs(model, ratio)]
+        jobs = sorted((job for model, ratio in dict.fromkeys([*self.baselines, *targets])
+                       for job in self.baseline_jobs(model, ratio)), key=lambda job: job.seed)  # seed by seed
         jobs += [self.source_job(t, m, a) for t, m, a in self.crossings()]
         jobs += [job for t, m, a in self.crossings() for job in self.transfer_jobs(t, m, a)]
         return list(dict.fromkeys(jobs))
@@ -157,6 +159,9 @@ STUDIES = {
     # The searcher league (issue 18): every searcher from scratch on ResNet-20 at 0.3 and 0.2, 5 seeds.
     "league": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2, 3, 4),
                     agents=tuple(SEARCHERS)),
+    # Each league scenario's ceiling: CMA-ES for 3 seeds x 1,000 trials, pooled.
+    "ceiling": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2),
+                     trials=1000, agents=("cmaes",)),
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
 }
@@ -240,11 +245,13 @@ def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
 def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto", checkpoint: str | None = None,
               data_root: str | None = None, env_kwargs: dict[str, Any] | None = None, progress: bool = True,
               poll_seconds: float = 5.0, backend: str = "auto", address: str | None = None,
-              threads: int | None = None) -> StudyRun:
+              threads: int | None = None, committed: Collection[str] = ()) -> StudyRun:
     """Run the study's missing jobs, `jobs` at a time on `backend` (`prune_gym.cluster.open_backend`),
     each with `threads` CPU threads (default: this machine's cores / jobs).
 
     A transfer starts as soon as its source is done; one whose source failed is not started.
+    Jobs in `committed` (keys of runs kept in the committed data, made on another machine) are
+    skipped, unless a job still to run needs one as its source: then it runs again here.
     """
     out = Path(out)
     if checkpoint is not None and len(study.models) > 1:
@@ -255,6 +262,11 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
     result = StudyRun()
     all_jobs = study.jobs()
     waiting = [job for job in all_jobs if not _finished(out, job, result)]
+    needed = {job.source.key for job in waiting if job.source and job.key not in committed}
+    for job in [job for job in waiting if job.key in committed and job.key not in needed]:
+        waiting.remove(job)
+        all_jobs.remove(job)  # nor counted by the progress bar
+        result.outcomes[job.key] = "skipped"
     with open_backend(backend, address, jobs, device, threads) as runner:
         bar = tqdm(total=sum(j.trials for j in all_jobs), initial=_trials_done(out, all_jobs), desc="study",
                    unit="trial", disable=not progress)  # initial: the rate counts only this run's trials
@@ -301,11 +313,15 @@ def _trials_done(out: Path, jobs: Sequence[Job]) -> int:
 
 
 def main() -> None:
-    from prune_gym.benchmarks.report import write_report  # the report needs matplotlib; the runner does not
+    from prune_gym.benchmarks.data_export import DATA, committed_jobs, export_study  # these need the study
+    from prune_gym.benchmarks.report import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", default="core", choices=list(STUDIES))
     parser.add_argument("--out", default="runs/study", help="where the jobs' history files and the report go")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="the committed data: jobs whose runs it holds are skipped, and finished runs are "
+                             "exported into it")
     parser.add_argument("--jobs", type=int, default=1, help="searches at once (each gets cores / jobs threads)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--backend", default="auto", choices=["auto", "ray", "processes"],
@@ -324,7 +340,7 @@ def main() -> None:
                              "their transfers start from")
     parser.add_argument("--adopt", nargs="+", default=[], metavar="HISTORY",
                         help="first copy matching finished runs from these history files into the study")
-    parser.add_argument("--report-only", action="store_true", help="write the report from what has run so far")
+    parser.add_argument("--report-only", action="store_true", help="write the report from the committed data")
     args = parser.parse_args()
     study, out = STUDIES[args.study], Path(args.out)
     if args.agents:
@@ -335,10 +351,14 @@ def main() -> None:
         print(f"adopted {key}")
     if not args.report_only:
         outcome = run_study(study, out, args.jobs, args.device, args.checkpoint, args.data_root,
-                            backend=args.backend, address=args.address, threads=args.threads)
+                            backend=args.backend, address=args.address, threads=args.threads,
+                            committed=committed_jobs(args.study, args.data))
         for key, why in outcome.failed.items():
             print(f"{key}: {why}")
-    print(write_report(study, out, args.device, args.checkpoint, args.data_root))
+        settings = {"device": args.device, "checkpoint": args.checkpoint, "data_root": args.data_root,
+                    "env_kwargs": {}}
+        export_study(args.study, study, out, args.data, settings)
+    print(write_report(args.study, out / "report", args.data))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 from prune_gym.agents.config import TRANSFER_METHODS
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import SEARCHERS
-from prune_gym.benchmarks.data_export import export_study, read_csv_gz
+from prune_gym.benchmarks.data_export import committed_jobs, export_study, read_csv_gz
 from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, adopt, history_of, job_status, run_study
 from prune_gym.history import HistoryStore
@@ -99,29 +99,46 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     assert sorted(adopted) == sorted(job.key for job in study.jobs() if job.source is None)
     assert job_status(history_of(elsewhere, study.jobs()[0])) == ("finished", study.trials)
 
-    markdown = write_report(study, tmp_path, **settings)
-    with (tmp_path / "results.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    assert [row["method"] for row in rows] == ["baseline", *TRANSFER_METHODS]
-    assert all(row["seeds"] == "2/2" and row["scenario"] == "resnet20 0.3" for row in rows)
-    assert all(0 < float(row["best_test_accuracy"]) <= 1 and float(row["macs_ratio"]) <= 0.3 for row in rows)
-    assert markdown.count("| resnet20 0.3 |") == 4 and "curves-resnet20-0.5-resnet20-0.3.png" in markdown
-    assert (tmp_path / "curves-resnet20-0.5-resnet20-0.3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "results.md").read_text() == markdown
-
-    # The committed data: every trial and every run's best policy, scored again from the same cache.
-    trials_path, policies_path, n_runs = export_study("quick", study, tmp_path, data=tmp_path / "data",
-                                                      env_settings=settings)
+    # The committed data: every trial (with the test accuracy of each new best-so-far) and every run's best
+    # policy, scored again from the same cache, in the same bytes each time.
+    data = tmp_path / "data"
+    trials_path, policies_path, n_runs = export_study("quick", study, tmp_path, data=data, env_settings=settings)
     trials, policies = read_csv_gz(trials_path), read_csv_gz(policies_path)
     assert n_runs == 10 and len(trials) == 10 * study.trials and len(policies) == 10
     assert {row["device_kind"] for row in trials} == {"cpu"} and {row["agent"] for row in trials} == {"amc-ddpg"}
+    assert {row["agent_settings"] for row in trials} == {"-", "invariant_actor=True"}
+    for policy in policies:
+        run = [row for row in trials if row["job"] == policy["job"]]
+        best = np.maximum.accumulate([float(row["accuracy"]) for row in run])
+        assert [row["test_accuracy"] != "" for row in run] == [True, *(best[1:] > best[:-1])]
+        assert float(run[int(policy["best_trial"])]["test_accuracy"]) == pytest.approx(
+            float(policy["test_accuracy"]), abs=1e-6)  # the best trial, played again, is the run's best policy
     by_method = {row["method"]: row for row in policies if row["source"] != "-"}
-    assistant_row = next(row for row in rows if row["method"] == "assistant")  # the report's mean over seeds
-    assert np.mean([float(p["test_accuracy"]) for p in policies if p["method"] == "assistant"]) == pytest.approx(
-        float(assistant_row["best_test_accuracy"]), abs=1e-4)
     assert by_method["vanilla"]["source"] == "resnet20 0.5" and len(by_method["vanilla"]["policy"].split()) == 9
-    export_study("quick", study, tmp_path, data=tmp_path / "again", env_settings=settings)
-    assert (tmp_path / "again" / trials_path.name).read_bytes() == trials_path.read_bytes()  # reproducible bytes
+    first_bytes = trials_path.read_bytes()
+    export_study("quick", study, tmp_path, data=data, env_settings=settings)
+    assert trials_path.read_bytes() == first_bytes
+
+    # On a new machine that holds one run: the export keeps the others, and the study skips them.
+    elsewhere_job = study.jobs()[0]
+    partial = tmp_path / "partial"
+    adopt(study, partial, [history_of(tmp_path, elsewhere_job)])
+    export_study("quick", study, partial, data=data, env_settings=settings)
+    assert trials_path.read_bytes() == first_bytes
+    committed = committed_jobs("quick", data)
+    assert committed == {job.key for job in study.jobs()}
+    assert set(run_study(study, tmp_path / "new", committed=committed, progress=False,
+                         backend="processes", **settings).outcomes.values()) == {"skipped"}
+
+    # The report, from the committed data alone: the baseline and each method at the target.
+    markdown = write_report("quick", tmp_path / "report", data)
+    with (tmp_path / "report" / "results.csv").open() as f:
+        rows = [row for row in csv.DictReader(f) if row["scenario"] == "resnet20 0.3"]
+    assert [row["method"] for row in rows] == ["baseline", *TRANSFER_METHODS]
+    assert all(row["seeds"] == "2" and row["trials"] == str(study.trials) for row in rows)
+    assert float(rows[0]["speed_up"]) == 1.0 and rows[0]["guard"] == "True"
+    assert "### resnet20 0.3" in markdown and "### resnet20 0.5" in markdown
+    assert (tmp_path / "report" / "resnet20-0.3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_failed_source_keeps_only_its_own_transfers_from_starting(tiny_checkpoint, fashion_root, tmp_path):

@@ -1,0 +1,135 @@
+"""How a search is measured (version 2 of the rule that benchmarks/README.md states), on per-trial curves.
+
+Every function takes the seeds of one method as a list of per-trial arrays (reward-split
+accuracy, trial 0 first) and works on the trials all of them have. Two questions:
+* the user's: `best_so_far`, `time_to_quality` and `speed_up` (with a bootstrap interval
+  over seeds), guarded on the test split by `guard_holds`;
+* the paper's: `converged_at`, the first trial from which the agent's smoothed curve stays
+  near the baseline's converged accuracy for `STAY` trials.
+`headroom` says whether a scenario is informative. Accuracies are fractions; a point
+(pp) is 0.01.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from prune_gym.benchmarks import convergence
+from prune_gym.benchmarks.convergence import TOLERANCE, first_reach, smoothed_mean
+
+BUDGETS = (10, 30, 100, 300)  # the trial budgets T at which b(T) is reported
+STAY = 30  # trials the smoothed curve must stay near A* for the agent to count as converged
+HEADROOM_TRIALS = 30  # random policies around p whose best sets the floor of an informative scenario
+INFORMATIVE_HEADROOM = 0.01  # a scenario is informative when search can win at least a point over that floor
+CONFIDENCE = 0.9  # of every bootstrap interval
+RESAMPLES = 2000
+
+Curves = Sequence[np.ndarray]
+
+
+def common_length(curves: Curves) -> int:
+    """The trials every seed has."""
+    return min(len(c) for c in curves)
+
+
+def best_so_far(curves: Curves) -> np.ndarray:
+    """b(T) of each seed, T = 1..n: the best accuracy among its first T trials (seeds x n)."""
+    n = common_length(curves)
+    return np.maximum.accumulate(np.array([np.asarray(c[:n], dtype=np.float64) for c in curves]), axis=1)
+
+
+def mean_best_so_far(curves: Curves) -> np.ndarray:
+    """The seeds' mean b(T), T = 1..n."""
+    return best_so_far(curves).mean(axis=0)
+
+
+def quality(baseline: Curves) -> float:
+    """Q*: the baseline's mean best-so-far at the end of its budget."""
+    return float(mean_best_so_far(baseline)[-1])
+
+
+def time_to_quality(curves: Curves, target: float) -> int | None:
+    """T_q: the first budget T (from 1) at which the mean b(T) reaches target - 0.5 pp; None if never."""
+    return first_reach(mean_best_so_far(curves), target)
+
+
+def bootstrap_seeds(rng: np.random.Generator, n_seeds: int) -> np.ndarray:
+    """Indices of one resample, with replacement, of `n_seeds` seeds."""
+    return rng.integers(0, n_seeds, n_seeds)
+
+
+def interval(samples: Sequence[float]) -> tuple[float, float]:
+    """The central `CONFIDENCE` interval of bootstrap samples."""
+    tail = 100 * (1 - CONFIDENCE) / 2
+    low, high = np.percentile(np.asarray(samples, dtype=np.float64), [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def best_so_far_at(curves: Curves, budget: int, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """The mean b(budget) over seeds and its bootstrap interval (resampling the seeds)."""
+    b = best_so_far(curves)[:, budget - 1]
+    rng = np.random.default_rng(seed)
+    samples = [b[bootstrap_seeds(rng, len(b))].mean() for _ in range(RESAMPLES)]
+    return float(b.mean()), interval(samples)
+
+
+def speed_up(baseline: Curves, method: Curves, seed: int = 0) -> tuple[float | None, tuple[float, float] | None]:
+    """T_q(baseline) / T_q(method) and its bootstrap interval, resampling the seeds of both rows (Q* too).
+
+    None when the method never reaches the quality; a resample in which it never does counts
+    as a speed-up of 0, so that the interval says how often that happens.
+    """
+    target = quality(baseline)
+    mine = time_to_quality(method, target)
+    point = None if mine is None else time_to_quality(baseline, target) / mine
+    base_b, method_b = best_so_far(baseline), best_so_far(method)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(RESAMPLES):
+        base = base_b[bootstrap_seeds(rng, len(base_b))]
+        resampled = method_b[bootstrap_seeds(rng, len(method_b))]
+        target = base.mean(axis=0)[-1]
+        t_base = first_reach(base.mean(axis=0), target)
+        t_method = first_reach(resampled.mean(axis=0), target)
+        samples.append(0.0 if t_method is None else t_base / t_method)
+    return point, (interval(samples) if point is not None or any(samples) else None)
+
+
+def best_so_far_trial(curve: np.ndarray, budget: int) -> int:
+    """The trial (from 0) that holds a seed's best-so-far at `budget`: the first to reach that best."""
+    return int(np.argmax(np.asarray(curve[:budget])))
+
+
+def guard_holds(test_at_quality: Sequence[float], baseline_best_test: Sequence[float]) -> bool:
+    """The test-split guard: the seeds' mean test accuracy of the best-so-far policy at T_q is within
+    0.5 pp of the baseline's best policies' mean test accuracy (or above it)."""
+    return float(np.mean(test_at_quality)) >= float(np.mean(baseline_best_test)) - TOLERANCE
+
+
+def converged_accuracy(baseline: Curves) -> float:
+    """A*: the baseline's EMA-smoothed mean curve, averaged over its last 20% of trials."""
+    return convergence.converged_accuracy(smoothed_mean(list(baseline)))
+
+
+def converged_at(curves: Curves, target: float) -> int | None:
+    """T_c: the first trial (from 1) from which the seeds' smoothed mean curve stays at or above
+    target - 0.5 pp for `STAY` consecutive trials; None if it never does within the budget."""
+    above = smoothed_mean(list(curves)) >= target - TOLERANCE
+    run = 0
+    for trial, ok in enumerate(above):
+        run = run + 1 if ok else 0
+        if run == STAY:
+            return trial - STAY + 2
+    return None
+
+
+def headroom(target: float, random_around_p: Curves) -> float:
+    """Q* minus the mean best-so-far of `HEADROOM_TRIALS` random policies around p."""
+    return target - float(mean_best_so_far(random_around_p)[HEADROOM_TRIALS - 1])
+
+
+def informative(headroom_points: float) -> bool:
+    """Whether search has something to win in a scenario of this headroom."""
+    return headroom_points >= INFORMATIVE_HEADROOM

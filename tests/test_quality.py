@@ -1,0 +1,135 @@
+"""Version 2 of the measuring rule on synthetic curves whose answers are known, and the report built
+on it from a real compressed data file."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from prune_gym.benchmarks import quality
+from prune_gym.benchmarks.convergence import first_reach, smoothed_mean
+from prune_gym.benchmarks.data_export import TRIAL_COLUMNS, write_csv_gz
+from prune_gym.benchmarks.report import load_runs, scenarios, write_report
+from prune_gym.errors import PruneGymError
+
+RNG = np.random.default_rng(0)
+
+
+def climbing(n: int, start: float, end: float, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """A per-trial curve rising linearly from start to end, with seeded noise."""
+    return np.linspace(start, end, n) + np.random.default_rng(seed).normal(0, noise, n)
+
+
+def test_best_so_far_is_the_running_maximum_averaged_over_seeds():
+    seeds = [np.array([0.5, 0.7, 0.6, 0.8]), np.array([0.6, 0.6, 0.9, 0.7, 0.95])]
+    assert quality.best_so_far(seeds).tolist() == [[0.5, 0.7, 0.7, 0.8], [0.6, 0.6, 0.9, 0.9]]
+    assert quality.mean_best_so_far(seeds).tolist() == pytest.approx([0.55, 0.65, 0.8, 0.85])
+    assert quality.quality(seeds) == pytest.approx(0.85)  # over the trials both seeds have
+    mean, (low, high) = quality.best_so_far_at(seeds, 2)
+    assert mean == pytest.approx(0.65) and 0.6 <= low <= mean <= high <= 0.7
+
+
+def test_time_to_quality_is_the_first_budget_within_half_a_point():
+    baseline = [climbing(300, 0.80, 0.87, seed=s) for s in range(5)]
+    target = quality.quality(baseline)
+    assert target == pytest.approx(0.87)
+    t_q = quality.time_to_quality(baseline, target)
+    b = quality.mean_best_so_far(baseline)
+    assert b[t_q - 1] >= target - 0.005 > b[t_q - 2]
+    assert quality.time_to_quality([np.full(300, 0.80)], target) is None
+
+
+def test_a_method_three_times_faster_has_a_speed_up_of_three_with_an_interval_around_it():
+    baseline = [np.minimum(climbing(300, 0.80, 0.90), 0.87) + s * 1e-4 for s in range(5)]
+    fast = [np.minimum(climbing(100, 0.80, 0.90), 0.87) for _ in range(5)]
+    fast = [np.concatenate([f, np.full(200, 0.87)]) for f in fast]
+    point, (low, high) = quality.speed_up(baseline, fast)
+    assert point == pytest.approx(quality.time_to_quality(baseline, 0.8704) / quality.time_to_quality(fast, 0.8704))
+    assert 2.8 < point < 3.2 and low <= point <= high
+
+    noisy = [climbing(300, 0.80, 0.87, noise=0.01, seed=s) for s in range(5)]
+    point, (low, high) = quality.speed_up(noisy, noisy)
+    assert point == 1.0 and low < 1.0 < high  # the same runs: 1x, and the seeds' spread around it
+
+
+def test_a_method_that_never_reaches_the_quality_has_no_speed_up():
+    baseline = [climbing(300, 0.80, 0.87, seed=s) for s in range(5)]
+    point, interval = quality.speed_up(baseline, [np.full(300, 0.82)] * 5)
+    assert point is None and interval is None
+
+
+def test_a_curve_that_touches_the_mark_once_has_not_converged():
+    baseline = [np.full(300, 0.86)]
+    a_star = quality.converged_accuracy(baseline)
+    touch = np.full(300, 0.80)
+    touch[50] = 0.95  # one lucky trial; its EMA stays above the mark for a trial or two
+    assert first_reach(smoothed_mean([touch]), a_star) == 51  # version 1 calls this converged
+    assert quality.converged_at([touch], a_star) is None
+    settles = np.concatenate([np.full(100, 0.80), np.full(200, 0.86)])
+    assert quality.converged_at([settles], a_star) == 104  # the EMA (0.5) is within 0.5 pp 4 trials later
+    late = np.concatenate([np.full(280, 0.80), np.full(20, 0.86)])
+    assert quality.converged_at([late], a_star) is None  # 20 trials near A* are not 30
+
+
+def test_headroom_is_the_quality_over_thirty_random_policies():
+    random = [np.concatenate([np.full(29, 0.84), [0.855], np.full(270, 0.86)])] * 3
+    assert quality.headroom(0.87, random) == pytest.approx(0.015)
+    assert quality.informative(0.015) and not quality.informative(0.009)
+
+
+def test_the_guard_compares_mean_test_accuracies_within_half_a_point():
+    assert quality.guard_holds([0.860, 0.866], [0.866, 0.867])
+    assert not quality.guard_holds([0.850, 0.855], [0.866, 0.867])
+
+
+def write_trials(path, runs) -> None:
+    """A trials data file of `runs`: (agent, seed, device kind, per-trial accuracies, test offset)."""
+    rows = []
+    for agent, seed, kind, accuracies, test_offset, ratio in runs:
+        best = np.maximum.accumulate(accuracies)
+        records = {0, *(np.flatnonzero(best[1:] > best[:-1]) + 1)}
+        job = f"resnet20-p{ratio}-{agent}-baseline-seed{seed}"
+        rows += [["league", job, "resnet20", ratio, "-", "baseline", agent, "-", seed, kind, t, f"{a:.6f}", "0.3",
+                  "warmup" if t < 10 else "searcher", f"{a + test_offset:.6f}" if t in records else "", "0.5"]
+                 for t, a in enumerate(accuracies)]
+    write_csv_gz(path, TRIAL_COLUMNS, rows)
+
+
+def test_the_report_writes_a_table_per_scenario_with_every_measure_and_a_plot(tmp_path):
+    runs = [("amc-ddpg", s, "cpu", climbing(300, 0.80, 0.87, 0.005, s), -0.002, 0.3) for s in range(5)]
+    runs += [("random", s, "cpu", np.clip(climbing(300, 0.84, 0.84, 0.01, 10 + s), 0, 0.858), -0.002, 0.3)
+             for s in range(5)]
+    runs += [("tpe", s, "cpu", climbing(300, 0.84, 0.90, 0.005, 20 + s), -0.03, 0.3) for s in range(5)]
+    runs += [("amc-ddpg", s, "cpu", climbing(300, 0.70, 0.75, 0.005, s), 0.0, 0.2) for s in range(5)]
+    write_trials(tmp_path / "league-trials.csv.gz", runs)
+    ceiling = [("cmaes", s, "cpu", climbing(1000, 0.85, 0.91, 0.002, 30 + s), 0.0, 0.3) for s in range(3)]
+    write_trials(tmp_path / "ceiling-trials.csv.gz", ceiling)
+
+    markdown = write_report("league", tmp_path / "out", tmp_path, "ceiling")
+    assert markdown.count("### resnet20") == 2 and "Q* = " in markdown
+    assert "headroom" in markdown and "informative" in markdown and "best of 3000 trials" in markdown
+    with (tmp_path / "out" / "results.csv").open() as f:
+        rows = {(r["scenario"], r["agent"]): r for r in csv.DictReader(f)}
+    baseline, tpe, random = (rows["resnet20 0.3", agent] for agent in ("amc-ddpg", "tpe", "random"))
+    assert float(baseline["speed_up"]) == 1.0 and baseline["guard"] == "True"
+    assert float(tpe["speed_up"]) > 1.5 and tpe["guard"] == "False"  # faster, but lucky on the reward split
+    assert random["t_q"] == "" and "never (" in markdown
+    assert float(baseline["b10_low"]) <= float(baseline["b10"]) <= float(baseline["b10_high"])
+    assert float(tpe["gap_to_ceiling"]) < float(baseline["gap_to_ceiling"])
+    assert rows["resnet20 0.2", "amc-ddpg"]["gap_to_ceiling"] == ""  # no ceiling there
+    for name in ("resnet20-0.3.png", "resnet20-0.2.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_report_refuses_to_mix_device_kinds_in_one_table(tmp_path):
+    runs = [("amc-ddpg", 0, "cpu", climbing(40, 0.8, 0.87), 0.0, 0.3),
+            ("amc-ddpg", 1, "cuda (NVIDIA H200)", climbing(40, 0.8, 0.87), 0.0, 0.3)]
+    write_trials(tmp_path / "mixed-trials.csv.gz", runs)
+    with pytest.raises(PruneGymError, match="mixes runs made on cpu and cuda"):
+        write_report("mixed", tmp_path / "out", tmp_path)
+    only_cpu = scenarios(load_runs(tmp_path / "mixed-trials.csv.gz"), device_kind="cpu")
+    assert [s.device_kind for s in only_cpu] == ["cpu"] and only_cpu[0].rows[0].seeds == 1
+    with pytest.raises(PruneGymError, match="export the study first"):
+        write_report("absent", tmp_path / "out", tmp_path)
