@@ -7,9 +7,9 @@ benchmarks/data/ (the columns are in benchmarks/README.md):
   accuracy of each trial that set a new best-so-far (what the test-split guard reads);
 * <study>-policies.csv.gz: one row per run, its best policy played again and scored on the
   reward and the test split.
-Policies are scored once and cached in <out>/scores.json. An export merges into the files
-already there: runs of jobs that are not in `out` (made on another machine) are kept, so a
-study can be run and exported a part at a time, on machines that do not share files.
+Policies are scored once and cached in <out>/scores.json. An export adds to the files
+already there and keeps every run they hold, so a study can be run and exported a part at a
+time, on machines that do not share files.
 
     .venv/bin/python benchmarks/data_export.py --study league --out runs/league
 """
@@ -89,8 +89,13 @@ def run_fields(study_name: str, job: Job, run: Run) -> list[Any]:
 
 def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
                  env_settings: dict[str, Any] | None = None) -> tuple[Path, Path, int]:
-    """Merge the study's finished runs in `out` into `data`; the two files and the number of runs they hold."""
-    jobs = study.jobs()
+    """Add the study's finished runs in `out` that `data` does not hold yet; the two files and the number of
+    runs they hold. A run already in `data` is kept as it is, so that a source run made again on another
+    machine never replaces the one its committed transfers started from."""
+    paths = (data / f"{study_name}-trials.csv.gz", data / f"{study_name}-policies.csv.gz")
+    kept = {path: read_csv_gz(path) if path.exists() else [] for path in paths}
+    held = {row["job"] for row in kept[paths[1]]}
+    jobs = [job for job in study.jobs() if job.key not in held]
     runs = finished_runs(out, jobs)
     scores = Scores(out / "scores.json", env_settings or {"device": "auto", "checkpoint": None, "data_root": None,
                                                            "env_kwargs": {}})
@@ -108,28 +113,19 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
         policies.append([*fields, run.n_trials, run.best_trial(), f"{reward:.6f}", f"{test:.6f}", f"{macs:.6f}",
                          run.info.scenario.checkpoint_digest, _policy_text(run.best_policy())])
     data.mkdir(parents=True, exist_ok=True)
-    paths = (data / f"{study_name}-trials.csv.gz", data / f"{study_name}-policies.csv.gz")
-    order = {job.key: i for i, job in enumerate(jobs)}
+    # The order of the whole study, however it was restricted for this export: the same rows, the same bytes.
+    order = {job.key: i for i, job in enumerate(STUDIES[study_name].jobs() if study_name in STUDIES else study.jobs())}
     for path, columns, rows in zip(paths, (TRIAL_COLUMNS, POLICY_COLUMNS), (trials, policies)):
-        rows = _merged(path, columns, rows)
+        rows = [[row[c] for c in columns] for row in kept[path]] + rows
         rows.sort(key=lambda row: order.get(row[1], len(order)))  # stable: trials stay in order within a run
         write_csv_gz(path, columns, rows)
-    return paths[0], paths[1], len({row[1] for row in _merged(paths[1], POLICY_COLUMNS, [])})
+    return paths[0], paths[1], len(held) + len(policies)
 
 
-def committed_jobs(study_name: str, data: Path = DATA) -> set[str]:
-    """The keys of the study's jobs whose runs are in the committed data."""
+def committed_jobs(study_name: str, data: Path = DATA) -> dict[str, int]:
+    """The study's jobs whose runs are in the committed data, with the trials each played."""
     path = data / f"{study_name}-policies.csv.gz"
-    return {row["job"] for row in read_csv_gz(path)} if path.exists() else set()
-
-
-def _merged(path: Path, columns: tuple[str, ...], rows: list[list[Any]]) -> list[list[Any]]:
-    """`rows`, and the rows already in `path` of the runs (jobs) that `rows` does not hold."""
-    if not path.exists():
-        return list(rows)
-    fresh = {row[1] for row in rows}
-    old = [[row[c] for c in columns] for row in read_csv_gz(path) if row["job"] not in fresh]
-    return old + list(rows)
+    return {row["job"]: int(row["trials"]) for row in read_csv_gz(path)} if path.exists() else {}
 
 
 def _policy_text(fractions: np.ndarray) -> str:

@@ -32,11 +32,12 @@ from matplotlib.figure import Figure
 from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.convergence import TOLERANCE, draw_learning_curves, first_reach, smoothed_mean
-from prune_gym.benchmarks.data_export import DATA, read_csv_gz
+from prune_gym.benchmarks.data_export import DATA, TRIAL_COLUMNS, read_csv_gz
 from prune_gym.errors import PruneGymError
 
 BASELINE = ("-", "baseline", DEFAULT_SEARCHER, "-")  # (source, method, agent, its settings) of the reference row
 RANDOM_AROUND_P = ("-", "baseline", "random", "-")
+MIN_SEEDS = 5  # a cell with fewer is marked provisional
 COLUMNS = ("scenario", "device_kind", "source", "method", "agent", "agent_settings", "seeds", "trials",
            *(f"b{t}{part}" for t in quality.BUDGETS for part in ("", "_low", "_high")),
            "t_q", "speed_up", "speed_up_low", "speed_up_high", "test_at_t_q", "guard", "t_c", "first_crossing",
@@ -67,13 +68,21 @@ class RunData:
 
     def test_of_best_so_far(self, budget: int) -> float:
         """The test accuracy of the policy that holds this run's best-so-far at `budget`."""
-        return self.tests[quality.best_so_far_trial(self.accuracies, budget)]
+        trial = quality.best_so_far_trial(self.accuracies, budget)
+        if trial not in self.tests:
+            raise PruneGymError(f"the data of {self.job} has no test accuracy for trial {trial}, a new best-so-far; "
+                                f"export the study again")
+        return self.tests[trial]
 
 
 def load_runs(path: Path) -> list[RunData]:
     """The runs of a `<study>-trials.csv.gz` file, in file order."""
+    rows = read_csv_gz(path)
+    missing = [c for c in TRIAL_COLUMNS if rows and c not in rows[0]]
+    if missing:
+        raise PruneGymError(f"{path} lacks the columns {', '.join(missing)}: it was not written by data_export.py")
     runs: dict[str, RunData] = {}
-    for row in read_csv_gz(path):
+    for row in rows:
         run = runs.get(row["job"])
         if run is None:
             run = runs[row["job"]] = RunData(row["job"], row["model"], float(row["ratio"]), row["source"],
@@ -109,7 +118,7 @@ def ceilings(runs: Iterable[RunData]) -> dict[tuple[str, float], Ceiling]:
     for scenario, found in pooled.items():
         best = max(found, key=lambda r: r.accuracies.max())
         trial = int(np.argmax(best.accuracies))
-        result[scenario] = Ceiling(float(best.accuracies[trial]), best.tests[trial],
+        result[scenario] = Ceiling(float(best.accuracies[trial]), best.test_of_best_so_far(len(best.accuracies)),
                                    sum(len(r.accuracies) for r in found), _one_device_kind(found, scenario))
     return result
 
@@ -134,6 +143,10 @@ class Row:
     t_c: int | None
     first_crossing: int | None  # version 1's rule, for the footnote
     gap_to_ceiling: float | None
+
+    @property
+    def row_key(self) -> tuple[str, str, str, str]:
+        return self.source, self.method, self.agent, self.agent_settings
 
     @property
     def name(self) -> str:
@@ -196,7 +209,10 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
         b = {t: quality.best_so_far_at(seeds, t) for t in quality.BUDGETS if t <= n}
         final = float(quality.mean_best_so_far(seeds)[-1])
         t_q = quality.time_to_quality(seeds, target) if target is not None else None
-        speed, interval = quality.speed_up(base_curves, seeds) if base_curves else (None, None)
+        if (source, method, agent, agent_settings) == BASELINE:
+            speed, interval = 1.0, None  # the reference
+        else:
+            speed, interval = quality.speed_up(base_curves, seeds) if base_curves else (None, None)
         test = float(np.mean([r.test_of_best_so_far(t_q) for r in found])) if t_q is not None else None
         row = Row(source, method, agent, agent_settings, len(found), n, b, final, t_q, speed, interval, test,
                   quality.guard_holds([test], base_test) if test is not None else None,
@@ -264,6 +280,11 @@ def _markdown(scenario: Scenario, plot: str) -> str:
     if scenario.headroom is not None:
         facts.append(f"headroom {100 * scenario.headroom:.2f} pp: "
                      f"{'informative' if scenario.informative else 'not informative'}")
+    else:
+        facts.append("headroom unknown (no random policies around p)")
+    few = [row.name for row in scenario.rows if row.seeds < MIN_SEEDS]
+    if few:
+        facts.append(f"provisional, under {MIN_SEEDS} seeds: {', '.join(few)}")
     if scenario.ceiling is not None:
         facts.append(f"ceiling {percent(scenario.ceiling.accuracy)}% (test {percent(scenario.ceiling.test_accuracy)}"
                      f"%, best of {scenario.ceiling.trials} trials)")
@@ -280,11 +301,14 @@ def _markdown(scenario: Scenario, plot: str) -> str:
             else:
                 cells.append("-")
         cells.append("never" if row.t_q is None else str(row.t_q))
-        if row.speed_up is not None:
-            low, high = row.speed_up_interval
-            cells.append(f"{row.speed_up:.2f}x [{low:.2f}, {high:.2f}]")
+        interval = "" if row.speed_up_interval is None else " [{:.2f}, {:.2f}]".format(*row.speed_up_interval)
+        if row.row_key == BASELINE:
+            cells.append("1 (reference)")
+        elif row.speed_up is not None:
+            cells.append(f"{row.speed_up:.2f}x{interval}")
         elif scenario.target_quality is not None:
-            cells.append(f"never ({100 * (scenario.target_quality - TOLERANCE - row.final_best):.2f} pp short)")
+            short = scenario.target_quality - TOLERANCE - row.final_best
+            cells.append(f"never ({100 * short:.2f} pp short){interval}")
         else:
             cells.append("-")
         cells.append("-" if row.guard is None else f"{percent(row.test_at_t_q)}% {'ok' if row.guard else 'NOT held'}")

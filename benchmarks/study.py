@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -245,13 +245,13 @@ def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
 def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto", checkpoint: str | None = None,
               data_root: str | None = None, env_kwargs: dict[str, Any] | None = None, progress: bool = True,
               poll_seconds: float = 5.0, backend: str = "auto", address: str | None = None,
-              threads: int | None = None, committed: Collection[str] = ()) -> StudyRun:
+              threads: int | None = None, committed: Mapping[str, int] | None = None) -> StudyRun:
     """Run the study's missing jobs, `jobs` at a time on `backend` (`prune_gym.cluster.open_backend`),
     each with `threads` CPU threads (default: this machine's cores / jobs).
 
     A transfer starts as soon as its source is done; one whose source failed is not started.
-    Jobs in `committed` (keys of runs kept in the committed data, made on another machine) are
-    skipped, unless a job still to run needs one as its source: then it runs again here.
+    Jobs in `committed` (job key -> trials of its run in the committed data, made on another
+    machine) are skipped, unless a job still to run needs one as its source: then it runs again here.
     """
     out = Path(out)
     if checkpoint is not None and len(study.models) > 1:
@@ -261,12 +261,14 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
             pretrain(model, study.dataset, data_root, device=device, progress=progress)
     result = StudyRun()
     all_jobs = study.jobs()
+    committed = committed or {}
     waiting = [job for job in all_jobs if not _finished(out, job, result)]
     needed = {job.source.key for job in waiting if job.source and job.key not in committed}
     for job in [job for job in waiting if job.key in committed and job.key not in needed]:
         waiting.remove(job)
         all_jobs.remove(job)  # nor counted by the progress bar
-        result.outcomes[job.key] = "skipped"
+        result.outcomes[job.key] = "skipped" if committed[job.key] == job.trials else (
+            f"failed: the committed data holds a run of {committed[job.key]} trials, the study asks for {job.trials}")
     with open_backend(backend, address, jobs, device, threads) as runner:
         bar = tqdm(total=sum(j.trials for j in all_jobs), initial=_trials_done(out, all_jobs), desc="study",
                    unit="trial", disable=not progress)  # initial: the rate counts only this run's trials
@@ -358,7 +360,10 @@ def main() -> None:
         settings = {"device": args.device, "checkpoint": args.checkpoint, "data_root": args.data_root,
                     "env_kwargs": {}}
         export_study(args.study, study, out, args.data, settings)
-    print(write_report(args.study, out / "report", args.data))
+    try:
+        print(write_report(args.study, out / "report", args.data))
+    except PruneGymError as exc:
+        parser.exit(2, f"study: error: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ on it from a real compressed data file."""
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -46,7 +47,8 @@ def test_a_method_three_times_faster_has_a_speed_up_of_three_with_an_interval_ar
     fast = [np.minimum(climbing(100, 0.80, 0.90), 0.87) for _ in range(5)]
     fast = [np.concatenate([f, np.full(200, 0.87)]) for f in fast]
     point, (low, high) = quality.speed_up(baseline, fast)
-    assert point == pytest.approx(quality.time_to_quality(baseline, 0.8704) / quality.time_to_quality(fast, 0.8704))
+    target = quality.quality(baseline)
+    assert point == quality.time_to_quality(baseline, target) / quality.time_to_quality(fast, target)
     assert 2.8 < point < 3.2 and low <= point <= high
 
     noisy = [climbing(300, 0.80, 0.87, noise=0.01, seed=s) for s in range(5)]
@@ -108,14 +110,18 @@ def test_the_report_writes_a_table_per_scenario_with_every_measure_and_a_plot(tm
     write_trials(tmp_path / "ceiling-trials.csv.gz", ceiling)
 
     markdown = write_report("league", tmp_path / "out", tmp_path, "ceiling")
-    assert markdown.count("### resnet20") == 2 and "Q* = " in markdown
-    assert "headroom" in markdown and "informative" in markdown and "best of 3000 trials" in markdown
+    at_03, at_02 = markdown.split("### resnet20 0.2")
+    headroom = quality.quality([r[3] for r in runs[:5]]) - quality.mean_best_so_far([r[3] for r in runs[5:10]])[29]
+    assert f"headroom {100 * headroom:.2f} pp: informative;" in at_03 and "best of 3000 trials" in at_03
+    assert "headroom unknown (no random policies around p)" in at_02  # its baseline's warm-up is 10 trials
+    assert "| amc-ddpg | 5 |" in at_03 and "| 1 (reference) |" in at_03
+    assert re.search(r"\| random \| 5 \|[^\n]*\| never \| never \(1\.\d\d pp short\)", at_03)
     with (tmp_path / "out" / "results.csv").open() as f:
         rows = {(r["scenario"], r["agent"]): r for r in csv.DictReader(f)}
     baseline, tpe, random = (rows["resnet20 0.3", agent] for agent in ("amc-ddpg", "tpe", "random"))
-    assert float(baseline["speed_up"]) == 1.0 and baseline["guard"] == "True"
+    assert float(baseline["speed_up"]) == 1.0 and baseline["speed_up_low"] == "" and baseline["guard"] == "True"
     assert float(tpe["speed_up"]) > 1.5 and tpe["guard"] == "False"  # faster, but lucky on the reward split
-    assert random["t_q"] == "" and "never (" in markdown
+    assert random["t_q"] == "" and random["t_c"] == "" and int(baseline["t_c"]) >= int(baseline["first_crossing"])
     assert float(baseline["b10_low"]) <= float(baseline["b10"]) <= float(baseline["b10_high"])
     assert float(tpe["gap_to_ceiling"]) < float(baseline["gap_to_ceiling"])
     assert rows["resnet20 0.2", "amc-ddpg"]["gap_to_ceiling"] == ""  # no ceiling there
@@ -133,3 +139,6 @@ def test_the_report_refuses_to_mix_device_kinds_in_one_table(tmp_path):
     assert [s.device_kind for s in only_cpu] == ["cpu"] and only_cpu[0].rows[0].seeds == 1
     with pytest.raises(PruneGymError, match="export the study first"):
         write_report("absent", tmp_path / "out", tmp_path)
+    write_csv_gz(tmp_path / "old-trials.csv.gz", ("study", "model", "trial", "accuracy"), [["x", "resnet20", 0, 0.5]])
+    with pytest.raises(PruneGymError, match="lacks the columns job, ratio"):
+        write_report("old", tmp_path / "out", tmp_path)

@@ -119,16 +119,21 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     export_study("quick", study, tmp_path, data=data, env_settings=settings)
     assert trials_path.read_bytes() == first_bytes
 
-    # On a new machine that holds one run: the export keeps the others, and the study skips them.
-    elsewhere_job = study.jobs()[0]
+    # On a new machine holding another run of a committed job (a source made again, say): the export keeps
+    # the committed one, and a study there skips every committed job.
+    job = study.jobs()[0]
     partial = tmp_path / "partial"
-    adopt(study, partial, [history_of(tmp_path, elsewhere_job)])
+    config = job.config(study.dataset, **settings)
+    search_to_completion(replace(config, seed=5), history_of(partial, job), progress=False)
     export_study("quick", study, partial, data=data, env_settings=settings)
     assert trials_path.read_bytes() == first_bytes
     committed = committed_jobs("quick", data)
-    assert committed == {job.key for job in study.jobs()}
+    assert committed == {job.key: study.trials for job in study.jobs()}
     assert set(run_study(study, tmp_path / "new", committed=committed, progress=False,
                          backend="processes", **settings).outcomes.values()) == {"skipped"}
+    fewer = run_study(replace(study, trials=3), tmp_path / "new", committed=committed, progress=False,
+                      backend="processes", **settings).outcomes
+    assert fewer[job.key] == "failed: the committed data holds a run of 4 trials, the study asks for 3"
 
     # The report, from the committed data alone: the baseline and each method at the target.
     markdown = write_report("quick", tmp_path / "report", data)
