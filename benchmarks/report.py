@@ -13,7 +13,7 @@ informative. A table holds one device kind: the report refuses to mix them
 (`--device-kind` picks one). Writes <out>/results.md, <out>/results.csv and one
 <out>/<scenario>.png per table: best-so-far beside the learning curve.
 
-    .venv/bin/python benchmarks/report.py --study league --ceiling ceiling --out benchmarks/figures/league
+    .venv/bin/python benchmarks/report.py --study league --ceiling ceiling ceiling-models
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,20 +247,16 @@ def _one_device_kind(runs: list[RunData], scenario: tuple[str, float]) -> str:
     return kinds[0]
 
 
-def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_study: str | None = None,
+def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies: Sequence[str] = (),
                  device_kind: str | None = None) -> str:
-    """Write results.md, results.csv and a plot per scenario of `study`'s committed data; return the Markdown."""
+    """Write results.md, results.csv and a plot per scenario of `study`'s committed data, each scenario's
+    ceiling taken from the runs of `ceiling_studies`; return the Markdown."""
     out = Path(out)
-    trials = data / f"{study}-trials.csv.gz"
-    if not trials.exists():
-        raise PruneGymError(f"{trials} does not exist: export the study first (benchmarks/data_export.py)")
-    ceiling = None
-    if ceiling_study is not None:
-        path = data / f"{ceiling_study}-trials.csv.gz"
-        if not path.exists():
-            raise PruneGymError(f"{path} does not exist: run and export the ceiling study first")
-        ceiling = ceilings(r for r in load_runs(path) if device_kind is None or r.device_kind == device_kind)
-    tables = scenarios(load_runs(trials), ceiling, device_kind)
+    runs = load_runs(_data_file(data, study, "export the study first (benchmarks/data_export.py)"))
+    ceiling_runs = [run for name in ceiling_studies
+                    for run in load_runs(_data_file(data, name, "run and export the ceiling study first"))]
+    ceiling = ceilings(r for r in ceiling_runs if device_kind is None or r.device_kind == device_kind)
+    tables = scenarios(runs, ceiling, device_kind)
     out.mkdir(parents=True, exist_ok=True)
     plots = {}
     for scenario in tables:
@@ -270,6 +266,13 @@ def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_study: 
     markdown = "\n".join(_markdown(scenario, plots[scenario.name].name) for scenario in tables)
     (out / "results.md").write_text(markdown)
     return markdown
+
+
+def _data_file(data: Path, study: str, advice: str) -> Path:
+    path = data / f"{study}-trials.csv.gz"
+    if not path.exists():
+        raise PruneGymError(f"{path} does not exist: {advice}")
+    return path
 
 
 def _markdown(scenario: Scenario, plot: str) -> str:
@@ -372,7 +375,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", required=True, help="the study whose data to report (<study>-trials.csv.gz)")
     parser.add_argument("--data", type=Path, default=DATA, help="where the compressed tables are")
-    parser.add_argument("--ceiling", help="the study whose long black-box runs give each scenario's ceiling")
+    parser.add_argument("--ceiling", nargs="+", default=[], metavar="STUDY",
+                        help="the studies whose long black-box runs give each scenario's ceiling")
     parser.add_argument("--device-kind", help="report only the runs made on this device kind")
     parser.add_argument("--out", type=Path, help="where results.md, results.csv and the plots go "
                                                  "(default: benchmarks/figures/<study>)")

@@ -159,9 +159,16 @@ STUDIES = {
     # The searcher league (issue 18): every searcher from scratch on ResNet-20 at 0.3 and 0.2, 5 seeds.
     "league": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2, 3, 4),
                     agents=tuple(SEARCHERS)),
-    # Each league scenario's ceiling: CMA-ES for 3 seeds x 1,000 trials, pooled.
+    # The league on two more models, with the AMC-style baseline and two black-box references (GPU-sized:
+    # a MobileNet v1 trial costs some 14 ResNet-20 ones).
+    "league-models": Study("fashion-mnist", (), baselines=(("mobilenet_v1", 0.3), ("resnet56", 0.2)),
+                           seeds=(0, 1, 2, 3, 4), agents=("amc-ddpg", "random", "tpe")),
+    # Each league scenario's ceiling: CMA-ES for 1,000 trials a seed, the seeds pooled (3,000 trials on
+    # ResNet-20, 1,000 on the others).
     "ceiling": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2),
                      trials=1000, agents=("cmaes",)),
+    "ceiling-models": Study("fashion-mnist", (), baselines=(("mobilenet_v1", 0.3), ("resnet56", 0.2)), seeds=(0,),
+                            trials=1000, agents=("cmaes",)),
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
 }
