@@ -15,6 +15,7 @@ from prune_gym.errors import PruneGymError
 COMMAND_MODULES = [
     "prune_gym.commands.workloads",
     "prune_gym.commands.export",
+    "prune_gym.commands.finetune",
     "prune_gym.commands.search",
     "prune_gym.commands.select_source",
     "prune_gym.history.cli",

@@ -53,19 +53,32 @@ def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None) ->
     return out / "spec.json"
 
 
-def load_slim(path: str | Path, model: nn.Module | None = None) -> nn.Module:
-    """The slim network described by an export directory (or its spec.json).
-
-    Zoo models are rebuilt from the spec; for a user's own architecture, pass a freshly
-    built `model` of that architecture and it is pruned to the spec's shapes.
-    """
+def read_spec(path: str | Path) -> dict[str, Any]:
+    """The spec of an export directory (or of its spec.json), refusing anything else."""
     path = Path(path)
     spec_path = path / "spec.json" if path.is_dir() else path
     if not spec_path.is_file():
-        raise PruneGymError(f"no spec.json at {path}")
-    spec = json.loads(spec_path.read_text())
-    if spec.get("format") != SPEC_FORMAT:
-        raise PruneGymError(f"{spec_path} is not a prune-gym slim-model spec (format {spec.get('format')!r})")
+        raise PruneGymError(f"{path} is not a slim export: no spec.json there")
+    try:
+        spec = json.loads(spec_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PruneGymError(f"{spec_path} is not a prune-gym slim-model spec: {exc}") from None
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        raise PruneGymError(f"{spec_path} is not a prune-gym slim-model spec")
+    return spec
+
+
+def load_slim(path: str | Path, model: nn.Module | None = None, weights: str = "model.pt") -> nn.Module:
+    """The slim network described by an export directory (or its spec.json).
+
+    Zoo models are rebuilt from the spec; for a user's own architecture, pass a freshly
+    built `model` of that architecture and it is pruned to the spec's shapes. `weights` names
+    the file in the directory to load: the export's `model.pt`, or `finetuned.pt` after
+    `prune-gym finetune`.
+    """
+    path = Path(path)
+    spec_path = path / "spec.json" if path.is_dir() else path
+    spec = read_spec(spec_path)
     if model is None:
         if not spec.get("build"):
             raise PruneGymError(f"{spec_path} describes a user's model ({spec['model']}); pass model=")
@@ -82,6 +95,8 @@ def load_slim(path: str | Path, model: nn.Module | None = None) -> nn.Module:
             keep_output_channels(modules[name], kept)
         for consumer in unit.consumers:
             keep_input_channels(modules[consumer.module], kept, consumer.block)
-    state = torch.load(spec_path.parent / "model.pt", map_location="cpu", weights_only=True)
+    if not (spec_path.parent / weights).is_file():
+        raise PruneGymError(f"{spec_path.parent} has no {weights}")
+    state = torch.load(spec_path.parent / weights, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.eval()

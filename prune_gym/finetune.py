@@ -1,0 +1,200 @@
+"""Fine-tuning a slim model: a few epochs of SGD on the training images, resumable by epoch.
+
+A search ends with a pruned network whose weights were refit by reconstruction but never
+trained; every pruning tool ends with a short fine-tune, which recovers much of what pruning
+lost. The recipe is SGD with Nesterov momentum under a cosine (or one-cycle) learning rate,
+with the pretraining's crops and flips, and optionally a distillation term towards the
+unpruned model's outputs. After each epoch the whole state (weights, optimizer, schedule,
+shuffling) is written atomically, so a killed fine-tune resumes after its last epoch and
+ends with the same weights as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from prune_gym.checkpoints import load_weights, read_checkpoint
+from prune_gym.datasets import load_splits
+from prune_gym.devices import resolve_device
+from prune_gym.errors import PruneGymError
+from prune_gym.evaluation import accuracy
+from prune_gym.export import load_slim, read_spec
+from prune_gym.models import build_model
+from prune_gym.pretrain import Recipe, SplitSpec, checkpoint_path
+
+SCHEDULES = ("cosine", "one-cycle")
+STATE_FILE = "finetune-state.pt"  # the resume point, removed when the fine-tune ends
+WEIGHTS_FILE = "finetuned.pt"
+RESULT_FILE = "finetune.json"
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """How a slim model is fine-tuned; `distill` > 0 adds that weight of a KL term towards the unpruned
+    model's softened outputs (temperature `temperature`), the cross-entropy keeping 1 - distill."""
+
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    distill: float = 0.0
+    temperature: float = 4.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise PruneGymError("fine-tuning needs at least one epoch, a positive batch size and learning rate")
+        if self.schedule not in SCHEDULES:
+            raise PruneGymError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if not 0 <= self.distill <= 1:
+            raise PruneGymError(f"distill is the KL term's weight, in [0, 1]; got {self.distill}")
+
+
+def finetune(model: nn.Module, epoch_batches: Callable[[torch.Generator], Batches], steps_per_epoch: int,
+             recipe: FinetuneRecipe = FinetuneRecipe(), device: str | torch.device = "cpu",
+             teacher: nn.Module | None = None, state_path: str | Path | None = None,
+             progress: bool = True) -> int:
+    """Fine-tune `model` in place; returns the epoch it started from (0, or where a saved state left off).
+
+    :param epoch_batches: called once per epoch with the fine-tune's generator, yields (images, labels)
+        on `device`; shuffle and augment with that generator for a resume to repeat the same epochs
+    :param steps_per_epoch: the batches an epoch yields (the schedule is laid out over them)
+    :param teacher: the unpruned model, needed when the recipe distils
+    :param state_path: where the state is saved after each epoch and resumed from
+    """
+    recipe.validate()
+    if recipe.distill > 0 and teacher is None:
+        raise PruneGymError("a recipe that distils needs the unpruned model as teacher")
+    device = torch.device(device)
+    model.to(device)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay, nesterov=True)
+    total = recipe.epochs * steps_per_epoch
+    if recipe.schedule == "cosine":
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    else:
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=total)
+    start = _resume(Path(state_path), recipe, model, optimizer, schedule, generator) if state_path else 0
+    if teacher is not None:
+        teacher.to(device).eval()
+    for epoch in range(start, recipe.epochs):
+        model.train()
+        bar = tqdm(epoch_batches(generator), total=steps_per_epoch, desc=f"fine-tune {epoch + 1}/{recipe.epochs}",
+                   disable=not progress, leave=False)
+        for x, y in bar:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            if recipe.distill > 0:
+                with torch.no_grad():
+                    target = F.softmax(teacher(x) / recipe.temperature, dim=1)
+                kl = F.kl_div(F.log_softmax(logits / recipe.temperature, dim=1), target, reduction="batchmean")
+                loss = (1 - recipe.distill) * loss + recipe.distill * recipe.temperature ** 2 * kl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if state_path:
+            _save_state(Path(state_path), epoch + 1, recipe, model, optimizer, schedule, generator)
+    model.eval()
+    return start
+
+
+def _save_state(path: Path, epochs_done: int, recipe: FinetuneRecipe, model: nn.Module,
+                optimizer: torch.optim.Optimizer, schedule: Any, generator: torch.Generator) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"epochs_done": epochs_done, "recipe": asdict(recipe), "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "generator": generator.get_state()}, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, recipe: FinetuneRecipe, model: nn.Module, optimizer: torch.optim.Optimizer,
+            schedule: Any, generator: torch.Generator) -> int:
+    """Load a saved state into the fine-tune's objects; the epochs it had done (0 without one)."""
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["recipe"] != asdict(recipe):
+        raise PruneGymError(f"{path} holds an interrupted fine-tune with another recipe ({state['recipe']}); "
+                            f"delete it (or pass --restart) to start again")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    generator.set_state(state["generator"])
+    return int(state["epochs_done"])
+
+
+@dataclass
+class FinetuneResult:
+    """What `finetune_export` measured and wrote."""
+
+    test_accuracy_before: float
+    test_accuracy_after: float
+    resumed_from_epoch: int
+    seconds: float
+    path: Path  # the fine-tuned weights
+
+
+def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRecipe(), device: str = "auto",
+                    checkpoint: str | Path | None = None, data_root: str | Path | None = None,
+                    restart: bool = False, progress: bool = True) -> FinetuneResult:
+    """Fine-tune a zoo model's slim export on its data set's training images; writes `finetuned.pt` and
+    `finetune.json` (the recipe, the test accuracy before and after) next to the export.
+
+    :param checkpoint: the unpruned weights the export was pruned from (default: the cached pretrained
+        ones); their digest must match the export's, and their split keeps the held-out images out
+    :param restart: discard an interrupted fine-tune's state instead of resuming it
+    """
+    recipe.validate()
+    out = Path(export_dir)
+    spec = read_spec(out)
+    if not spec.get("build"):
+        raise PruneGymError(f"{out} is a user's model ({spec['model']}): fine-tune it from Python with "
+                            f"prune_gym.finetune.finetune and its own loaders")
+    path = Path(checkpoint) if checkpoint else checkpoint_path(spec["model"], spec["dataset"], Recipe(), SplitSpec())
+    _, metadata = read_checkpoint(path)
+    if metadata.get("digest") != spec["checkpoint_digest"]:
+        raise PruneGymError(f"{path} holds other weights than the ones {out} was pruned from; pass --checkpoint")
+    torch_device = resolve_device(device)
+    split = SplitSpec(**metadata["split"]) if "split" in metadata else SplitSpec()
+    splits = load_splits(spec["dataset"], data_root, split.seed, split.calibration_size, split.reward_size)
+    model = load_slim(out)
+    teacher = None
+    if recipe.distill > 0:
+        teacher = build_model(spec["model"], **spec["build"])
+        load_weights(teacher, path)
+    state = out / STATE_FILE
+    if restart:
+        state.unlink(missing_ok=True)
+    before = accuracy(model.to(torch_device), splits.test.batches(500, torch_device))
+    start = time.perf_counter()
+    resumed = finetune(model, lambda g: splits.train.batches(recipe.batch_size, torch_device, shuffle=True,
+                                                             augment=True, generator=g),
+                       -(-len(splits.train) // recipe.batch_size), recipe, torch_device, teacher, state, progress)
+    seconds = time.perf_counter() - start
+    after = accuracy(model, splits.test.batches(500, torch_device))
+    weights = out / WEIGHTS_FILE
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights.with_suffix(".tmp"))
+    os.replace(weights.with_suffix(".tmp"), weights)
+    result = {"recipe": asdict(recipe), "test_accuracy_before": before, "test_accuracy_after": after,
+              "train_images": len(splits.train), "seconds": round(seconds, 1), "device": str(torch_device),
+              "resumed_from_epoch": resumed}
+    (out / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    state.unlink(missing_ok=True)
+    return FinetuneResult(before, after, resumed, seconds, weights)
