@@ -23,8 +23,10 @@ from prune_gym.surgery import keep_input_channels, keep_output_channels
 SPEC_FORMAT = "prune-gym-slim/1"
 
 
-def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None) -> Path:
-    """Write `model.pt` and `spec.json` for the env's finished episode into `out_dir`; returns the spec's path."""
+def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None,
+                source_run: dict[str, str] | None = None) -> Path:
+    """Write `model.pt` and `spec.json` for the env's finished episode into `out_dir`; returns the spec's path.
+    `source_run` ({"history": path, "run_id": id}) names the search the policy came from."""
     env = env.unwrapped
     indices = env.kept_indices
     if len(indices) != len(env.units):
@@ -44,13 +46,36 @@ def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None) ->
         "units": [{"producer": u.producer, "channels": u.channels, "kept": len(i), "kept_indices": i.tolist()}
                   for u, i in zip(env.units, indices)],
         **{k: (info or {})[k] for k in ("accuracy", "macs", "macs_ratio", "params_ratio") if k in (info or {})},
+        **({"source_run": source_run} if source_run else {}),
     }
     state = {k: v.detach().cpu() for k, v in env.pruned_network.state_dict().items()}
     torch.save(state, out / "model.pt")
+    _write_spec(out, spec)
+    return out / "spec.json"
+
+
+def measure_export(out_dir: str | Path, original: nn.Module, device: torch.device | str = "cpu",
+                   onnx: bool = False) -> dict[str, Any]:
+    """Measure the exported slim model against `original` on `device` (latency, throughput, parameters, MACs),
+    optionally write and check `model.onnx`, and record both in the spec; returns the spec."""
+    from prune_gym.onnx_export import export_onnx
+    from prune_gym.speed import speed_report
+
+    out = Path(out_dir)
+    spec = read_spec(out)
+    slim = load_slim(out)
+    shape = tuple(spec["input_shape"])
+    spec["speed"] = speed_report(slim, original, shape, device)
+    if onnx:
+        spec["onnx"] = export_onnx(slim, shape, out / "model.onnx")
+    _write_spec(out, spec)
+    return spec
+
+
+def _write_spec(out: Path, spec: dict[str, Any]) -> None:
     tmp = out / "spec.json.tmp"
     tmp.write_text(json.dumps(spec, indent=2))
     os.replace(tmp, out / "spec.json")
-    return out / "spec.json"
 
 
 def read_spec(path: str | Path) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import numpy as np
 from prune_gym import ENV_ID
 from prune_gym.datasets import dataset_names
 from prune_gym.errors import PruneGymError
-from prune_gym.export import export_slim
+from prune_gym.export import export_slim, measure_export
 from prune_gym.models import model_names
 from prune_gym.policies import play, random_policy, uniform_policy
 from prune_gym.pruner import MODES
@@ -29,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reconstruction", default="pruned", choices=MODES)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx, checked against torch")
     p.set_defaults(func=run_export)
 
 
@@ -52,6 +53,7 @@ def run_export(args: argparse.Namespace) -> int:
                    checkpoint=args.checkpoint, data_root=args.data_root, reconstruction=args.reconstruction)
     info = play(env, parse_policy(args.policy, env, args.seed))
     spec = export_slim(env, args.out, info)
+    print_speed(measure_export(args.out, env.unwrapped.workload.model, env.unwrapped.device, args.onnx))
     print(f"{'unit':<24}{'channels':>10}{'kept':>8}")
     for unit, kept in zip(env.unwrapped.units, info["kept_channels_per_unit"]):
         print(f"{unit.producer:<24}{unit.channels:>10}{kept:>8}")
@@ -59,3 +61,16 @@ def run_export(args: argparse.Namespace) -> int:
           f"MACs ratio {info['macs_ratio']:.4f}, params ratio {info['params_ratio']:.4f}")
     print(f"wrote {spec.parent / 'model.pt'} and {spec}")
     return 0
+
+
+def print_speed(spec: dict) -> None:
+    """The export's measured speed (and ONNX check), in two lines."""
+    speed = spec["speed"]
+    slim, original = speed["slim"], speed["original"]
+    print(f"measured on {speed['device']} ({speed['threads']} threads): batch 1 {slim['latency_ms']:.2f} ms against "
+          f"{original['latency_ms']:.2f} ms ({speed['latency_speed_up']:.2f}x), batch {slim['batch']} "
+          f"{slim['throughput']:.0f} against {original['throughput']:.0f} images/s "
+          f"({speed['throughput_speed_up']:.2f}x)")
+    if "onnx" in spec:
+        print(f"model.onnx: onnxruntime {spec['onnx']['onnxruntime']} matches torch within "
+              f"{spec['onnx']['max_abs_difference']:.1e}")

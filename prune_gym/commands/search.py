@@ -13,8 +13,9 @@ from prune_gym.agents.config import METHODS, SearchConfig
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
+from prune_gym.commands.export import print_speed
 from prune_gym.datasets import dataset_names
-from prune_gym.export import export_slim
+from prune_gym.export import export_slim, measure_export
 from prune_gym.history import HistoryStore
 from prune_gym.history.plot import plot_learning_curves
 from prune_gym.models import model_names
@@ -59,6 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="HDF5 history file (default: $PRUNE_GYM_HOME/history.h5)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run with these settings")
     p.add_argument("--out", help="directory for the best policy's slim model (default: runs/<run>)")
+    p.add_argument("--onnx", action="store_true", help="also write the slim model as model.onnx, checked against torch")
     p.add_argument("--tensorboard", default="runs/tensorboard", help="TensorBoard log directory ('' to disable)")
     p.add_argument("--plot", help="write the learning curve to this PNG")
     p.set_defaults(func=run_search_command)
@@ -113,8 +115,10 @@ def run_search_command(args: argparse.Namespace) -> int:
     result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)
     info = play(env, result.best_policy)
     out = Path(args.out or Path("runs") / result.run_id)
-    export_slim(env, out, info)
+    export_slim(env, out, info, source_run={"history": str(history.resolve()), "run_id": result.run_id})
+    spec = measure_export(out, env.unwrapped.workload.model, env.unwrapped.device, args.onnx)
     print_policy(env, result.best_trial, info)
+    print_speed(spec)
     print(f"history: {history} (run {result.run_id}); slim model: {out}")
     if args.plot:
         with HistoryStore(history) as store:

@@ -1,0 +1,63 @@
+"""Measured speed of a network: latency at batch 1 and throughput at a larger batch.
+
+MACs say how much a pruned network computes; what a user deploys for is time. Each figure
+is the median of `torch.utils.benchmark`'s blocked auto-range on the given device, with the
+threads torch uses there, so the slim and the original model are measured alike, side by
+side, on the machine that exported them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils import benchmark
+
+from prune_gym.macs import count_macs, count_params
+
+THROUGHPUT_BATCH = 64
+MIN_RUN_SECONDS = 0.5  # per measurement; blocked_autorange repeats the call until it has run this long
+
+
+@dataclass(frozen=True)
+class Speed:
+    """One model's measured speed, and its size."""
+
+    latency_ms: float  # one image (batch 1), median
+    throughput: float  # images per second at `batch`
+    batch: int
+    params: int
+    macs: int
+
+
+def measure_speed(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu",
+                  batch: int = THROUGHPUT_BATCH, min_run_seconds: float = MIN_RUN_SECONDS) -> Speed:
+    """Time `model` on random inputs of `input_shape` (C, H, W), in eval mode (restored after), without
+    gradients, on `device` (where the model is moved)."""
+    device = torch.device(device)
+    was_training = model.training
+    model = model.to(device).eval()
+    generator = torch.Generator().manual_seed(0)
+
+    def median_seconds(n: int) -> float:
+        x = torch.randn((n, *input_shape), generator=generator).to(device)
+        timer = benchmark.Timer(stmt="with torch.no_grad(): model(x)", globals={"model": model, "x": x, "torch": torch},
+                                num_threads=torch.get_num_threads())
+        return timer.blocked_autorange(min_run_time=min_run_seconds).median
+
+    speed = Speed(1000 * median_seconds(1), batch / median_seconds(batch), batch, count_params(model),
+                  count_macs(model, tuple(input_shape)))
+    model.train(was_training)
+    return speed
+
+
+def speed_report(slim: nn.Module, original: nn.Module, input_shape: tuple[int, ...],
+                 device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The slim and the original network measured alike, and the speed-ups, as a JSON-ready dict."""
+    fast, base = (measure_speed(m, input_shape, device) for m in (slim, original))
+    return {"device": str(torch.device(device)), "threads": torch.get_num_threads(),
+            "slim": asdict(fast), "original": asdict(base),
+            "latency_speed_up": base.latency_ms / fast.latency_ms,
+            "throughput_speed_up": fast.throughput / base.throughput}

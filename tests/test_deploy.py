@@ -1,0 +1,42 @@
+"""From a policy to a deployable model: measured speed beside the original, and an ONNX file that
+onnxruntime runs to the same outputs as torch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime
+import torch
+
+from prune_gym.export import load_slim
+from prune_gym.models import build_model
+from prune_gym.speed import measure_speed
+
+
+def test_export_records_measured_speed_and_a_checked_onnx_model(cli, tiny_checkpoint, fashion_root, tmp_path):
+    result = cli("export", "--ratio", "0.3", "--out", str(tmp_path), "--checkpoint", str(tiny_checkpoint),
+                 "--data-root", str(fashion_root), "--device", "cpu", "--onnx")
+    assert result.returncode == 0, result.stderr
+    assert "measured on cpu" in result.stdout and "model.onnx: onnxruntime" in result.stdout
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    slim, original = spec["speed"]["slim"], spec["speed"]["original"]
+    assert slim["macs"] == spec["macs"] and slim["macs"] <= 0.3 * original["macs"] < original["macs"]
+    assert slim["params"] < original["params"]
+    assert all(s["latency_ms"] > 0 and s["throughput"] > 0 for s in (slim, original))
+    assert spec["speed"]["latency_speed_up"] == original["latency_ms"] / slim["latency_ms"]
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 1, 28, 28)  # another batch size than the check's: the batch is dynamic
+    with torch.no_grad():
+        expected = load_slim(tmp_path)(x).numpy()
+    assert np.abs(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0] - expected).max() < 1e-4
+    assert spec["onnx"]["max_abs_difference"] < spec["onnx"]["atol"]
+
+
+def test_measured_speed_counts_what_the_model_computes():
+    model = build_model("resnet20", 1, 10, 28)
+    speed = measure_speed(model, (1, 28, 28), batch=4, min_run_seconds=0.05)
+    assert speed.batch == 4 and speed.params == sum(p.numel() for p in model.parameters())
+    assert round(speed.macs / 1e6, 2) == 30.82  # on 28 x 28 images (`prune-gym models` lists 40.55 M at 32 x 32)
+    assert model.training  # measured in eval mode, handed back as it came
