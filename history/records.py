@@ -64,6 +64,7 @@ class RunInfo:
     n_trials: int
     best_accuracy: float | None  # None while the run has no trials
     weight_tags: list[str] = field(default_factory=list)
+    notes: dict = field(default_factory=dict)  # added after the run, by key (`HistoryStore.annotate`)
 
     @property
     def agent(self) -> str:

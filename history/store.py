@@ -272,6 +272,13 @@ class HistoryStore:
                 final_policy=run["best_policy"][:] if "best_policy" in run else None,
             )
 
+    def annotate(self, run_id: str, key: str, value: Any) -> None:
+        """Add what was learned about a run after it was recorded (a fine-tune of its best policy, say) to
+        its notes, a JSON object under `key`; a note of the same key is replaced."""
+        with self._transaction() as f:
+            run = _run_group(f, run_id, self.path)
+            run.attrs["notes"] = json.dumps({**json.loads(run.attrs.get("notes", "{}")), key: value})
+
     def load_weights(self, run_id: str, tag: str = "final") -> Weights:
         """The state dicts saved under `tag`, by part ("actor", "critic", ...), as numpy arrays."""
         with self._reading() as (f, _):
@@ -473,6 +480,7 @@ def _run_info(run: h5py.Group, writer_gone: bool) -> RunInfo:
         n_trials=n_trials,
         best_accuracy=float(run["trials"].fields("accuracy")[:n_trials].max()) if n_trials else None,
         weight_tags=list(run["weights"]),
+        notes=json.loads(attrs.get("notes", "{}")),
     )
 
 

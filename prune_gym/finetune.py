@@ -30,6 +30,7 @@ from prune_gym.devices import resolve_device
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
 from prune_gym.export import load_slim, read_spec
+from prune_gym.history import HistoryStore
 from prune_gym.models import build_model
 from prune_gym.pretrain import Recipe, SplitSpec, checkpoint_path
 
@@ -155,7 +156,8 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
                     checkpoint: str | Path | None = None, data_root: str | Path | None = None,
                     restart: bool = False, progress: bool = True) -> FinetuneResult:
     """Fine-tune a zoo model's slim export on its data set's training images; writes `finetuned.pt` and
-    `finetune.json` (the recipe, the test accuracy before and after) next to the export.
+    `finetune.json` (the recipe, the test accuracy before and after) next to the export, and into the
+    notes of the run the export came from (`prune-gym search --out`).
 
     :param checkpoint: the unpruned weights the export was pruned from (default: the cached pretrained
         ones); their digest must match the export's, and their split keeps the held-out images out
@@ -197,4 +199,13 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
               "resumed_from_epoch": resumed}
     (out / RESULT_FILE).write_text(json.dumps(result, indent=2))
     state.unlink(missing_ok=True)
+    _note_in_history(spec, {"export": str(out.resolve()), **result})
     return FinetuneResult(before, after, resumed, seconds, weights)
+
+
+def _note_in_history(spec: dict[str, Any], note: dict[str, Any]) -> None:
+    """Record the fine-tune in the run an export came from, when that history file is still here."""
+    source = spec.get("source_run")
+    if source and Path(source["history"]).exists():
+        with HistoryStore(source["history"], "a") as store:
+            store.annotate(source["run_id"], "finetune", note)

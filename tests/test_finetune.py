@@ -104,3 +104,17 @@ def test_bad_input_gets_a_one_line_error(cli, slim_export, tmp_path):
     (export / "spec.json").write_text("{not json")
     with pytest.raises(PruneGymError, match="is not a prune-gym slim-model spec"):
         finetune_export(export)
+
+
+def test_a_fine_tuned_search_export_is_noted_in_its_run(cli, tiny_checkpoint, fashion_root, tmp_path):
+    history, out = tmp_path / "history.h5", tmp_path / "best"
+    result = cli("search", "--ratio", "0.3", "--trials", "2", "--warmup", "2", "--device", "cpu", "--checkpoint",
+                 str(tiny_checkpoint), "--data-root", str(fashion_root), "--history", str(history), "--out",
+                 str(out), "--tensorboard", "")
+    assert result.returncode == 0, result.stderr
+    tuned = finetune_export(out, FinetuneRecipe(epochs=1, batch_size=64), device="cpu", checkpoint=tiny_checkpoint,
+                            data_root=fashion_root, progress=False)
+    from prune_gym.history import HistoryStore
+    with HistoryStore(history) as store:
+        note = store.find_runs()[0].notes["finetune"]
+    assert note["export"] == str(out.resolve()) and note["test_accuracy_after"] == tuned.test_accuracy_after
