@@ -21,6 +21,12 @@ from prune_gym.models import build_model
 from prune_gym.surgery import keep_input_channels, keep_output_channels
 
 SPEC_FORMAT = "prune-gym-slim/1"
+# What later commands write beside an export; a new export into the directory removes them, being stale.
+ONNX_FILE = "model.onnx"
+FINETUNE_STATE_FILE = "finetune-state.pt"  # the resume point of an interrupted fine-tune
+FINETUNED_FILE = "finetuned.pt"
+FINETUNE_RESULT_FILE = "finetune.json"
+DERIVED_FILES = (ONNX_FILE, FINETUNE_STATE_FILE, FINETUNED_FILE, FINETUNE_RESULT_FILE)
 
 
 def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None,
@@ -33,6 +39,8 @@ def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None,
         raise PruneGymError("export needs a finished episode: every unit must have been decided")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for derived in DERIVED_FILES:  # of an earlier export into the same directory
+        (out / derived).unlink(missing_ok=True)
     workload = env.workload
     spec = {
         "format": SPEC_FORMAT,
@@ -55,19 +63,20 @@ def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None,
 
 
 def measure_export(out_dir: str | Path, original: nn.Module, device: torch.device | str = "cpu",
-                   onnx: bool = False) -> dict[str, Any]:
+                   onnx: bool = False, model: nn.Module | None = None) -> dict[str, Any]:
     """Measure the exported slim model against `original` on `device` (latency, throughput, parameters, MACs),
-    optionally write and check `model.onnx`, and record both in the spec; returns the spec."""
+    optionally write and check `model.onnx`, and record both in the spec; returns the spec. `model` is a
+    fresh instance of a user's own architecture, as `load_slim` takes it."""
     from prune_gym.onnx_export import export_onnx
     from prune_gym.speed import speed_report
 
     out = Path(out_dir)
     spec = read_spec(out)
-    slim = load_slim(out)
+    slim = load_slim(out, model)
     shape = tuple(spec["input_shape"])
     spec["speed"] = speed_report(slim, original, shape, device)
     if onnx:
-        spec["onnx"] = export_onnx(slim, shape, out / "model.onnx")
+        spec["onnx"] = export_onnx(slim, shape, out / ONNX_FILE)
     _write_spec(out, spec)
     return spec
 

@@ -24,20 +24,18 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from prune_gym.checkpoints import load_weights, read_checkpoint
+from prune_gym.checkpoints import load_weights, read_checkpoint, state_digest
 from prune_gym.datasets import load_splits
 from prune_gym.devices import resolve_device
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
-from prune_gym.export import load_slim, read_spec
+from prune_gym.export import FINETUNE_RESULT_FILE, FINETUNE_STATE_FILE, FINETUNED_FILE, load_slim, read_spec
 from prune_gym.history import HistoryStore
+from prune_gym.history.errors import HistoryError
 from prune_gym.models import build_model
 from prune_gym.pretrain import Recipe, SplitSpec, checkpoint_path
 
 SCHEDULES = ("cosine", "one-cycle")
-STATE_FILE = "finetune-state.pt"  # the resume point, removed when the fine-tune ends
-WEIGHTS_FILE = "finetuned.pt"
-RESULT_FILE = "finetune.json"
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -63,6 +61,8 @@ class FinetuneRecipe:
             raise PruneGymError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if not 0 <= self.distill <= 1:
             raise PruneGymError(f"distill is the KL term's weight, in [0, 1]; got {self.distill}")
+        if self.temperature <= 0:
+            raise PruneGymError(f"the distillation temperature must be positive; got {self.temperature}")
 
 
 def finetune(model: nn.Module, epoch_batches: Callable[[torch.Generator], Batches], steps_per_epoch: int,
@@ -89,7 +89,8 @@ def finetune(model: nn.Module, epoch_batches: Callable[[torch.Generator], Batche
     if recipe.schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
     else:
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=total)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=total,
+                                                       cycle_momentum=False)  # the recipe's momentum throughout
     start = _resume(Path(state_path), recipe, model, optimizer, schedule, generator) if state_path else 0
     if teacher is not None:
         teacher.to(device).eval()
@@ -150,6 +151,7 @@ class FinetuneResult:
     resumed_from_epoch: int
     seconds: float
     path: Path  # the fine-tuned weights
+    note_error: str | None = None  # why the run the export came from could not be told, if it could not
 
 
 def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRecipe(), device: str = "auto",
@@ -170,8 +172,8 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
         raise PruneGymError(f"{out} is a user's model ({spec['model']}): fine-tune it from Python with "
                             f"prune_gym.finetune.finetune and its own loaders")
     path = Path(checkpoint) if checkpoint else checkpoint_path(spec["model"], spec["dataset"], Recipe(), SplitSpec())
-    _, metadata = read_checkpoint(path)
-    if metadata.get("digest") != spec["checkpoint_digest"]:
+    weights_state, metadata = read_checkpoint(path)
+    if (metadata.get("digest") or state_digest(weights_state)) != spec["checkpoint_digest"]:
         raise PruneGymError(f"{path} holds other weights than the ones {out} was pruned from; pass --checkpoint")
     torch_device = resolve_device(device)
     split = SplitSpec(**metadata["split"]) if "split" in metadata else SplitSpec()
@@ -181,7 +183,7 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
     if recipe.distill > 0:
         teacher = build_model(spec["model"], **spec["build"])
         load_weights(teacher, path)
-    state = out / STATE_FILE
+    state = out / FINETUNE_STATE_FILE
     if restart:
         state.unlink(missing_ok=True)
     before = accuracy(model.to(torch_device), splits.test.batches(500, torch_device))
@@ -191,21 +193,29 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
                        -(-len(splits.train) // recipe.batch_size), recipe, torch_device, teacher, state, progress)
     seconds = time.perf_counter() - start
     after = accuracy(model, splits.test.batches(500, torch_device))
-    weights = out / WEIGHTS_FILE
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights.with_suffix(".tmp"))
-    os.replace(weights.with_suffix(".tmp"), weights)
+    weights = out / FINETUNED_FILE
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, out / (FINETUNED_FILE + ".tmp"))
+    os.replace(out / (FINETUNED_FILE + ".tmp"), weights)
     result = {"recipe": asdict(recipe), "test_accuracy_before": before, "test_accuracy_after": after,
               "train_images": len(splits.train), "seconds": round(seconds, 1), "device": str(torch_device),
               "resumed_from_epoch": resumed}
-    (out / RESULT_FILE).write_text(json.dumps(result, indent=2))
-    state.unlink(missing_ok=True)
-    _note_in_history(spec, {"export": str(out.resolve()), **result})
-    return FinetuneResult(before, after, resumed, seconds, weights)
+    tmp = out / (FINETUNE_RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out / FINETUNE_RESULT_FILE)
+    note_error = _note_in_history(spec, {"export": str(out.resolve()), **result})
+    state.unlink(missing_ok=True)  # last: until here a re-run resumes after the last epoch, training nothing
+    return FinetuneResult(before, after, resumed, seconds, weights, note_error)
 
 
-def _note_in_history(spec: dict[str, Any], note: dict[str, Any]) -> None:
-    """Record the fine-tune in the run an export came from, when that history file is still here."""
+def _note_in_history(spec: dict[str, Any], note: dict[str, Any]) -> str | None:
+    """Record the fine-tune in the run an export came from, when that history file is still here;
+    why it could not be (the file is busy or damaged, the run gone), else None."""
     source = spec.get("source_run")
-    if source and Path(source["history"]).exists():
+    if not source or not Path(source["history"]).exists():
+        return None
+    try:
         with HistoryStore(source["history"], "a") as store:
             store.annotate(source["run_id"], "finetune", note)
+    except HistoryError as exc:
+        return str(exc)
+    return None

@@ -34,10 +34,11 @@ class Speed:
 
 def measure_speed(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu",
                   batch: int = THROUGHPUT_BATCH, min_run_seconds: float = MIN_RUN_SECONDS) -> Speed:
-    """Time `model` on random inputs of `input_shape` (C, H, W), in eval mode (restored after), without
-    gradients, on `device` (where the model is moved)."""
+    """Time `model` on random inputs of `input_shape` (C, H, W) on `device`, in eval mode, without
+    gradients; the model is handed back on its device and in its mode."""
     device = torch.device(device)
     was_training = model.training
+    home = next(model.parameters()).device
     model = model.to(device).eval()
     generator = torch.Generator().manual_seed(0)
 
@@ -49,7 +50,7 @@ def measure_speed(model: nn.Module, input_shape: tuple[int, ...], device: torch.
 
     speed = Speed(1000 * median_seconds(1), batch / median_seconds(batch), batch, count_params(model),
                   count_macs(model, tuple(input_shape)))
-    model.train(was_training)
+    model.to(home).train(was_training)
     return speed
 
 

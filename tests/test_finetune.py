@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from prune_gym.checkpoints import read_checkpoint
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
+from prune_gym.export import FINETUNE_STATE_FILE as STATE_FILE
 from prune_gym.export import export_slim, load_slim
-from prune_gym.finetune import STATE_FILE, FinetuneRecipe, finetune_export
+from prune_gym.finetune import FinetuneRecipe, finetune_export
 from prune_gym.policies import play, uniform_policy
 
 PRUNE_GYM = str(Path(sys.executable).with_name("prune-gym"))
@@ -62,6 +64,34 @@ def test_one_short_epoch_raises_the_pruned_models_test_accuracy(slim_export, tin
     distilled = finetune_export(export, FinetuneRecipe(epochs=1, batch_size=64, distill=0.5),
                                 device="cpu", checkpoint=tiny_checkpoint, data_root=fashion_root, progress=False)
     assert distilled.test_accuracy_before == result.test_accuracy_before  # from the export, not the last fine-tune
+    assert distilled.test_accuracy_after > distilled.test_accuracy_before + 0.05
+
+
+def test_the_unpruned_weights_are_checked_by_digest_whatever_their_file(slim_export, tiny_checkpoint,
+                                                                        fashion_root, tmp_path):
+    export = copy_of(slim_export, tmp_path)
+    state, metadata = read_checkpoint(tiny_checkpoint)
+    plain = tmp_path / "plain.pt"  # the same weights with no digest recorded: it is computed from them
+    torch.save({"state_dict": state, "metadata": {"split": metadata["split"]}}, plain)
+    recipe = FinetuneRecipe(epochs=1, batch_size=256, schedule="one-cycle")
+    finetune_export(export, recipe, device="cpu", checkpoint=plain, data_root=fashion_root, progress=False)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {k: v + 1 if v.is_floating_point() else v for k, v in state.items()},
+                "metadata": {"split": metadata["split"]}}, other)
+    with pytest.raises(PruneGymError, match="holds other weights than the ones .* was pruned from"):
+        finetune_export(export, recipe, device="cpu", checkpoint=other, data_root=fashion_root, progress=False)
+
+    # A new export into the directory removes what was derived from the old one.
+    assert (export / "finetuned.pt").exists()
+    spec = json.loads((export / "spec.json").read_text())
+    (export / "finetune-state.pt").write_bytes(b"stale")
+    import gymnasium as gym
+
+    import prune_gym
+    env = gym.make(prune_gym.ENV_ID, model="resnet20", dataset="fashion-mnist", target_ratio=spec["target_ratio"],
+                   device="cpu", checkpoint=tiny_checkpoint, data_root=fashion_root, calibration_images=100)
+    export_slim(env, export, play(env, uniform_policy(env.unwrapped.budget)))
+    assert not any((export / name).exists() for name in ("finetuned.pt", "finetune.json", "finetune-state.pt"))
 
 
 def test_a_killed_finetune_resumes_after_its_last_epoch_to_the_same_weights(slim_export, tiny_checkpoint,
@@ -97,6 +127,10 @@ def test_bad_input_gets_a_one_line_error(cli, slim_export, tmp_path):
     assert result.returncode == 2 and result.stderr.strip() == (
         f"prune-gym: error: {tmp_path} is not a slim export: no spec.json there")
     export = copy_of(slim_export, tmp_path)
+    result = cli("finetune", str(export), "--distill", "2")
+    assert result.returncode == 2 and "distill is the KL term's weight, in [0, 1]; got 2.0" in result.stderr
+    result = cli("finetune", str(export), "--epochs", "0")
+    assert result.returncode == 2 and "at least one epoch" in result.stderr
     result = cli("finetune", str(export), "--distill", "2")
     assert result.returncode == 2 and "distill is the KL term's weight, in [0, 1]; got 2.0" in result.stderr
     result = cli("finetune", str(export), "--checkpoint", str(tmp_path / "nope.pt"))

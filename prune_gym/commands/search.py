@@ -19,6 +19,7 @@ from prune_gym.export import export_slim, measure_export
 from prune_gym.history import HistoryStore
 from prune_gym.history.plot import plot_learning_curves
 from prune_gym.models import model_names
+from prune_gym.onnx_export import require_onnx
 from prune_gym.paths import home_dir
 from prune_gym.policies import play, uniform_policy
 
@@ -110,6 +111,8 @@ def run_search_command(args: argparse.Namespace) -> int:
                           args.warmup, args.checkpoint, args.data_root, source=args.source, assistant=assistant,
                           agent_kwargs=agent_kwargs, agent=args.agent)
     config.validate()  # bad settings are refused before any data is loaded
+    if args.onnx:
+        require_onnx()
     history = Path(args.history) if args.history else home_dir() / "history.h5"
     env = make_env(config)  # an unavailable device is refused here, before any data is loaded
     result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)
