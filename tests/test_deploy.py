@@ -40,3 +40,25 @@ def test_measured_speed_counts_what_the_model_computes():
     assert speed.batch == 4 and speed.params == sum(p.numel() for p in model.parameters())
     assert round(speed.macs / 1e6, 2) == 30.82  # on 28 x 28 images (`prune-gym models` lists 40.55 M at 32 x 32)
     assert model.training  # measured in eval mode, handed back as it came
+
+
+def test_a_searched_policy_and_torch_prunings_uniform_pruning_are_fine_tuned_and_timed_alike(tiny_checkpoint,
+                                                                                          fashion_root):
+    import gymnasium as gym
+    import pytest
+
+    import prune_gym
+    from prune_gym.benchmarks.deployable import compare
+    from prune_gym.datasets import load_splits
+    from prune_gym.errors import PruneGymError
+    from prune_gym.finetune import FinetuneRecipe
+
+    env = gym.make(prune_gym.ENV_ID, model="resnet20", dataset="fashion-mnist", target_ratio=0.3, device="cpu",
+                   checkpoint=tiny_checkpoint, data_root=fashion_root, calibration_images=100)
+    splits = load_splits("fashion-mnist", fashion_root, 0, 100, 200)
+    original, searched, uniform = compare(env, [0.4] * 9, FinetuneRecipe(epochs=1, batch_size=128), splits)
+    assert original.macs_ratio == 1.0 and uniform.macs_ratio <= searched.macs_ratio <= 0.3
+    assert all(row.test_after > row.test_before for row in (searched, uniform))  # fine-tuning pays for both
+    assert all(row.latency_ms > 0 and row.throughput > 0 for row in (original, searched, uniform))
+    with pytest.raises(PruneGymError, match="mis-groups this architecture"):  # ResNet-20's zero-pad shortcut
+        compare(env, [0.4] * 9, FinetuneRecipe(epochs=1), splits, tp_layers="all")
