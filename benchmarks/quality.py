@@ -75,6 +75,22 @@ def best_so_far_at(curves: Curves, budget: int, seed: int = 0) -> tuple[float, t
     return float(b.mean()), interval(samples)
 
 
+def difference_at(curves: Curves, others: Curves, budget: int, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """How far `curves`' mean b(budget) is above `others'`, and its bootstrap interval (resampling the seeds
+    of both)."""
+    mine, theirs = best_so_far(curves)[:, budget - 1], best_so_far(others)[:, budget - 1]
+    rng = np.random.default_rng(seed)
+    samples = [mine[bootstrap_seeds(rng, len(mine))].mean() - theirs[bootstrap_seeds(rng, len(theirs))].mean()
+               for _ in range(RESAMPLES)]
+    return float(mine.mean() - theirs.mean()), interval(samples)
+
+
+def verdict(difference: tuple[float, tuple[float, float]]) -> str:
+    """'beats', 'loses to' or 'ties with', by whether the interval of a difference clears zero."""
+    _, (low, high) = difference
+    return "beats" if low > 0 else "loses to" if high < 0 else "ties with"
+
+
 def speed_up(baseline: Curves, method: Curves, seed: int = 0) -> tuple[float | None, tuple[float, float] | None]:
     """T_q(baseline) / T_q(method) and its bootstrap interval, resampling the seeds of both rows (Q* too).
 

@@ -38,6 +38,7 @@ from prune_gym.errors import PruneGymError
 BASELINE = ("-", "baseline", DEFAULT_SEARCHER, "-")  # (source, method, agent, its settings) of the reference row
 RANDOM_AROUND_P = ("-", "baseline", "random", "-")
 MIN_SEEDS = 5  # a cell with fewer is marked provisional
+HEAD_TO_HEAD_BUDGETS = (30, 100, 300)
 COLUMNS = ("scenario", "device_kind", "source", "method", "agent", "agent_settings", "seeds", "trials",
            *(f"b{t}{part}" for t in quality.BUDGETS for part in ("", "_low", "_high")),
            "t_q", "speed_up", "speed_up_low", "speed_up_high", "test_at_t_q", "guard", "t_c", "first_crossing",
@@ -168,6 +169,8 @@ class Scenario:
     converged: float | None  # A*
     headroom: float | None
     ceiling: Ceiling | None
+    # The AMC-style baseline against each other searcher from scratch: its name -> {T: (b difference, interval)}
+    head_to_head: dict[str, dict[int, tuple[float, tuple[float, float]]]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -221,7 +224,15 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
                   ceiling.accuracy - final if ceiling else None)
         rows.append(row)
         curves[row.name] = seeds
-    return Scenario(model, ratio, kind, rows, curves, target, converged, _headroom(groups, target), ceiling)
+    head_to_head = {}
+    if base_curves:
+        for row in rows:
+            if row.method == "baseline" and row.source == "-" and row.row_key != BASELINE:
+                n = min(quality.common_length(base_curves), row.trials)
+                head_to_head[row.name] = {t: quality.difference_at(base_curves, curves[row.name], t)
+                                          for t in HEAD_TO_HEAD_BUDGETS if t <= n}
+    return Scenario(model, ratio, kind, rows, curves, target, converged, _headroom(groups, target), ceiling,
+                    head_to_head)
 
 
 def _headroom(groups: dict[tuple[str, str, str, str], list[RunData]], target: float | None) -> float | None:
@@ -318,6 +329,26 @@ def _markdown(scenario: Scenario, plot: str) -> str:
         cells.append("never" if row.t_c is None else str(row.t_c))
         cells.append("-" if row.gap_to_ceiling is None else f"{100 * row.gap_to_ceiling:.2f} pp")
         lines.append("| " + " | ".join(cells) + " |")
+    if scenario.head_to_head:
+        lines += ["", f"The AMC-style baseline ({DEFAULT_SEARCHER}) against each other searcher: the difference of "
+                      f"their mean b(T), 90% interval, and whether it clears zero.", "",
+                  "| against | " + " | ".join(f"T = {t}" for t in HEAD_TO_HEAD_BUDGETS) + " |",
+                  "|---" * (len(HEAD_TO_HEAD_BUDGETS) + 1) + "|"]
+        seeds = {row.name: row.seeds for row in scenario.rows}
+        baseline_seeds = next(row.seeds for row in scenario.rows if row.row_key == BASELINE)
+        for other, differences in scenario.head_to_head.items():
+            cells = []
+            for t in HEAD_TO_HEAD_BUDGETS:
+                if t not in differences:
+                    cells.append("-")
+                    continue
+                mean, (low, high) = differences[t]
+                if min(seeds[other], baseline_seeds) < 2:
+                    cells.append(f"{100 * mean:+.2f} pp (one seed: no interval)")
+                else:
+                    cells.append(f"{quality.verdict(differences[t])}: {100 * mean:+.2f} pp "
+                                 f"[{100 * low:+.2f}, {100 * high:+.2f}]")
+            lines.append(f"| {other} | " + " | ".join(cells) + " |")
     crossings = ", ".join(f"{row.name} {row.first_crossing or 'never'}" for row in scenario.rows)
     lines += ["", f"Version 1's first crossing of A* - 0.5 pp (footnote only): {crossings}.", "",
               f"![{scenario.name}]({plot})", ""]

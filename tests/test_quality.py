@@ -81,6 +81,16 @@ def test_headroom_is_the_quality_over_thirty_random_policies():
     assert quality.informative(0.015) and not quality.informative(0.009)
 
 
+def test_a_difference_of_best_so_far_has_an_interval_and_a_verdict():
+    better = [climbing(300, 0.80, 0.87, noise=0.003, seed=s) + 0.01 for s in range(5)]
+    worse = [climbing(300, 0.80, 0.87, noise=0.003, seed=10 + s) for s in range(5)]
+    difference = quality.difference_at(better, worse, 100)
+    mean, (low, high) = difference
+    assert low <= mean <= high and 0.005 < mean < 0.015 and quality.verdict(difference) == "beats"
+    assert quality.verdict(quality.difference_at(worse, better, 100)) == "loses to"
+    assert quality.verdict(quality.difference_at(worse, worse, 100)) == "ties with"
+
+
 def test_the_guard_compares_mean_test_accuracies_within_half_a_point():
     assert quality.guard_holds([0.860, 0.866], [0.866, 0.867])
     assert not quality.guard_holds([0.850, 0.855], [0.866, 0.867])
@@ -115,6 +125,7 @@ def test_the_report_writes_a_table_per_scenario_with_every_measure_and_a_plot(tm
     assert f"headroom {100 * headroom:.2f} pp: informative;" in at_03 and "best of 3000 trials" in at_03
     assert "headroom unknown (no random policies around p)" in at_02  # its baseline's warm-up is 10 trials
     assert "| amc-ddpg | 5 |" in at_03 and "| 1 (reference) |" in at_03
+    assert re.search(r"\| tpe \| loses to: -[\d.]+ pp \[-[\d.]+, -[\d.]+\] \| loses to", at_03)
     assert re.search(r"\| random \| 5 \|[^\n]*\| never \| never \(1\.\d\d pp short\)", at_03)
     with (tmp_path / "out" / "results.csv").open() as f:
         rows = {(r["scenario"], r["agent"]): r for r in csv.DictReader(f)}
