@@ -56,8 +56,10 @@ def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None,
         **{k: (info or {})[k] for k in ("accuracy", "macs", "macs_ratio", "params_ratio") if k in (info or {})},
         **({"source_run": source_run} if source_run else {}),
     }
-    state = {k: v.detach().cpu() for k, v in env.pruned_network.state_dict().items()}
-    torch.save(state, out / "model.pt")
+    # Modules the traced network never runs (a training-only head, say) are kept from the original as they
+    # were, so that a fresh instance of the architecture loads the file.
+    state = {**workload.model.state_dict(), **env.pruned_network.state_dict()}
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, out / "model.pt")
     _write_spec(out, spec)
     return out / "spec.json"
 

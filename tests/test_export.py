@@ -92,6 +92,31 @@ def test_users_module_and_data_loaders(fashion_root, tmp_path):
     assert accuracy(slim, reward) == info["accuracy"]
 
 
+class AuxNet(SmallNet):
+    """SmallNet with an auxiliary head that only training uses (as GoogLeNet's and Inception's are)."""
+
+    def __init__(self):
+        super().__init__()
+        self.aux = nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x):
+        features = torch.flatten(self.body(x), 1)
+        return (self.head(features), self.aux(features)) if self.training else self.head(features)
+
+
+def test_a_training_only_head_is_exported_as_it_was_and_a_fresh_instance_loads(tmp_path):
+    torch.manual_seed(0)
+    model = AuxNet().eval()
+    images, labels = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    workload = Workload.from_module(model, [(images[:32], labels[:32])], [(images[32:], labels[32:])], name="aux")
+    env = ChannelPruneEnv(workload=workload, target_ratio=0.5, device="cpu", calibration_images=32)
+    export_slim(env, tmp_path, play(env, uniform_policy(env.budget)))
+    slim = load_slim(tmp_path, model=AuxNet())
+    with torch.no_grad():
+        assert torch.equal(slim(images), env.pruned_network(images))
+    assert torch.equal(slim.aux.weight, model.aux.weight)  # not in the traced network: kept, unpruned
+
+
 def test_export_command(fashion_root, tiny_checkpoint, tmp_path):
     out = tmp_path / "slim"
     result = subprocess.run(
