@@ -35,7 +35,7 @@ from prune_gym.history import HistoryStore, Run
 DATA = Path(__file__).parent / "data"
 RUN_COLUMNS = ("study", "job", "model", "ratio", "source", "method", "agent", "agent_settings", "seed",
                "device_kind")
-TRIAL_COLUMNS = (*RUN_COLUMNS, "trial", "accuracy", "macs_ratio", "origin", "test_accuracy", "policy")
+TRIAL_COLUMNS = (*RUN_COLUMNS, "trial", "accuracy", "macs_ratio", "origin", "seconds", "test_accuracy", "policy")
 POLICY_COLUMNS = (*RUN_COLUMNS, "trials", "best_trial", "reward_accuracy", "test_accuracy", "macs_ratio",
                   "checkpoint_digest", "policy")
 
@@ -107,7 +107,7 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
         fields = run_fields(study_name, job, run)
         tested = {t: scores(job, run, study.dataset, t)[1] for t in record_trials(run.accuracies)}
         trials += [[*fields, t, f"{run.accuracies[t]:.6f}", f"{run.macs_ratios[t]:.6f}", run.origins[t],
-                    f"{tested[t]:.6f}" if t in tested else "", _policy_text(run.actions[t])]
+                    f"{run.wall_times[t]:.3f}", f"{tested[t]:.6f}" if t in tested else "", _policy_text(run.actions[t])]
                    for t in range(run.n_trials)]
         reward, test, macs = scores(job, run, study.dataset)
         policies.append([*fields, run.n_trials, run.best_trial(), f"{reward:.6f}", f"{test:.6f}", f"{macs:.6f}",

@@ -42,7 +42,7 @@ HEAD_TO_HEAD_BUDGETS = (30, 100, 300)
 COLUMNS = ("scenario", "device_kind", "source", "method", "agent", "agent_settings", "seeds", "trials",
            *(f"b{t}{part}" for t in quality.BUDGETS for part in ("", "_low", "_high")),
            "t_q", "speed_up", "speed_up_low", "speed_up_high", "test_at_t_q", "guard", "t_c", "first_crossing",
-           "gap_to_ceiling")
+           "gap_to_ceiling", "seconds_per_trial")
 
 
 @dataclass
@@ -60,6 +60,7 @@ class RunData:
     seed: int
     device_kind: str
     accuracies: np.ndarray
+    seconds: list[float] = field(default_factory=list)  # per trial
     origins: list[str] = field(default_factory=list)
     tests: dict[int, float] = field(default_factory=dict)
 
@@ -93,6 +94,7 @@ def load_runs(path: Path) -> list[RunData]:
             run.accuracies = []  # filled below, made an array at the end
         run.accuracies.append(float(row["accuracy"]))
         run.origins.append(row["origin"])
+        run.seconds.append(float(row["seconds"]))
         if row["test_accuracy"]:
             run.tests[int(row["trial"])] = float(row["test_accuracy"])
     for run in runs.values():
@@ -144,6 +146,7 @@ class Row:
     t_c: int | None
     first_crossing: int | None  # version 1's rule, for the footnote
     gap_to_ceiling: float | None
+    seconds_per_trial: float  # mean over the seeds' trials
 
     @property
     def row_key(self) -> tuple[str, str, str, str]:
@@ -221,7 +224,8 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
                   quality.guard_holds([test], base_test) if test is not None else None,
                   quality.converged_at(seeds, converged) if converged is not None else None,
                   first_reach(smoothed_mean(seeds), converged) if converged is not None else None,
-                  ceiling.accuracy - final if ceiling else None)
+                  ceiling.accuracy - final if ceiling else None,
+                  float(np.mean([s for r in found for s in r.seconds])))
         rows.append(row)
         curves[row.name] = seeds
     head_to_head = {}
@@ -304,8 +308,8 @@ def _markdown(scenario: Scenario, plot: str) -> str:
                      f"%, best of {scenario.ceiling.trials} trials)")
     lines = [f"### {scenario.name}", "", "; ".join(facts) + ".", "",
              "| searcher | seeds | " + " | ".join(f"b({t})" for t in quality.BUDGETS) +
-             " | T_q | speed-up [90%] | test at T_q | T_c | gap to ceiling |",
-             "|---" * (len(quality.BUDGETS) + 7) + "|"]
+             " | T_q | speed-up [90%] | test at T_q | T_c | gap to ceiling | s/trial |",
+             "|---" * (len(quality.BUDGETS) + 8) + "|"]
     for row in scenario.rows:
         cells = [row.name, str(row.seeds)]
         for t in quality.BUDGETS:
@@ -328,6 +332,7 @@ def _markdown(scenario: Scenario, plot: str) -> str:
         cells.append("-" if row.guard is None else f"{percent(row.test_at_t_q)}% {'ok' if row.guard else 'NOT held'}")
         cells.append("never" if row.t_c is None else str(row.t_c))
         cells.append("-" if row.gap_to_ceiling is None else f"{100 * row.gap_to_ceiling:.2f} pp")
+        cells.append(f"{row.seconds_per_trial:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     if scenario.head_to_head:
         lines += ["", f"The AMC-style baseline ({DEFAULT_SEARCHER}) against each other searcher: the difference of "
@@ -395,7 +400,7 @@ def _write_csv(tables: list[Scenario], path: Path) -> None:
                                  row.trials, *b, row.t_q or "", row.speed_up or "", *interval,
                                  "" if row.test_at_t_q is None else row.test_at_t_q,
                                  "" if row.guard is None else row.guard, row.t_c or "", row.first_crossing or "",
-                                 "" if row.gap_to_ceiling is None else row.gap_to_ceiling])
+                                 "" if row.gap_to_ceiling is None else row.gap_to_ceiling, row.seconds_per_trial])
 
 
 def _slug(text: str) -> str:

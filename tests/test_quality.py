@@ -104,7 +104,7 @@ def write_trials(path, runs) -> None:
         records = {0, *(np.flatnonzero(best[1:] > best[:-1]) + 1)}
         job = f"resnet20-p{ratio}-{agent}-baseline-seed{seed}"
         rows += [["league", job, "resnet20", ratio, "-", "baseline", agent, "-", seed, kind, t, f"{a:.6f}", "0.3",
-                  "warmup" if t < 10 else "searcher", f"{a + test_offset:.6f}" if t in records else "", "0.5"]
+                  "warmup" if t < 10 else "searcher", "1.5", f"{a + test_offset:.6f}" if t in records else "", "0.5"]
                  for t, a in enumerate(accuracies)]
     write_csv_gz(path, TRIAL_COLUMNS, rows)
 
@@ -136,6 +136,7 @@ def test_the_report_writes_a_table_per_scenario_with_every_measure_and_a_plot(tm
     assert float(baseline["b10_low"]) <= float(baseline["b10"]) <= float(baseline["b10_high"])
     assert float(tpe["gap_to_ceiling"]) < float(baseline["gap_to_ceiling"])
     assert rows["resnet20 0.2", "amc-ddpg"]["gap_to_ceiling"] == ""  # no ceiling there
+    assert float(baseline["seconds_per_trial"]) == 1.5
     for name in ("resnet20-0.3.png", "resnet20-0.2.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
