@@ -22,7 +22,7 @@ import numpy as np
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from prune_gym.agents.unit_mapping import critical_units, map_units
-from prune_gym.budget import MacsBudget
+from prune_gym.budgets import Budget
 from prune_gym.env import ChannelPruneEnv
 from prune_gym.errors import PruneGymError
 from prune_gym.history import Run, Scenario
@@ -44,7 +44,7 @@ def rescale_actions(actions: np.ndarray, source_ratio: float, target_ratio: floa
     return np.clip(1.0 - (1.0 - actions) / (1.0 - source_ratio) * (1.0 - target_ratio), 0.0, 1.0)
 
 
-def cross_model_policy(fractions: np.ndarray, source: Scenario, target: Scenario, budget: MacsBudget) -> np.ndarray:
+def cross_model_policy(fractions: np.ndarray, source: Scenario, target: Scenario, budget: Budget) -> np.ndarray:
     """A policy of the source model as one of the target model (`budget`'s) at the source's ratio."""
     if source.feature_names != target.feature_names:
         raise PruneGymError(f"{source.model}'s units are described by {source.feature_names}, {target.model}'s by "

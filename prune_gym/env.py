@@ -1,4 +1,4 @@
-"""ChannelPrune-v0: prune a trained CNN's channels unit by unit to meet a MACs budget.
+"""ChannelPrune-v0: prune a trained CNN's channels unit by unit to meet a budget (MACs by default).
 
 Each step decides one prunable unit (see `prune_gym.graph`): the action is the fraction
 of its channels to keep, clipped by the budget's action wall. The channels are chosen
@@ -8,9 +8,10 @@ reward paid: the pruned network's top-1 accuracy on the reward split (held out f
 both training and calibration), or AMC's -error * log(MACs).
 
 Observation (float32, each in [0, 1]): the unit's position and static description
-(min-max normalised over the units), its MACs, the MACs removed so far and still to
-decide (as fractions of the total), the previous unit's kept fraction, and the target
-ratio p, so one agent can serve several targets.
+(min-max normalised over the units), its cost under the budget (`prune_gym.budgets`: MACs
+unless `budget=` names another kind), the cost removed so far and still to decide (as
+fractions of the total), the previous unit's kept fraction, and the target ratio p, so one
+agent can serve several targets. The final step's info holds the MACs whatever the budget.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from prune_gym.budget import MacsBudget
+from prune_gym.budgets import DEFAULT_BUDGET, MacsBudget, make_budget
 from prune_gym.devices import resolve_device
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
@@ -35,8 +36,15 @@ from prune_gym.workload import Workload
 
 STATIC_FEATURES = ("layer_type", "in_channels", "out_channels", "kernel", "stride", "feature_map",
                    "depthwise_members")
-OBSERVATION_FEATURES = ("unit_index", *STATIC_FEATURES, "unit_macs", "macs_reduced", "macs_rest",
-                        "previous_action", "target_ratio")
+
+
+def observation_features(budget: str = DEFAULT_BUDGET) -> tuple[str, ...]:
+    """The observation's columns: the budget's three are named by its kind (unit_macs, macs_reduced, ...)."""
+    return ("unit_index", *STATIC_FEATURES, f"unit_{budget}", f"{budget}_reduced", f"{budget}_rest",
+            "previous_action", "target_ratio")
+
+
+OBSERVATION_FEATURES = observation_features()
 REWARDS = ("accuracy", "acc_log_flops")
 
 
@@ -47,7 +55,8 @@ class ChannelPruneEnv(gym.Env):
                  device: str = "auto", *, checkpoint: str | Path | None = None, data_root: str | Path | None = None,
                  workload: Workload | None = None, reconstruction: str = "pruned", reward: str = "accuracy",
                  min_keep: float = 0.05, calibration_images: int = 500, positions_per_image: int = 10,
-                 reward_images: int | None = None, batch_size: int | None = None, calibration_seed: int = 0):
+                 reward_images: int | None = None, batch_size: int | None = None, calibration_seed: int = 0,
+                 budget: str = DEFAULT_BUDGET):
         if reconstruction not in MODES:
             raise PruneGymError(f"unknown reconstruction {reconstruction!r}; choose one of: {', '.join(MODES)}")
         if reward not in REWARDS:
@@ -64,7 +73,11 @@ class ChannelPruneEnv(gym.Env):
         if not self.graph.units:
             raise GraphError(f"{workload.model_name} has no prunable unit (frozen: {self.graph.frozen})")
         self.units = self.graph.units
-        self.budget = MacsBudget(self.units, self.graph.layers, target_ratio, min_keep)
+        self.budget = make_budget(budget, self.units, self.graph.layers, target_ratio, min_keep)
+        # MACs are reported whatever the budget is (target 1: any policy meets it).
+        self.macs_budget = self.budget if isinstance(self.budget, MacsBudget) else \
+            MacsBudget(self.units, self.graph.layers, 1.0, min_keep)
+        self.observation_features = observation_features(self.budget.kind)
 
         self._calibration = list(workload.calibration[:calibration_images].to(self.device).split(self.batch_size))
         self._reward_x, self._reward_y = (t.to(self.device) for t in workload.reward)
@@ -75,8 +88,8 @@ class ChannelPruneEnv(gym.Env):
         self.original_params = count_params(network)
 
         self._static = self._static_table()
-        self._rest = np.array([self._macs_after(k) for k in range(len(self.units))])
-        self.observation_space = gym.spaces.Box(0.0, 1.0, (len(OBSERVATION_FEATURES),), np.float32)
+        self._rest = np.array([self.budget.cost_after(k) for k in range(len(self.units))])
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (len(self.observation_features),), np.float32)
         self.action_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
         self._working_copy = WorkingCopy(self.graph)
         self._pruner: EpisodePruner | None = None
@@ -161,19 +174,21 @@ class ChannelPruneEnv(gym.Env):
 
     def _final_info(self) -> dict[str, Any]:
         network = self._pruner.network
-        macs = self.budget.macs(self._kept)
+        macs = self.macs_budget.cost(self._kept)
         start = time.perf_counter()
         acc = self._accuracy(network)
         self.timings.update(self._pruner.seconds, evaluation=time.perf_counter() - start)
-        return {
+        info = {
             "accuracy": acc,
             "original_accuracy": self.original_accuracy,
             "macs": macs,
-            "macs_ratio": macs / self.budget.total_macs,
+            "macs_ratio": macs / self.macs_budget.total,
             "params_ratio": count_params(network) / self.original_params,
             "policy": [n / u.channels for n, u in zip(self._kept, self.units)],
             "kept_channels_per_unit": list(self._kept),
         }
+        info.setdefault(f"{self.budget.kind}_ratio", self.budget.ratio(self._kept))  # e.g. latency_ratio
+        return info
 
     def _reward(self, acc: float, macs: float) -> float:
         if self.reward_kind == "accuracy":
@@ -190,18 +205,11 @@ class ChannelPruneEnv(gym.Env):
     # ------------------------------------------------------------------ observation
 
     def _static_table(self) -> np.ndarray:
-        """Per-unit static features and unpruned MACs, min-max normalised over the units."""
-        raw = np.array([[u.features[f] for f in STATIC_FEATURES] + [self.budget.unit_macs(u.index)]
+        """Per-unit static features and unpruned cost, min-max normalised over the units."""
+        raw = np.array([[u.features[f] for f in STATIC_FEATURES] + [self.budget.unit_cost(u.index)]
                         for u in self.units], dtype=np.float64)
         low, span = raw.min(0), raw.max(0) - raw.min(0)
         return np.where(span > 0, (raw - low) / np.where(span > 0, span, 1), 0.0)
-
-    def _macs_after(self, k: int) -> float:
-        """MACs of the layers whose channels only later units decide, as a fraction of the total."""
-        layers = self.graph.layers
-        later = [l.macs for l in layers if max(-1 if l.in_unit is None else l.in_unit,
-                                               -1 if l.out_unit is None else l.out_unit) > k]
-        return sum(later) / self.budget.total_macs
 
     def _observation(self) -> np.ndarray:
         return self._observation_at(self._step, self._kept, self._previous)
@@ -238,4 +246,4 @@ class ChannelPruneEnv(gym.Env):
         """
         table = np.stack([self._observation_at(k, [u.channels for u in self.units[:k]], 1.0)
                           for k in range(len(self.units))])
-        return [u.producer for u in self.units], list(OBSERVATION_FEATURES), table
+        return [u.producer for u in self.units], list(self.observation_features), table

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from prune_gym.budget import MacsBudget
+from prune_gym.budgets import Budget
 
 
 def play(env: gym.Env, fractions: Sequence[float]) -> dict[str, Any]:
@@ -22,12 +22,12 @@ def play(env: gym.Env, fractions: Sequence[float]) -> dict[str, Any]:
     return info
 
 
-def uniform_policy(budget: MacsBudget) -> list[float]:
+def uniform_policy(budget: Budget) -> list[float]:
     """The largest single fraction which, kept in every unit, meets the budget."""
     return budget_filling_policy(budget, np.zeros(len(budget.channels)))
 
 
-def budget_filling_policy(budget: MacsBudget, log_weights: np.ndarray, ratio: float | None = None,
+def budget_filling_policy(budget: Budget, log_weights: np.ndarray, ratio: float | None = None,
                           whole: np.ndarray | None = None) -> list[float]:
     """Fractions proportional to exp(log_weights), scaled by the largest factor that meets the ratio.
 

@@ -13,7 +13,7 @@ from prune_gym.policies import budget_filling_policy, play
 def test_full_budget_policies_follow_their_weights_and_spend_the_budget(make_env):
     env = make_env(target_ratio=0.4)
     budget = env.unwrapped.budget
-    one_channel = max(budget.unit_macs(k) / c for k, c in enumerate(budget.channels)) / budget.total_macs
+    one_channel = max(budget.unit_cost(k) / c for k, c in enumerate(budget.channels)) / budget.total
     rng = np.random.default_rng(0)
     for _ in range(5):
         log_weights = rng.normal(0, 0.5, len(budget.channels))

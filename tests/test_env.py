@@ -135,7 +135,7 @@ def test_every_zoo_model_meets_the_budget_and_exports_its_macs(name, tmp_path):
         env = ChannelPruneEnv(workload=workload, target_ratio=p, device="cpu", reconstruction=mode,
                               positions_per_image=4)
         budget = env.budget
-        one_channel = max(budget.unit_macs(u.index) / u.channels for u in env.units) / budget.total_macs
+        one_channel = max(budget.unit_cost(u.index) / u.channels for u in env.units) / budget.total
         for _ in range(3):
             info = play(env, random_policy(len(env.units), rng))
             assert info["macs_ratio"] <= p + one_channel

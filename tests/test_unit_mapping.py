@@ -69,7 +69,7 @@ def test_cross_model_policies_keep_critical_units_whole_and_the_source_ratio(env
     mapped = fractions[map_units(source, target)]
     free = ~critical & (policy < 1)
     assert np.allclose(policy[free] / mapped[free], policy[free][0] / mapped[free][0])  # one common factor
-    one_channel = max(budget.unit_macs(k) / c for k, c in enumerate(budget.channels)) / budget.total_macs
+    one_channel = max(budget.unit_cost(k) / c for k, c in enumerate(budget.channels)) / budget.total
     counts = np.clip(np.round(policy * budget.channels), budget.min_channels, budget.channels)
     assert source_ratio - 2 * one_channel <= budget.ratio(counts) <= source_ratio  # the source's ratio, met
 

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from prune_gym import ENV_ID
+from prune_gym.budgets import BUDGETS, DEFAULT_BUDGET
 from prune_gym.datasets import dataset_names
 from prune_gym.errors import PruneGymError
 from prune_gym.export import export_slim, measure_export
@@ -20,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="prune with a policy and write the slim model and its spec")
     p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
     p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
-    p.add_argument("--ratio", type=float, required=True, help="fraction of the MACs to keep (p)")
+    p.add_argument("--ratio", type=float, required=True, help="fraction of the budget's cost to keep (p)")
+    p.add_argument("--budget", default=DEFAULT_BUDGET, choices=list(BUDGETS),
+                   help=f"what p is a fraction of (default: {DEFAULT_BUDGET})")
     p.add_argument("--policy", default="uniform",
                    help="'uniform', 'random', or comma-separated kept fractions, one per unit")
     p.add_argument("--out", required=True, help="directory for model.pt and spec.json")
@@ -49,7 +52,8 @@ def parse_policy(text: str, env: gym.Env, seed: int) -> list[float]:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    env = gym.make(ENV_ID, model=args.model, dataset=args.dataset, target_ratio=args.ratio, device=args.device,
+    env = gym.make(ENV_ID, model=args.model, dataset=args.dataset, target_ratio=args.ratio, budget=args.budget,
+                   device=args.device,
                    checkpoint=args.checkpoint, data_root=args.data_root, reconstruction=args.reconstruction)
     info = play(env, parse_policy(args.policy, env, args.seed))
     spec = export_slim(env, args.out, info)

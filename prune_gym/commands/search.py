@@ -13,6 +13,7 @@ from prune_gym.agents.config import METHODS, SearchConfig
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
+from prune_gym.budgets import BUDGETS, DEFAULT_BUDGET
 from prune_gym.commands.export import print_speed
 from prune_gym.datasets import dataset_names
 from prune_gym.export import export_slim, measure_export
@@ -28,7 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("search", help="search for the best pruning policy with an RL agent or a black-box searcher")
     p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
     p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
-    p.add_argument("--ratio", type=ratio_type, required=True, help="fraction of the MACs to keep (p), in (0, 1]")
+    p.add_argument("--ratio", type=ratio_type, required=True,
+                   help="fraction of the budget's cost to keep (p), in (0, 1]")
+    p.add_argument("--budget", default=DEFAULT_BUDGET, choices=list(BUDGETS),
+                   help=f"what p is a fraction of (default: {DEFAULT_BUDGET})")
     p.add_argument("--trials", type=positive_int, default=300, help="episodes to play (default: 300)")
     p.add_argument("--agent", default=DEFAULT_SEARCHER, choices=list(SEARCHERS),
                    help=f"the searcher: {', '.join(SEARCHERS)} (default: {DEFAULT_SEARCHER}, AMC's DDPG)")
@@ -107,8 +111,10 @@ def run_search_command(args: argparse.Namespace) -> int:
     agent_kwargs = dict(parse_setting(SEARCHERS[args.agent], text) for text in args.agent_set)
     if args.invariant_actor:
         agent_kwargs["invariant_actor"] = True
+    env_kwargs = {} if args.budget == DEFAULT_BUDGET else {"budget": args.budget}  # default runs read as before
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
-                          args.warmup, args.checkpoint, args.data_root, source=args.source, assistant=assistant,
+                          args.warmup, args.checkpoint, args.data_root, env_kwargs=env_kwargs, source=args.source,
+                          assistant=assistant,
                           agent_kwargs=agent_kwargs, agent=args.agent)
     config.validate()  # bad settings are refused before any data is loaded
     if args.onnx:

@@ -1,0 +1,76 @@
+"""What a pruned network must stay within: a cost (MACs, latency, ...) as a fraction of the unpruned one's.
+
+A budget prices a partially pruned network from the channels each unit keeps, and gives
+the env its action wall: before each step, the most channels the current unit may keep
+such that, with every later unit at its minimum, the network still meets the target. The
+minimum is applied inside the wall, so no episode can end over budget. A kind of budget is
+a subclass with a `kind` name, its `cost` and `unit_cost`, registered in
+`prune_gym.budgets.BUDGETS`; the wall below works for any cost that does not fall when a
+unit keeps more channels.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from prune_gym.errors import PruneGymError
+from prune_gym.graph import Layer, Unit
+
+
+class Budget(ABC):
+    """A cost over the units' kept channel counts, and the target ratio p an episode must meet."""
+
+    kind: ClassVar[str]  # the name `--budget` and the observation's feature names use
+
+    def __init__(self, units: Sequence[Unit], layers: Sequence[Layer], target_ratio: float, min_keep: float):
+        if not 0 < min_keep <= 1:
+            raise PruneGymError(f"min_keep must be in (0, 1], got {min_keep}")
+        self.units, self.layers = list(units), list(layers)
+        self.channels = np.array([u.channels for u in units], dtype=np.int64)
+        self.min_channels = np.maximum(1, np.ceil(min_keep * self.channels - 1e-9)).astype(np.int64)
+        self.target_ratio = float(target_ratio)
+        self.min_keep = min_keep
+
+    def check_reachable(self) -> None:
+        """Refuse a target below what keeping every unit at its minimum costs (call once `total` is known)."""
+        low = self.ratio(self.min_channels)
+        if not (math.isfinite(self.target_ratio) and low <= self.target_ratio <= 1):
+            raise PruneGymError(f"target ratio {self.target_ratio} is unreachable: with at least {self.min_keep:.0%} "
+                                f"of each unit's channels kept, the reachable range is [{low:.4f}, 1] of the "
+                                f"unpruned {self.kind}")
+
+    @property
+    @abstractmethod
+    def total(self) -> float:
+        """The unpruned network's cost."""
+
+    @abstractmethod
+    def cost(self, kept: Sequence[int]) -> float:
+        """The cost with `kept` channels in each unit."""
+
+    @abstractmethod
+    def unit_cost(self, unit: int) -> float:
+        """The unpruned cost of the layers whose channels this unit controls (an observation feature)."""
+
+    @abstractmethod
+    def cost_after(self, unit: int) -> float:
+        """The share of the total cost in layers that only units after `unit` decide."""
+
+    def ratio(self, kept: Sequence[int]) -> float:
+        return self.cost(kept) / self.total
+
+    def max_keep(self, unit: int, decided: Sequence[int]) -> int:
+        """The wall: most channels `unit` may keep, given earlier units' counts and later ones at their minimum."""
+        kept = self.min_channels.copy()
+        kept[:unit] = decided[:unit]
+        budget = self.target_ratio * self.total * (1 + 1e-12)
+        low, high = int(self.min_channels[unit]), int(self.channels[unit])
+        while low < high:  # the largest count within budget (the minimum if none is)
+            middle = (low + high + 1) // 2
+            kept[unit] = middle
+            low, high = (middle, high) if self.cost(kept) <= budget else (low, middle - 1)
+        return low

@@ -1,0 +1,61 @@
+"""The FLOPs budget: MACs of a partially pruned network, and AMC's action wall in closed form.
+
+A layer's MACs scale with the kept fraction of the unit its inputs belong to and of the
+unit its outputs belong to (a depthwise conv only with its inputs').
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from prune_gym.budgets.base import Budget
+from prune_gym.graph import Layer, Unit
+
+
+class MacsBudget(Budget):
+    kind = "macs"
+
+    def __init__(self, units: Sequence[Unit], layers: Sequence[Layer], target_ratio: float, min_keep: float):
+        super().__init__(units, layers, target_ratio, min_keep)
+        self._macs = np.array([layer.macs for layer in layers], dtype=np.float64)
+        self._in = np.array([-1 if layer.in_unit is None else layer.in_unit for layer in layers])
+        self._out = np.array([-1 if layer.out_unit is None else layer.out_unit for layer in layers])
+        self._total = float(self._macs.sum())
+        self.check_reachable()
+
+    @property
+    def total(self) -> float:
+        return self._total
+
+    def layer_fractions(self, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fraction = np.append(kept / self.channels, 1.0)  # index -1: not a unit, always whole
+        return fraction[self._in], fraction[self._out]
+
+    def cost(self, kept: Sequence[int]) -> float:
+        """MACs with `kept` channels in each unit."""
+        f_in, f_out = self.layer_fractions(np.asarray(kept, dtype=np.float64))
+        return float((self._macs * f_in * f_out).sum())
+
+    def unit_cost(self, unit: int) -> float:
+        return float(self._macs[(self._in == unit) | (self._out == unit)].sum())
+
+    def cost_after(self, unit: int) -> float:
+        later = np.maximum(self._in, self._out) > unit
+        return float(self._macs[later].sum()) / self.total
+
+    def max_keep(self, unit: int, decided: Sequence[int]) -> int:
+        """The wall in closed form: MACs are linear in one unit's count."""
+        kept = self.min_channels.astype(np.float64).copy()
+        kept[:unit] = decided[:unit]
+        kept[unit] = 0
+        base = self.cost(kept)
+        kept[unit] = 1
+        per_channel = self.cost(kept) - base
+        budget = self.target_ratio * self.total
+        if per_channel <= 0:
+            return int(self.channels[unit])
+        allowed = math.floor((budget - base) / per_channel * (1 + 1e-12))
+        return int(np.clip(allowed, self.min_channels[unit], self.channels[unit]))

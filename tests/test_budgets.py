@@ -1,0 +1,53 @@
+"""Budgets are one small interface: the MACs budget's closed-form wall agrees with the generic one a
+new kind inherits, and a kind that does not exist is refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prune_gym.budgets import BUDGETS, Budget, MacsBudget, make_budget
+from prune_gym.errors import PruneGymError
+from prune_gym.graph import discover_units
+from prune_gym.models import build_model
+
+
+class BisectedMacs(MacsBudget):
+    """MACs priced alike, with the wall every kind inherits instead of MACs' closed form."""
+
+    kind = "bisected-macs"
+    max_keep = Budget.max_keep
+
+
+@pytest.mark.parametrize("name, ratio", [("resnet20", 0.3), ("mobilenet_v1", 0.2)])
+def test_the_generic_wall_agrees_with_the_closed_form_one(name, ratio):
+    graph = discover_units(build_model(name, 1, 10, 16).eval(), (1, 16, 16))
+    exact, generic = (cls(graph.units, graph.layers, ratio, 0.05) for cls in (MacsBudget, BisectedMacs))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        decided = []
+        for unit in range(len(graph.units)):
+            wall = exact.max_keep(unit, decided)
+            assert generic.max_keep(unit, decided) == wall
+            decided.append(int(rng.integers(exact.min_channels[unit], wall + 1)))
+        assert exact.ratio(decided) <= ratio + 1e-9  # within the wall, never over budget
+
+
+def test_an_unknown_budget_kind_is_refused_with_the_kinds_there_are(make_env, cli):
+    graph = discover_units(build_model("resnet20", 1, 10, 16).eval(), (1, 16, 16))
+    with pytest.raises(PruneGymError, match="unknown budget 'watts'; choose one of: macs"):
+        make_budget("watts", graph.units, graph.layers, 0.3, 0.05)
+    with pytest.raises(PruneGymError, match="unknown budget 'watts'"):
+        make_env(budget="watts")
+    result = cli("search", "--ratio", "0.3", "--budget", "watts")
+    assert result.returncode == 2 and "argument --budget: invalid choice: 'watts'" in result.stderr
+    assert list(BUDGETS) == ["macs"]
+
+
+def test_the_observation_and_the_info_follow_the_budget_kind(make_env):
+    env = make_env(target_ratio=0.5)
+    assert env.unwrapped.observation_features[8:11] == ("unit_macs", "macs_reduced", "macs_rest")
+    env.reset()
+    for _ in env.unwrapped.units:
+        *_, info = env.step(np.array([0.5], dtype=np.float32))
+    assert info["macs_ratio"] == env.unwrapped.budget.ratio(info["kept_channels_per_unit"]) <= 0.5
