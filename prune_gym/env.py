@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from prune_gym.budgets import DEFAULT_BUDGET, MacsBudget, make_budget
+from prune_gym.budgets import DEFAULT_BUDGET, MacsBudget, UnreachableBudget, make_budget
 from prune_gym.devices import resolve_device
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
@@ -73,7 +73,10 @@ class ChannelPruneEnv(gym.Env):
         if not self.graph.units:
             raise GraphError(f"{workload.model_name} has no prunable unit (frozen: {self.graph.frozen})")
         self.units = self.graph.units
-        self.budget = make_budget(budget, self.units, self.graph.layers, target_ratio, min_keep)
+        try:
+            self.budget = make_budget(budget, self.units, self.graph.layers, target_ratio, min_keep)
+        except UnreachableBudget as exc:
+            raise UnreachableBudget(f"{exc}. {self._frozen_costs(budget, min_keep)}") from None
         # MACs are reported whatever the budget is (target 1: any policy meets it).
         self.macs_budget = self.budget if isinstance(self.budget, MacsBudget) else \
             MacsBudget(self.units, self.graph.layers, 1.0, min_keep)
@@ -201,6 +204,22 @@ class ChannelPruneEnv(gym.Env):
                    for i in range(0, len(self._reward_y), size))
         with torch.inference_mode():
             return accuracy(network, batches)
+
+    def _frozen_costs(self, budget: str, min_keep: float) -> str:
+        """What holds the cost no policy can cut, by reason: layers whose output channels stay whole (and why),
+        and layers shrunk to their units' minimum."""
+        floor = make_budget(budget, self.units, self.graph.layers, 1.0, min_keep).floor_shares()
+        by_reason: dict[str, list[tuple[str, float]]] = {}
+        for layer, share in floor:
+            if layer.out_unit is None:
+                why = f"output frozen: {self.graph.frozen.get(layer.module, 'fixed by the data')}"
+            else:
+                why = f"units at their {min_keep:.0%} minimum"
+            by_reason.setdefault(why, []).append((layer.module, share))
+        parts = sorted(((sum(s for _, s in layers), why, layers) for why, layers in by_reason.items()), reverse=True)
+        return "What stays: " + "; ".join(
+            f"{total:.1%} in {len(layers)} layer{'s' * (len(layers) > 1)} ({why}; largest {layers[0][0]})"
+            for total, why, layers in parts[:3] if total >= 0.001)
 
     # ------------------------------------------------------------------ observation
 

@@ -51,3 +51,22 @@ def test_the_observation_and_the_info_follow_the_budget_kind(make_env):
     for _ in env.unwrapped.units:
         *_, info = env.step(np.array([0.5], dtype=np.float32))
     assert info["macs_ratio"] == env.unwrapped.budget.ratio(info["kept_channels_per_unit"]) <= 0.5
+
+
+def test_an_unreachable_ratio_says_what_holds_the_cost_and_why():
+    import torch
+
+    from prune_gym.budgets import UnreachableBudget
+    from prune_gym.env import ChannelPruneEnv
+    from prune_gym.workload import Workload
+
+    torch.manual_seed(0)
+    images, labels = torch.randn(8, 1, 16, 16), torch.randint(0, 10, (8,))
+    workload = Workload.from_module(build_model("resnet20", 1, 10, 16), [(images, labels)], [(images, labels)])
+    with pytest.raises(UnreachableBudget) as refused:
+        ChannelPruneEnv(workload=workload, target_ratio=0.05, device="cpu", calibration_images=8,
+                        positions_per_image=2)
+    message = str(refused.value)
+    assert "reachable range is [0.0660, 1] of the unpruned macs" in message
+    assert "in 10 layers (output frozen: residual addition; largest conv1)" in message
+    assert "in 9 layers (units at their 5% minimum; largest layer1.0.conv1)" in message

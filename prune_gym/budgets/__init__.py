@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from prune_gym.budgets.base import Budget
+from prune_gym.budgets.base import Budget, UnreachableBudget
 from prune_gym.budgets.macs import MacsBudget
 from prune_gym.errors import PruneGymError
 from prune_gym.graph import Layer, Unit
@@ -12,7 +12,7 @@ from prune_gym.graph import Layer, Unit
 BUDGETS: dict[str, type[Budget]] = {cls.kind: cls for cls in (MacsBudget,)}
 DEFAULT_BUDGET = MacsBudget.kind
 
-__all__ = ["BUDGETS", "DEFAULT_BUDGET", "Budget", "MacsBudget", "make_budget"]
+__all__ = ["BUDGETS", "DEFAULT_BUDGET", "Budget", "MacsBudget", "UnreachableBudget", "make_budget"]
 
 
 def make_budget(kind: str, units: Sequence[Unit], layers: Sequence[Layer], target_ratio: float,

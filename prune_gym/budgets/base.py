@@ -21,6 +21,10 @@ from prune_gym.errors import PruneGymError
 from prune_gym.graph import Layer, Unit
 
 
+class UnreachableBudget(PruneGymError):
+    """A target ratio below what keeping every unit at its minimum costs."""
+
+
 class Budget(ABC):
     """A cost over the units' kept channel counts, and the target ratio p an episode must meet."""
 
@@ -39,7 +43,7 @@ class Budget(ABC):
         """Refuse a target below what keeping every unit at its minimum costs (call once `total` is known)."""
         low = self.ratio(self.min_channels)
         if not (math.isfinite(self.target_ratio) and low <= self.target_ratio <= 1):
-            raise PruneGymError(f"target ratio {self.target_ratio} is unreachable: with at least {self.min_keep:.0%} "
+            raise UnreachableBudget(f"target ratio {self.target_ratio} is unreachable: with at least {self.min_keep:.0%} "
                                 f"of each unit's channels kept, the reachable range is [{low:.4f}, 1] of the "
                                 f"unpruned {self.kind}")
 
@@ -59,6 +63,11 @@ class Budget(ABC):
     @abstractmethod
     def cost_after(self, unit: int) -> float:
         """The share of the total cost in layers that only units after `unit` decide."""
+
+    def floor_shares(self) -> list[tuple[Layer, float]]:
+        """Each layer's share of the total cost with every unit at its minimum, largest first: what no
+        policy can cut. Kinds whose cost is not a sum over layers return []."""
+        return []
 
     def ratio(self, kept: Sequence[int]) -> float:
         return self.cost(kept) / self.total

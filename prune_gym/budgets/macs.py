@@ -42,6 +42,11 @@ class MacsBudget(Budget):
     def unit_cost(self, unit: int) -> float:
         return float(self._macs[(self._in == unit) | (self._out == unit)].sum())
 
+    def floor_shares(self) -> list[tuple[Layer, float]]:
+        f_in, f_out = self.layer_fractions(self.min_channels.astype(np.float64))
+        shares = self._macs * f_in * f_out / self.total
+        return [(self.layers[i], float(shares[i])) for i in np.argsort(-shares, kind="stable")]
+
     def cost_after(self, unit: int) -> float:
         later = np.maximum(self._in, self._out) > unit
         return float(self._macs[later].sum()) / self.total
