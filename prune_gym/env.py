@@ -74,12 +74,11 @@ class ChannelPruneEnv(gym.Env):
             raise GraphError(f"{workload.model_name} has no prunable unit (frozen: {self.graph.frozen})")
         self.units = self.graph.units
         try:
-            self.budget = make_budget(budget, self.units, self.graph.layers, target_ratio, min_keep)
+            self.budget = make_budget(budget, self.graph, target_ratio, min_keep, self.device)
         except UnreachableBudget as exc:
             raise UnreachableBudget(f"{exc}. {self._frozen_costs(budget, min_keep)}") from None
         # MACs are reported whatever the budget is (target 1: any policy meets it).
-        self.macs_budget = self.budget if isinstance(self.budget, MacsBudget) else \
-            MacsBudget(self.units, self.graph.layers, 1.0, min_keep)
+        self.macs_budget = self.budget if isinstance(self.budget, MacsBudget) else MacsBudget(self.graph, 1.0, min_keep)
         self.observation_features = observation_features(self.budget.kind)
 
         self._calibration = list(workload.calibration[:calibration_images].to(self.device).split(self.batch_size))
@@ -208,7 +207,8 @@ class ChannelPruneEnv(gym.Env):
     def _frozen_costs(self, budget: str, min_keep: float) -> str:
         """What holds the cost no policy can cut, by reason: layers whose output channels stay whole (and why),
         and layers shrunk to their units' minimum."""
-        floor = make_budget(budget, self.units, self.graph.layers, 1.0, min_keep).floor_shares()
+        whole = make_budget(budget, self.graph, 1.0, min_keep, self.device)
+        floor = whole.floor_shares()
         by_reason: dict[str, list[tuple[str, float]]] = {}
         for layer, share in floor:
             if layer.out_unit is None:
@@ -217,9 +217,12 @@ class ChannelPruneEnv(gym.Env):
                 why = f"units at their {min_keep:.0%} minimum"
             by_reason.setdefault(why, []).append((layer.module, share))
         parts = sorted(((sum(s for _, s in layers), why, layers) for why, layers in by_reason.items()), reverse=True)
-        return "What stays: " + "; ".join(
-            f"{total:.1%} in {len(layers)} layer{'s' * (len(layers) > 1)} ({why}; largest {layers[0][0]})"
-            for total, why, layers in parts[:3] if total >= 0.001)
+        text = [f"{total:.1%} in {len(layers)} layer{'s' * (len(layers) > 1)} ({why}; largest {layers[0][0]})"
+                for total, why, layers in parts[:3] if total >= 0.001]
+        outside = whole.ratio(whole.min_channels) - sum(share for _, share in floor)
+        if outside >= 0.001:  # a latency's constant part: activations, normalisation, each op's dispatch
+            text.insert(0, f"{outside:.1%} outside the conv and linear layers")
+        return "What stays: " + "; ".join(text)
 
     # ------------------------------------------------------------------ observation
 

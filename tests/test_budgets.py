@@ -22,7 +22,7 @@ class BisectedMacs(MacsBudget):
 @pytest.mark.parametrize("name, ratio", [("resnet20", 0.3), ("mobilenet_v1", 0.2)])
 def test_the_generic_wall_agrees_with_the_closed_form_one(name, ratio):
     graph = discover_units(build_model(name, 1, 10, 16).eval(), (1, 16, 16))
-    exact, generic = (cls(graph.units, graph.layers, ratio, 0.05) for cls in (MacsBudget, BisectedMacs))
+    exact, generic = (cls(graph, ratio, 0.05) for cls in (MacsBudget, BisectedMacs))
     rng = np.random.default_rng(0)
     for _ in range(20):
         decided = []
@@ -35,13 +35,13 @@ def test_the_generic_wall_agrees_with_the_closed_form_one(name, ratio):
 
 def test_an_unknown_budget_kind_is_refused_with_the_kinds_there_are(make_env, cli):
     graph = discover_units(build_model("resnet20", 1, 10, 16).eval(), (1, 16, 16))
-    with pytest.raises(PruneGymError, match="unknown budget 'watts'; choose one of: macs"):
-        make_budget("watts", graph.units, graph.layers, 0.3, 0.05)
+    with pytest.raises(PruneGymError, match="unknown budget 'watts'; choose one of: macs, latency"):
+        make_budget("watts", graph, 0.3, 0.05)
     with pytest.raises(PruneGymError, match="unknown budget 'watts'"):
         make_env(budget="watts")
     result = cli("search", "--ratio", "0.3", "--budget", "watts")
     assert result.returncode == 2 and "argument --budget: invalid choice: 'watts'" in result.stderr
-    assert list(BUDGETS) == ["macs"]
+    assert list(BUDGETS) == ["macs", "latency"]
 
 
 def test_the_observation_and_the_info_follow_the_budget_kind(make_env):
@@ -70,3 +70,52 @@ def test_an_unreachable_ratio_says_what_holds_the_cost_and_why():
     assert "reachable range is [0.0660, 1] of the unpruned macs" in message
     assert "in 10 layers (output frozen: residual addition; largest conv1)" in message
     assert "in 9 layers (units at their 5% minimum; largest layer1.0.conv1)" in message
+
+
+@pytest.fixture
+def small_workload():
+    import torch
+
+    from prune_gym.workload import Workload
+
+    torch.manual_seed(0)
+    images, labels = torch.randn(8, 1, 16, 16), torch.randint(0, 10, (8,))
+    return Workload.from_module(build_model("resnet20", 1, 10, 16), [(images, labels)], [(images, labels)])
+
+
+def latency_env(workload, ratio: float):
+    from prune_gym.env import ChannelPruneEnv
+
+    return ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", calibration_images=8,
+                           positions_per_image=2, budget="latency")
+
+
+def test_no_episode_ends_over_its_latency_budget_and_the_table_is_measured_once(small_workload, isolated_home,
+                                                                                 monkeypatch):
+    from prune_gym.budgets import latency
+    from prune_gym.policies import play, random_policy
+
+    monkeypatch.setattr(latency, "MIN_RUN_SECONDS", 0.001)  # a coarse table, quickly: the wall is what is tested
+    env = latency_env(small_workload, 0.9)
+    assert env.observation_features[8:11] == ("unit_latency", "latency_reduced", "latency_rest")
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        info = play(env, random_policy(len(env.units), rng))
+        kept = info["kept_channels_per_unit"]  # the episode's latency, recomputed from the table
+        assert info["latency_ratio"] == env.budget.cost(kept) / env.budget.total <= 0.9 + 1e-9
+        assert info["macs_ratio"] < 1
+    cached = list((isolated_home / "latency").glob("*.json"))
+    assert len(cached) == 1
+    again = latency_env(small_workload, 0.95)
+    assert again.budget.table.to_json() == env.budget.table.to_json()  # read back, not measured again
+    assert list((isolated_home / "latency").glob("*.json")) == cached
+
+
+def test_a_latency_budget_below_what_is_reachable_is_refused_with_what_holds_it(small_workload, monkeypatch):
+    from prune_gym.budgets import UnreachableBudget, latency
+
+    monkeypatch.setattr(latency, "MIN_RUN_SECONDS", 0.001)
+    with pytest.raises(UnreachableBudget) as refused:
+        latency_env(small_workload, 0.05)
+    message = str(refused.value)
+    assert "of the unpruned latency" in message and "outside the conv and linear layers" in message

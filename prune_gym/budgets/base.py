@@ -16,9 +16,10 @@ from abc import ABC, abstractmethod
 from typing import ClassVar, Sequence
 
 import numpy as np
+import torch
 
 from prune_gym.errors import PruneGymError
-from prune_gym.graph import Layer, Unit
+from prune_gym.graph import Layer, PruningGraph
 
 
 class UnreachableBudget(PruneGymError):
@@ -30,10 +31,11 @@ class Budget(ABC):
 
     kind: ClassVar[str]  # the name `--budget` and the observation's feature names use
 
-    def __init__(self, units: Sequence[Unit], layers: Sequence[Layer], target_ratio: float, min_keep: float):
+    def __init__(self, graph: PruningGraph, target_ratio: float, min_keep: float, device: torch.device | str = "cpu"):
         if not 0 < min_keep <= 1:
             raise PruneGymError(f"min_keep must be in (0, 1], got {min_keep}")
-        self.units, self.layers = list(units), list(layers)
+        units = graph.units
+        self.graph, self.units, self.layers = graph, list(units), list(graph.layers)
         self.channels = np.array([u.channels for u in units], dtype=np.int64)
         self.min_channels = np.maximum(1, np.ceil(min_keep * self.channels - 1e-9)).astype(np.int64)
         self.target_ratio = float(target_ratio)
@@ -43,9 +45,9 @@ class Budget(ABC):
         """Refuse a target below what keeping every unit at its minimum costs (call once `total` is known)."""
         low = self.ratio(self.min_channels)
         if not (math.isfinite(self.target_ratio) and low <= self.target_ratio <= 1):
-            raise UnreachableBudget(f"target ratio {self.target_ratio} is unreachable: with at least {self.min_keep:.0%} "
-                                f"of each unit's channels kept, the reachable range is [{low:.4f}, 1] of the "
-                                f"unpruned {self.kind}")
+            raise UnreachableBudget(f"target ratio {self.target_ratio} is unreachable: with at least "
+                                    f"{self.min_keep:.0%} of each unit's channels kept, the reachable range is "
+                                    f"[{low:.4f}, 1] of the unpruned {self.kind}")
 
     @property
     @abstractmethod

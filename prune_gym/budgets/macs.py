@@ -10,16 +10,18 @@ import math
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from prune_gym.budgets.base import Budget
-from prune_gym.graph import Layer, Unit
+from prune_gym.graph import Layer, PruningGraph
 
 
 class MacsBudget(Budget):
     kind = "macs"
 
-    def __init__(self, units: Sequence[Unit], layers: Sequence[Layer], target_ratio: float, min_keep: float):
-        super().__init__(units, layers, target_ratio, min_keep)
+    def __init__(self, graph: PruningGraph, target_ratio: float, min_keep: float, device: torch.device | str = "cpu"):
+        super().__init__(graph, target_ratio, min_keep, device)
+        layers = self.layers
         self._macs = np.array([layer.macs for layer in layers], dtype=np.float64)
         self._in = np.array([-1 if layer.in_unit is None else layer.in_unit for layer in layers])
         self._out = np.array([-1 if layer.out_unit is None else layer.out_unit for layer in layers])
