@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils import benchmark
 
 from prune_gym.macs import count_macs, count_params
 
@@ -41,6 +40,8 @@ def measure_speed(model: nn.Module, input_shape: tuple[int, ...], device: torch.
     home = next(model.parameters()).device
     model = model.to(device).eval()
     generator = torch.Generator().manual_seed(0)
+
+    from torch.utils import benchmark  # imported here: it warns about CUDA on import, in every command
 
     def median_seconds(n: int) -> float:
         x = torch.randn((n, *input_shape), generator=generator).to(device)

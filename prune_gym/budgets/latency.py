@@ -20,7 +20,6 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.utils import benchmark
 
 from prune_gym.budgets.base import Budget
 from prune_gym.checkpoints import state_digest
@@ -34,6 +33,8 @@ TABLE_FORMAT = "prune-gym-latency/1"
 
 def median_ms(module: nn.Module, x: torch.Tensor, min_run_seconds: float) -> float:
     """Median milliseconds of `module(x)` without gradients, with torch's threads."""
+    from torch.utils import benchmark  # imported here: it warns about CUDA on import, in every command
+
     timer = benchmark.Timer(stmt="with torch.no_grad(): module(x)", globals={"module": module, "x": x, "torch": torch},
                             num_threads=torch.get_num_threads())
     return 1000 * timer.blocked_autorange(min_run_time=min_run_seconds).median
