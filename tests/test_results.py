@@ -1,0 +1,24 @@
+"""RESULTS.md's league tables are what `benchmarks/report.py` computes from the committed data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prune_gym.benchmarks.data_export import DATA
+from prune_gym.benchmarks.report import write_report
+
+RESULTS = Path(__file__).parents[1] / "benchmarks" / "RESULTS.md"
+BEGIN, END = "<!-- begin: benchmarks/report.py --study league -->", "<!-- end: league report -->"
+
+
+def table_lines(markdown: str) -> list[str]:
+    """The lines that carry figures: headings, scenario facts and table rows (not plots)."""
+    return [line for line in markdown.splitlines() if line.startswith(("|", "###", "on "))]
+
+
+def test_the_league_tables_in_results_are_recomputed_from_the_committed_data(tmp_path):
+    text = RESULTS.read_text()
+    assert BEGIN in text and END in text
+    committed = text[text.index(BEGIN) + len(BEGIN):text.index(END)]
+    recomputed = write_report("league", tmp_path, DATA)
+    assert table_lines(committed) == table_lines(recomputed) != []
