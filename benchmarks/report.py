@@ -13,7 +13,8 @@ informative. A table holds one device kind: the report refuses to mix them
 (`--device-kind` picks one). Writes <out>/results.md, <out>/results.csv and one
 <out>/<scenario>.png per table: best-so-far beside the learning curve.
 
-    .venv/bin/python benchmarks/report.py --study league --ceiling ceiling ceiling-models
+    .venv/bin/python benchmarks/report.py --study league --out benchmarks/figures/league
+    .venv/bin/python benchmarks/report.py --study league --ceiling ceiling  # once the ceiling study has run
 """
 
 from __future__ import annotations
