@@ -78,7 +78,7 @@ def measure_table(graph: PruningGraph, min_channels: np.ndarray, device: torch.d
     min_run_seconds = min_run_seconds or MIN_RUN_SECONDS
     modules = dict(graph.graph_module.named_modules())
     inputs = {node.target: tuple(node.args[0].meta["tensor_meta"].shape) for node in graph.graph_module.graph.nodes
-              if node.op == "call_module" and node.target in {layer.module for layer in graph.layers}}
+              if node.op == "call_module"}  # each module's input shape
     channels = [u.channels for u in graph.units]
     grids, values = [], []
     for layer in graph.layers:
@@ -96,19 +96,17 @@ def measure_table(graph: PruningGraph, min_channels: np.ndarray, device: torch.d
                   for c_out in grid_out] for c_in in grid_in]
         grids.append((grid_in, grid_out))
         values.append(table)
-    _add_batchnorms(graph, modules, grids, values, device, min_run_seconds)
+    _add_batchnorms(graph, modules, inputs, grids, values, device, min_run_seconds)
     network = graph.graph_module.to(device).eval()
     whole = median_ms(network, torch.zeros(1, *graph.input_shape, device=device), min_run_seconds)
     layers_full = sum(v[-1][-1] for v in values)
     return LatencyTable(grids, values, max(0.0, whole - layers_full))
 
 
-def _add_batchnorms(graph: PruningGraph, modules: dict[str, nn.Module], grids: list, values: list,
-                    device: torch.device, min_run_seconds: float) -> None:
+def _add_batchnorms(graph: PruningGraph, modules: dict[str, nn.Module], shapes: dict[str, tuple[int, ...]],
+                    grids: list, values: list, device: torch.device, min_run_seconds: float) -> None:
     """Add each unit's BatchNorms, timed at their own inputs for the unit's counts, to its producer's table: they
     shrink with the unit (activations, which are not tracked per unit, stay in the constant rest)."""
-    shapes = {node.target: tuple(node.args[0].meta["tensor_meta"].shape) for node in graph.graph_module.graph.nodes
-              if node.op == "call_module"}
     position = {layer.module: i for i, layer in enumerate(graph.layers)}
     for unit in graph.units:
         i = position[unit.producer]
@@ -167,7 +165,8 @@ class LatencyBudget(Budget):
                  table: LatencyTable | None = None):
         super().__init__(graph, target_ratio, min_keep, device)
         self.table = table or cached_table(graph, self.min_channels, torch.device(device))
-        self._total = self.cost(self.channels)
+        self._full_ms = self._layer_ms(self.channels.astype(np.float64))  # each layer unpruned
+        self._total = float(self._full_ms.sum()) + self.table.rest_ms
         self.check_reachable()
 
     @property
@@ -188,14 +187,12 @@ class LatencyBudget(Budget):
         return float(self._layer_ms(np.asarray(kept, dtype=np.float64)).sum()) + self.table.rest_ms
 
     def unit_cost(self, unit: int) -> float:
-        full = self._layer_ms(self.channels.astype(np.float64))
         controls = [i for i, layer in enumerate(self.layers) if unit in (layer.in_unit, layer.out_unit)]
-        return float(full[controls].sum())
+        return float(self._full_ms[controls].sum())
 
     def cost_after(self, unit: int) -> float:
-        full = self._layer_ms(self.channels.astype(np.float64))
         later = [i for i, layer in enumerate(self.layers) if max(_index(layer.in_unit), _index(layer.out_unit)) > unit]
-        return float(full[later].sum()) / self.total
+        return float(self._full_ms[later].sum()) / self.total
 
     def floor_shares(self) -> list[tuple[Layer, float]]:
         shares = self._layer_ms(self.min_channels.astype(np.float64)) / self.total
