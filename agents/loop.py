@@ -73,7 +73,7 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
     if config.source is not None:
         _check_source(config, Path(library or history_path), scenario)
     if resume:
-        _check_resumable(config, history_path)
+        _check_resumable(config, history_path, scenario)
     with HistoryStore(history_path, "a") as store:
         writer, searcher, done = _open_run(store, history_path, env, scenario, config, resume)
         if searcher is None:
@@ -191,11 +191,16 @@ def runs_of(store: HistoryStore, config: SearchConfig, status: str, *, any_agent
             and r.settings.get("assistant") == config.assistant_settings]
 
 
-def _check_resumable(config: SearchConfig, history_path: Path) -> None:
-    """Refuse a resume that finds no interrupted run of this search, naming the one it may have meant;
-    read-only, so that the history file is left as it was."""
+def _check_resumable(config: SearchConfig, history_path: Path, scenario: Scenario) -> None:
+    """Refuse a resume that finds no interrupted run of this search, naming the one it may have meant, or
+    one that would go on pruning other weights; read-only, so that the history file is left as it was."""
     store = HistoryStore(history_path) if history_path.exists() else None
-    if store is not None and runs_of(store, config, "interrupted"):
+    interrupted = runs_of(store, config, "interrupted") if store is not None else []
+    if interrupted and interrupted[-1].scenario.checkpoint_digest != scenario.checkpoint_digest:
+        raise PruneGymError(f"run {interrupted[-1].run_id} in {history_path} pruned weights "
+                            f"{interrupted[-1].scenario.checkpoint_digest[:12]}, this search's checkpoint holds "
+                            f"{scenario.checkpoint_digest[:12]}: resume it with the checkpoint it started with")
+    if interrupted:
         return
     others = runs_of(store, config, "interrupted", any_agent=True) if store is not None else []
     if others:

@@ -30,6 +30,7 @@ import numpy as np
 from prune_gym.agents.loop import make_env
 from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, Job, Study, history_of, job_status
+from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, Run
 
 DATA = Path(__file__).parent / "data"
@@ -99,11 +100,16 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
     runs = finished_runs(out, jobs)
     scores = Scores(out / "scores.json", env_settings or {"device": "auto", "checkpoint": None, "data_root": None,
                                                            "env_kwargs": {}})
+    digests = committed_digests(study_name, data)
     trials, policies = [], []
     for job in jobs:
         run = runs.get(job.key)
         if run is None:
             continue
+        digest = run.info.scenario.checkpoint_digest
+        if digests.setdefault(job.model, digest) != digest:
+            raise PruneGymError(f"{history_of(out, job)} pruned {job.model} weights {digest[:12]}, the data in {data} "
+                                f"weights {digests[job.model][:12]}: one study prunes one network per model")
         fields = run_fields(study_name, job, run)
         tested = {t: scores(job, run, study.dataset, t)[1] for t in record_trials(run.accuracies)}
         trials += [[*fields, t, f"{run.accuracies[t]:.6f}", f"{run.macs_ratios[t]:.6f}", run.origins[t],
@@ -126,6 +132,19 @@ def committed_jobs(study_name: str, data: Path = DATA) -> dict[str, int]:
     """The study's jobs whose runs are in the committed data, with the trials each played."""
     path = data / f"{study_name}-policies.csv.gz"
     return {row["job"]: int(row["trials"]) for row in read_csv_gz(path)} if path.exists() else {}
+
+
+def committed_digests(study_name: str, data: Path = DATA) -> dict[str, str]:
+    """Per model, the digest of the trained weights that the study's committed runs pruned."""
+    path = data / f"{study_name}-policies.csv.gz"
+    digests: dict[str, set[str]] = {}
+    for row in read_csv_gz(path) if path.exists() else []:
+        digests.setdefault(row["model"], set()).add(row["checkpoint_digest"])
+    mixed = sorted(model for model, found in digests.items() if len(found) > 1)
+    if mixed:
+        raise PruneGymError(f"{path} holds runs on different weights of {', '.join(mixed)}: its tables would compare "
+                            f"searches of different networks")
+    return {model: found.pop() for model, found in digests.items()}
 
 
 def _policy_text(fractions: np.ndarray) -> str:

@@ -9,7 +9,9 @@ run is skipped and an interrupted one is resumed, so re-running a study after an
 interruption goes on where it stopped. Jobs run `jobs` at a time, sharing the cores, on a
 Ray cluster or in local processes (`prune_gym.cluster`); with GPUs they are dealt out over
 them. Finished runs are exported into the committed data (`data_export.py`), and jobs whose
-runs it already holds are skipped, so a study can go on on a new machine.
+runs it already holds are skipped, so a study can go on on a new machine. So that it goes on
+pruning the same network there, each model's trained weights are committed too
+(`benchmarks/checkpoints/`): pretraining on another CPU gives other weights.
 
     .venv/bin/python benchmarks/study.py --study core --out runs/study --jobs 2
 """
@@ -17,6 +19,7 @@ runs it already holds are skipped, so a study can go on on a new machine.
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,6 +31,7 @@ from tqdm.auto import tqdm
 from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
+from prune_gym.checkpoints import read_checkpoint, state_digest
 from prune_gym.cluster import Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo
@@ -35,6 +39,7 @@ from prune_gym.history.errors import HistoryError
 from prune_gym.pretrain import pretrain
 
 SOURCE_RUN = "run-0001"  # a job's file holds its run alone
+CHECKPOINTS = Path(__file__).parent / "checkpoints"  # the trained networks the committed data pruned
 INVARIANT_SOURCES = ("augmented", "assistant")  # methods whose source must have run with the invariant actor
 
 
@@ -61,8 +66,10 @@ class Job:
 
     def config(self, dataset: str, device: str, checkpoint: str | None, data_root: str | None,
                env_kwargs: dict[str, Any]) -> SearchConfig:
+        """The job's search; `checkpoint` None prunes the model's committed weights (`committed_checkpoint`)."""
         return SearchConfig(self.model, dataset, self.ratio, self.trials, self.method, self.seed, device,
-                            checkpoint=checkpoint, data_root=data_root, env_kwargs=env_kwargs,
+                            checkpoint=checkpoint or _existing(committed_checkpoint(self.model, dataset)),
+                            data_root=data_root, env_kwargs=env_kwargs,
                             agent_kwargs={"invariant_actor": True} if self.invariant_actor else {},
                             source=SOURCE_RUN if self.source else None, agent=self.agent)
 
@@ -174,6 +181,43 @@ STUDIES = {
 }
 
 
+def committed_checkpoint(model: str, dataset: str, checkpoints: Path = CHECKPOINTS) -> Path:
+    """Where the committed weights of `model` trained on `dataset` are, or go once pretrained."""
+    return checkpoints / f"{model}_{dataset}.pt"
+
+
+def _existing(path: Path) -> str | None:
+    return str(path) if path.exists() else None
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """The digest of a checkpoint's weights, as the history records it for every run that pruned them."""
+    state, metadata = read_checkpoint(path)
+    return metadata.get("digest") or state_digest(state)
+
+
+def study_checkpoints(study: Study, checkpoint: str | None = None, data_root: str | None = None,
+                      device: str = "auto", progress: bool = True, checkpoints: Path = CHECKPOINTS) -> dict[str, str]:
+    """The weights each model of the study prunes: `checkpoint` (a study of one model), else the committed
+    ones; a model with none is pretrained first, with every core, and saved to `checkpoints` to be committed
+    with the study's data."""
+    if checkpoint is not None and len(study.models) > 1:
+        raise PruneGymError(f"one checkpoint cannot serve the study's {len(study.models)} models: {study.models}")
+    if checkpoint is not None:
+        return {model: checkpoint for model in study.models}
+    paths = {}
+    for model in study.models:
+        path = committed_checkpoint(model, study.dataset, checkpoints)
+        if not path.exists():
+            trained = pretrain(model, study.dataset, data_root, device=device, progress=progress)
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(trained.path, path)
+            print(f"study: {model} pretrained here, saved as {path}: commit it with the study's data, so that "
+                  f"other machines prune the same network")
+        paths[model] = str(path)
+    return paths
+
+
 def _runs(agent: str, method: str) -> bool:
     """Whether `agent` can run `method` (SearchConfig.validate's rules, without a scenario)."""
     try:
@@ -252,20 +296,25 @@ def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
 def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto", checkpoint: str | None = None,
               data_root: str | None = None, env_kwargs: dict[str, Any] | None = None, progress: bool = True,
               poll_seconds: float = 5.0, backend: str = "auto", address: str | None = None,
-              threads: int | None = None, committed: Mapping[str, int] | None = None) -> StudyRun:
+              threads: int | None = None, committed: Mapping[str, int] | None = None,
+              committed_digests: Mapping[str, str] | None = None, checkpoints: Path = CHECKPOINTS) -> StudyRun:
     """Run the study's missing jobs, `jobs` at a time on `backend` (`prune_gym.cluster.open_backend`),
-    each with `threads` CPU threads (default: this machine's cores / jobs).
+    each with `threads` CPU threads (default: this machine's cores / jobs), on the weights
+    `study_checkpoints` picks.
 
     A transfer starts as soon as its source is done; one whose source failed is not started.
     Jobs in `committed` (job key -> trials of its run in the committed data, made on another
     machine) are skipped, unless a job still to run needs one as its source: then it runs again here.
+    `committed_digests` (model -> the digest of the weights the committed data pruned) refuses
+    a study that would prune other weights, before any search starts.
     """
     out = Path(out)
-    if checkpoint is not None and len(study.models) > 1:
-        raise PruneGymError(f"one checkpoint cannot serve the study's {len(study.models)} models: {study.models}")
-    if checkpoint is None:
-        for model in study.models:  # pretrain once, with every core, before the jobs share them
-            pretrain(model, study.dataset, data_root, device=device, progress=progress)
+    paths = study_checkpoints(study, checkpoint, data_root, device, progress, checkpoints)
+    for model, digest in (committed_digests or {}).items():
+        if model in paths and checkpoint_digest(paths[model]) != digest:
+            raise PruneGymError(f"the committed data pruned {model} weights {digest[:12]}, and {paths[model]} holds "
+                                f"{checkpoint_digest(paths[model])[:12]}: run on the committed checkpoint, or give "
+                                f"the study another --data")
     result = StudyRun()
     all_jobs = study.jobs()
     committed = committed or {}
@@ -285,7 +334,7 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
             for job in list(waiting):
                 source_outcome = result.outcomes.get(job.source.key) if job.source else "skipped"
                 if source_outcome in ("skipped", "done"):
-                    config = job.config(study.dataset, device, checkpoint, data_root, env_kwargs or {})
+                    config = job.config(study.dataset, device, paths[job.model], data_root, env_kwargs or {})
                     library = history_of(out, job.source) if job.source else None
                     running[runner.submit(search_to_completion, config, history_of(out, job), library)] = job
                     waiting.remove(job)
@@ -322,7 +371,7 @@ def _trials_done(out: Path, jobs: Sequence[Job]) -> int:
 
 
 def main() -> None:
-    from prune_gym.benchmarks.data_export import DATA, committed_jobs, export_study  # these need the study
+    from prune_gym.benchmarks.data_export import DATA, committed_digests, committed_jobs, export_study  # need the study
     from prune_gym.benchmarks.report import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -338,8 +387,8 @@ def main() -> None:
     parser.add_argument("--address", help="a Ray cluster to run on (default: $RAY_ADDRESS, else a local instance)")
     parser.add_argument("--threads", type=int, help="CPU threads per search (default: cores / jobs here, 1 on a "
                                                     "Ray cluster)")
-    parser.add_argument("--checkpoint", help="trained weights, for a study of one model (default: the cached ones, "
-                                             "pretrained first where missing)")
+    parser.add_argument("--checkpoint", help="trained weights, for a study of one model (default: the committed "
+                                             "ones in benchmarks/checkpoints/, pretrained first where missing)")
     parser.add_argument("--data-root")
     parser.add_argument("--agents", nargs="+", choices=list(SEARCHERS), metavar="AGENT",
                         help=f"the searchers to cross with the study's cells (default: {DEFAULT_SEARCHER}; "
@@ -361,7 +410,8 @@ def main() -> None:
     if not args.report_only:
         outcome = run_study(study, out, args.jobs, args.device, args.checkpoint, args.data_root,
                             backend=args.backend, address=args.address, threads=args.threads,
-                            committed=committed_jobs(args.study, args.data))
+                            committed=committed_jobs(args.study, args.data),
+                            committed_digests=committed_digests(args.study, args.data))
         for key, why in outcome.failed.items():
             print(f"{key}: {why}")
         settings = {"device": args.device, "checkpoint": args.checkpoint, "data_root": args.data_root,

@@ -122,6 +122,22 @@ def tiny_checkpoint(fashion_root, tmp_path_factory) -> Path:
     return result.path
 
 
+@pytest.fixture(scope="session")
+def retrained_checkpoint(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint's network with other weights, as the same recipe gives on another CPU."""
+    import torch
+
+    from prune_gym.checkpoints import read_checkpoint, save_checkpoint
+    from prune_gym.models import build_model
+
+    state, metadata = read_checkpoint(tiny_checkpoint)
+    model = build_model("resnet20", **metadata["input"])
+    model.load_state_dict({k: v + 1e-3 if v.is_floating_point() else v for k, v in state.items()})
+    path = tmp_path_factory.mktemp("retrained") / "resnet20.pt"
+    save_checkpoint(path, model, {k: v for k, v in metadata.items() if k != "digest"})
+    return path
+
+
 @pytest.fixture
 def make_env(fashion_root, tiny_checkpoint):
     """gym.make('ChannelPrune-v0') on the tiny trained ResNet-20, with overridable keyword arguments."""

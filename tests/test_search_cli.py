@@ -78,6 +78,18 @@ def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tin
     assert history.read_bytes() == before
 
 
+def test_resume_on_other_weights_is_refused_and_leaves_the_history(cli, tiny_checkpoint, retrained_checkpoint,
+                                                                   fashion_root, tmp_path):
+    history = tmp_path / "history.h5"
+    args = ["search", "--ratio", "0.5", "--trials", "30", "--warmup", "30", "--device", "cpu",
+            "--data-root", str(fashion_root), "--history", str(history), "--tensorboard", ""]
+    kill_once_committed([PRUNE_GYM, *args, "--checkpoint", str(tiny_checkpoint)], history, 2)
+    before = history.read_bytes()
+    result = cli(*args, "--checkpoint", str(retrained_checkpoint), "--resume")
+    assert result.returncode == 2 and "resume it with the checkpoint it started with" in result.stderr
+    assert history.read_bytes() == before
+
+
 def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion_root, tmp_path):
     result = subprocess.run([PRUNE_GYM, "search", "--ratio", "0.5", "--resume", "--device", "cpu",
                              "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root),

@@ -11,9 +11,11 @@ import pytest
 from prune_gym.agents.config import TRANSFER_METHODS
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import SEARCHERS
-from prune_gym.benchmarks.data_export import committed_jobs, export_study, read_csv_gz
+from prune_gym.benchmarks.data_export import committed_digests, committed_jobs, export_study, read_csv_gz
 from prune_gym.benchmarks.report import write_report
-from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, adopt, history_of, job_status, run_study
+from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, adopt, checkpoint_digest, history_of,
+                                        job_status, run_study, study_checkpoints)
+from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
 
 
@@ -79,7 +81,8 @@ def test_the_extended_study_adds_to_the_core_without_repeating_it():
         (ratio, model) for ratio in (0.3, 0.5) for model in ("resnet56", "mobilenet_v1", "resnet18")}
 
 
-def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_checkpoint, fashion_root, tmp_path):
+def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_checkpoint, retrained_checkpoint,
+                                                                       fashion_root, tmp_path):
     study = STUDIES["quick"]
     settings = {"device": "cpu", "checkpoint": str(tiny_checkpoint), "data_root": str(fashion_root),
                 "env_kwargs": {"calibration_images": 100}}
@@ -135,6 +138,23 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
                       backend="processes", **settings).outcomes
     assert fewer[job.key] == "failed: the committed data holds a run of 4 trials, the study asks for 3"
 
+    # Pretraining on another machine gives other weights: a study on them is refused before it starts, and
+    # their runs are never exported beside the committed ones.
+    digests = committed_digests("quick", data)
+    assert digests == {"resnet20": checkpoint_digest(tiny_checkpoint)}
+    elsewhere_settings = {**settings, "checkpoint": str(retrained_checkpoint)}
+    with pytest.raises(PruneGymError, match="the committed data pruned resnet20 weights"):
+        run_study(study, tmp_path / "retrained", committed=committed, committed_digests=digests, progress=False,
+                  backend="processes", **elsewhere_settings)
+    assert not (tmp_path / "retrained").exists()
+    more = replace(study, seeds=(7,), baselines=(("resnet20", 0.3),), transfers=())  # a job the data lacks
+    (more_job,) = more.jobs()
+    search_to_completion(more_job.config(study.dataset, **elsewhere_settings),
+                         history_of(tmp_path / "retrained", more_job), progress=False)
+    with pytest.raises(PruneGymError, match="one study prunes one network per model"):
+        export_study("quick", more, tmp_path / "retrained", data=data, env_settings=elsewhere_settings)
+    assert trials_path.read_bytes() == first_bytes
+
     # The report, from the committed data alone: the baseline and each method at the target.
     markdown = write_report("quick", tmp_path / "report", data)
     with (tmp_path / "report" / "results.csv").open() as f:
@@ -144,6 +164,18 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     assert float(rows[0]["speed_up"]) == 1.0 and rows[0]["guard"] == "True"
     assert "### resnet20 0.3" in markdown and "### resnet20 0.5" in markdown
     assert (tmp_path / "report" / "resnet20-0.3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_study_prunes_the_committed_weights_of_each_model(tiny_checkpoint, tmp_path):
+    league = STUDIES["league"]
+    committed = CHECKPOINTS / "resnet20_fashion-mnist.pt"
+    assert study_checkpoints(league) == {"resnet20": str(committed)}  # committed: nothing to pretrain
+    assert league.jobs()[0].config(league.dataset, "cpu", None, None, {}).checkpoint == str(committed)
+    assert study_checkpoints(league, checkpoint=str(tiny_checkpoint)) == {"resnet20": str(tiny_checkpoint)}
+    (tmp_path / "resnet20_fashion-mnist.pt").write_bytes(tiny_checkpoint.read_bytes())
+    assert study_checkpoints(league, checkpoints=tmp_path) == {"resnet20": str(tmp_path / "resnet20_fashion-mnist.pt")}
+    with pytest.raises(PruneGymError, match="one checkpoint cannot serve the study's 3 models"):
+        study_checkpoints(STUDIES["core"], checkpoint=str(tiny_checkpoint))
 
 
 def test_a_failed_source_keeps_only_its_own_transfers_from_starting(tiny_checkpoint, fashion_root, tmp_path):
