@@ -16,6 +16,7 @@ agent can serve several targets. The final step's info holds the MACs whatever t
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ class ChannelPruneEnv(gym.Env):
         self.reconstruction, self.reward_kind = reconstruction, reward
         # Cache-sized batches are several times faster on a CPU; a GPU wants large ones.
         self.batch_size = batch_size or (128 if self.device.type == "cpu" else 1024)
-        network = workload.model.to(self.device).eval()
+        network = copy.deepcopy(workload.model).to(self.device).eval()  # the user's model stays as it was
         self.graph = discover_units(network, workload.input_shape)
         if not self.graph.units:
             raise GraphError(f"{workload.model_name} has no prunable unit (frozen: {self.graph.frozen})")

@@ -30,14 +30,16 @@ from torch.fx.passes.shape_prop import ShapeProp
 from prune_gym.errors import PruneGymError
 from prune_gym.macs import layer_macs
 
-CHANNELWISE_MODULES = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardswish, nn.Hardtanh, nn.SiLU,
-                       nn.GELU, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Identity, nn.MaxPool2d, nn.AvgPool2d,
-                       nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-CHANNELWISE_FUNCTIONS = {F.relu, F.relu6, F.leaky_relu, F.hardswish, F.hardtanh, F.silu, F.gelu, torch.relu,
-                         torch.sigmoid, torch.tanh, F.dropout, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
-                         F.adaptive_max_pool2d}
+CHANNELWISE_MODULES = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardswish, nn.Hardsigmoid,
+                       nn.Hardtanh, nn.SiLU, nn.GELU, nn.Mish, nn.ELU, nn.SELU, nn.Sigmoid, nn.Tanh, nn.Dropout,
+                       nn.Dropout2d, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                       nn.AdaptiveMaxPool2d)
+CHANNELWISE_FUNCTIONS = {F.relu, F.relu6, F.leaky_relu, F.hardswish, F.hardsigmoid, F.hardtanh, F.silu, F.gelu,
+                         F.mish, F.elu, torch.relu, torch.sigmoid, torch.tanh, F.dropout, F.max_pool2d, F.avg_pool2d,
+                         F.adaptive_avg_pool2d, F.adaptive_max_pool2d}
 CHANNELWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "detach"}
 ADDITIONS = {operator.add, operator.iadd, torch.add}
+PRODUCTS = {operator.mul, operator.imul, torch.mul}
 
 
 class GraphError(PruneGymError):
@@ -163,6 +165,12 @@ def _shape(node: fx.Node) -> tuple[int, ...] | None:
     return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
 
 
+def _holds_tensors(node: fx.Node) -> bool:
+    """Whether the node's value is a tuple or list of tensors (what chunk and split return)."""
+    meta = node.meta.get("tensor_meta")
+    return isinstance(meta, (tuple, list)) and any(hasattr(m, "shape") for m in meta)
+
+
 def _indexes_channels(index) -> bool:
     if not isinstance(index, tuple):
         index = (index,)
@@ -205,7 +213,11 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGra
         elif node.op == "call_module":
             module = modules[node.target]
             called[node.target] = called.get(node.target, 0) + 1
-            if isinstance(module, nn.Conv2d) and module.groups == 1 or isinstance(module, nn.Linear):
+            if isinstance(module, nn.Linear) and len(_shape(inputs[0]) or ()) > 2:
+                reason = f"Linear at {node.target} reads the last dimension of a {len(_shape(inputs[0]))}-d tensor"
+                _freeze(channels[inputs[0]][0], reason)  # (N, ..., C): channels last, not followed yet
+                new_set(node, producer=node, frozen=reason)
+            elif isinstance(module, nn.Conv2d) and module.groups == 1 or isinstance(module, nn.Linear):
                 ch, block = channels[inputs[0]]
                 ch.root().consumers.append((node, inputs[0], block))
                 new_set(node, producer=node)
@@ -237,11 +249,21 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGra
 def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
     """Channel bookkeeping for functions and tensor methods."""
     target = node.target
+    name = getattr(target, "__name__", target)
     shape = _shape(node)
+    if shape is None and inputs and _holds_tensors(node):  # chunk, split, unbind: parts of the channels
+        reason = f"parts of a tensor ({name} at node {node.name})"
+        root = channels[inputs[0]][0]
+        for a in inputs[1:]:
+            root = _union(root, channels[a][0], reason)
+        _freeze(root, reason)
+        root.root().nodes.append(node)
+        channels[node] = (root, 1)  # its items are read through getitem, which passes the frozen set on
+        return
     if shape is None:  # size(), shape arithmetic and other non-tensors
         return
     if not inputs:
-        new_set(node, frozen=f"{node.name} creates a tensor")
+        new_set(node, frozen=f"a new tensor ({name} at node {node.name})")
         return
     first = inputs[0]
     in_shape = _shape(first)
@@ -258,7 +280,12 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
     elif len(inputs) == 1 and target in (operator.mul, operator.truediv, operator.add, operator.sub, torch.mul):
         passthrough(node, first)  # arithmetic with a scalar
     else:
-        reason = "residual addition" if target in ADDITIONS else f"{getattr(target, '__name__', target)}"
+        if target in ADDITIONS:
+            reason = "residual addition"
+        elif target in PRODUCTS:
+            reason = f"a gate (product of two tensors, as in squeeze-excitation) at node {node.name}"
+        else:
+            reason = f"{name} at node {node.name}"
         root = channels[first][0]
         for a in inputs[1:]:
             root = _union(root, channels[a][0], reason)

@@ -8,8 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import prune_gym
@@ -142,3 +144,66 @@ def test_every_zoo_model_meets_the_budget_and_exports_its_macs(name, tmp_path):
         export_slim(env, tmp_path / f"{p}", info)
         slim = load_slim(tmp_path / f"{p}", model=build_model(name, 1, 10, 16))
         assert macs_by_torch(slim, shape) == pytest.approx(info["macs"], rel=0.01)
+
+
+class ChunkedNet(nn.Module):
+    """conv1's channels feed conv2 whole and, split in two by chunk, conv3 and conv4; conv2's are a unit."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 8, 3, padding=1)
+        self.conv3, self.conv4 = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.conv5, self.fc = nn.Conv2d(8, 8, 3, padding=1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.conv1(x))
+        a, b = y.chunk(2, 1)
+        return self.fc((self.conv5(torch.relu(self.conv2(y))) + self.conv3(a) + self.conv4(b)).mean((2, 3)))
+
+
+class ChannelsLastNet(nn.Module):
+    """An MLP on (N, H, W, C) tensors between two convs, as in ConvNeXt's blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.mlp1, self.mlp2 = nn.Linear(16, 32), nn.Linear(32, 16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = self.mlp2(F.gelu(self.mlp1(self.conv1(x).permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+        return self.fc(torch.relu(self.conv2(y)).mean((2, 3)))
+
+
+class HardGatedNet(nn.Module):
+    """A squeeze-excitation gate closed by a Hardsigmoid, as in MobileNetV3."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 1)
+        self.squeeze, self.expand, self.gate = nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1), nn.Hardsigmoid()
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.conv1(x))
+        y = y * self.gate(self.expand(torch.relu(self.squeeze(y.mean((2, 3), keepdim=True)))))
+        return self.fc(torch.relu(self.conv2(y)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("net, frozen, reason", [
+    (ChunkedNet, "conv1", "parts of a tensor (chunk at node chunk)"),
+    (ChannelsLastNet, "mlp1", "Linear at mlp1 reads the last dimension of a 4-d tensor"),
+    (HardGatedNet, "conv1", "a gate (product of two tensors, as in squeeze-excitation) at node mul"),
+])
+def test_coupled_channels_are_frozen_with_their_reason_and_episodes_run(net, frozen, reason):
+    """Each of these once crashed an episode or named the wrong op; the user's model is left as it was."""
+    torch.manual_seed(0)
+    model = net().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images, labels = torch.randn(48, 1, 12, 12), torch.randint(0, 10, (48,))
+    workload = Workload.from_module(model, [(images[:24], labels[:24])], [(images[24:], labels[24:])])
+    env = ChannelPruneEnv(workload=workload, target_ratio=0.8, device="cpu", calibration_images=24)
+    assert env.graph.frozen[frozen] == reason
+    info = play(env, uniform_policy(env.budget))
+    assert info["macs_ratio"] <= 0.8 and 0.0 <= info["accuracy"] <= 1.0
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
