@@ -41,18 +41,19 @@ class LazyGraphRunner(fx.Interpreter):
             self.env[node] = self.run_node(node)
         return self.env[target]
 
-    def slice_channels(self, names: tuple[str, ...], index: torch.Tensor, channels: int) -> None:
-        """Keep channels `index` in the memoised values of nodes that carry a pruned unit."""
+    def slice_channels(self, names: tuple[str, ...], index: torch.Tensor, channels: int, dim: int = 1) -> None:
+        """Keep channels `index` (of dimension `dim`: 1, or -1 for channels last) in the memoised values of
+        nodes that carry a pruned unit."""
         for name in names:
             node = self.nodes[name]
             value = self.env.get(node)
             if value is None:
                 continue
             index_here = index.to(value.device)
-            if value.dim() == 2:  # flattened: each channel spans a block of columns
+            if dim == 1 and value.dim() == 2:  # flattened: each channel spans a block of columns
                 self.env[node] = value.unflatten(1, (channels, -1))[:, index_here].flatten(1)
             else:
-                self.env[node] = value.index_select(1, index_here)
+                self.env[node] = value.index_select(dim % value.dim(), index_here)
 
     def forget_downstream(self, names: tuple[str, ...]) -> None:
         """Drop the values of these nodes and of everything computed from them."""

@@ -3,7 +3,9 @@
 A unit is a channel dimension that one layer (the producer: a conv or linear layer)
 creates and other layers (the consumers) read. Channel-wise layers in between (BatchNorm,
 activations, pooling, a depthwise conv that follows its input) are members: they are
-sliced with the producer. The channels of a tensor are tracked through the graph with a
+sliced with the producer. Channels sit in dimension 1 (N, C, ...), or last where a linear
+layer maps a (N, ..., C) tensor, as the MLPs of ConvNeXt and vision transformers do; such
+a unit is followed only through element-wise operations into the next linear layer. The channels of a tensor are tracked through the graph with a
 union-find; any operation that couples or reshapes channels freezes the whole set:
 
 * residual additions, concatenations and gates couple channels across layers. Residual
@@ -38,6 +40,12 @@ CHANNELWISE_FUNCTIONS = {F.relu, F.relu6, F.leaky_relu, F.hardswish, F.hardsigmo
                          F.mish, F.elu, torch.relu, torch.sigmoid, torch.tanh, F.dropout, F.max_pool2d, F.avg_pool2d,
                          F.adaptive_avg_pool2d, F.adaptive_max_pool2d}
 CHANNELWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "detach"}
+# What keeps channels where they are in any layout, (N, ..., C) included: element-wise operations.
+ELEMENTWISE_MODULES = tuple(m for m in CHANNELWISE_MODULES if not issubclass(
+    m, (nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)))
+ELEMENTWISE_FUNCTIONS = CHANNELWISE_FUNCTIONS - {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
+                                                 F.adaptive_max_pool2d}
+SCALAR_ARITHMETIC = (operator.mul, operator.truediv, operator.add, operator.sub, torch.mul)
 ADDITIONS = {operator.add, operator.iadd, torch.add}
 PRODUCTS = {operator.mul, operator.imul, torch.mul}
 
@@ -72,6 +80,7 @@ class Unit:
     nodes: tuple[str, ...]  # fx nodes whose output carries the unit's channels
     consumers: tuple[Consumer, ...]
     features: dict[str, float]  # static description of the producer, for observations
+    dim: int = 1  # where its channels sit in the tensors it flows through: 1, or -1 (channels last)
 
 
 @dataclass(frozen=True)
@@ -101,10 +110,11 @@ class PruningGraph:
 class _Channels:
     """Union-find set of tensor channel dimensions that must be pruned together."""
 
-    def __init__(self, producer: fx.Node | None = None, frozen: str | None = None):
+    def __init__(self, producer: fx.Node | None = None, frozen: str | None = None, last: bool = False):
         self.parent: _Channels = self
         self.producers: list[fx.Node] = [producer] if producer is not None else []
         self.frozen = frozen
+        self.last = last  # channels in the last dimension of a (N, ..., C) tensor
         self.members: list[fx.Node] = []
         self.nodes: list[fx.Node] = []
         self.consumers: list[tuple[fx.Node, fx.Node, int]] = []  # (consumer, input node, block)
@@ -197,9 +207,10 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGra
         ch.root().nodes.append(node)
         channels[node] = (ch, block)
 
-    def new_set(node: fx.Node, producer: fx.Node | None = None, frozen: str | None = None) -> None:
+    def new_set(node: fx.Node, producer: fx.Node | None = None, frozen: str | None = None,
+                last: bool = False) -> None:
         if _shape(node) is not None:
-            ch = _Channels(producer, frozen)
+            ch = _Channels(producer, frozen, last)
             ch.nodes.append(node)
             channels[node] = (ch, 1)
 
@@ -213,25 +224,28 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGra
         elif node.op == "call_module":
             module = modules[node.target]
             called[node.target] = called.get(node.target, 0) + 1
-            if isinstance(module, nn.Linear) and len(_shape(inputs[0]) or ()) > 2:
-                reason = f"Linear at {node.target} reads the last dimension of a {len(_shape(inputs[0]))}-d tensor"
-                _freeze(channels[inputs[0]][0], reason)  # (N, ..., C): channels last, not followed yet
-                new_set(node, producer=node, frozen=reason)
-            elif isinstance(module, nn.Conv2d) and module.groups == 1 or isinstance(module, nn.Linear):
+            if isinstance(module, nn.Conv2d) and module.groups == 1 or isinstance(module, nn.Linear):
                 ch, block = channels[inputs[0]]
+                last = isinstance(module, nn.Linear) and len(_shape(node) or ()) > 2
+                if last != ch.root().last:  # it reads another dimension than the one holding the channels
+                    _freeze(ch, f"{type(module).__name__} at {node.target} reads dimension {-1 if last else 1} of "
+                                f"a tensor whose channels are in dimension {1 if last else -1}")
                 ch.root().consumers.append((node, inputs[0], block))
-                new_set(node, producer=node)
-            elif isinstance(module, nn.Conv2d) and _is_depthwise(module):
+                new_set(node, producer=node, last=last)
+            elif isinstance(module, nn.Conv2d) and _is_depthwise(module) and not channels[inputs[0]][0].root().last:
                 channels[inputs[0]][0].root().members.append(node)
                 passthrough(node, inputs[0])
             elif isinstance(module, nn.Flatten) and inputs:
                 _flatten(node, inputs[0], channels, passthrough, new_set)
-            elif isinstance(module, CHANNELWISE_MODULES) and inputs:
+            elif isinstance(module, CHANNELWISE_MODULES) and inputs and (
+                    isinstance(module, ELEMENTWISE_MODULES) or not channels[inputs[0]][0].root().last):
                 if isinstance(module, nn.BatchNorm2d):
                     channels[inputs[0]][0].root().members.append(node)
                 passthrough(node, inputs[0])
             else:
-                reason = f"{type(module).__name__} at {node.target}"
+                grouped = isinstance(module, nn.Conv2d) and module.groups > 1
+                reason = (f"grouped conv ({module.groups} groups) at {node.target}" if grouped
+                          else f"{type(module).__name__} at {node.target}")
                 for a in inputs:
                     _freeze(channels[a][0], reason)
                 new_set(node, frozen=reason)
@@ -252,12 +266,9 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
     name = getattr(target, "__name__", target)
     shape = _shape(node)
     if shape is None and inputs and _holds_tensors(node):  # chunk, split, unbind: parts of the channels
-        reason = f"parts of a tensor ({name} at node {node.name})"
-        root = channels[inputs[0]][0]
-        for a in inputs[1:]:
-            root = _union(root, channels[a][0], reason)
-        _freeze(root, reason)
-        root.root().nodes.append(node)
+        _couple(node, inputs, channels, new_set, f"parts of a tensor ({name} at node {node.name})")
+        root = channels[inputs[0]][0].root()
+        root.nodes.append(node)
         channels[node] = (root, 1)  # its items are read through getitem, which passes the frozen set on
         return
     if shape is None:  # size(), shape arithmetic and other non-tensors
@@ -267,7 +278,13 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
         return
     first = inputs[0]
     in_shape = _shape(first)
-    if target in CHANNELWISE_FUNCTIONS or target in CHANNELWISE_METHODS:
+    if channels[first][0].root().last:  # channels last: only element-wise operations keep them in place
+        if target in ELEMENTWISE_FUNCTIONS or target in CHANNELWISE_METHODS or \
+                len(inputs) == 1 and target in SCALAR_ARITHMETIC:
+            passthrough(node, first)
+        else:
+            _couple(node, inputs, channels, new_set, f"{name} at node {node.name} on channels-last tensors")
+    elif target in CHANNELWISE_FUNCTIONS or target in CHANNELWISE_METHODS:
         passthrough(node, first)
     elif target in (torch.flatten, "flatten", "view", "reshape"):
         _flatten(node, first, channels, passthrough, new_set)
@@ -277,26 +294,31 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
         passthrough(node, first)
     elif target == F.pad and len(node.args[1] if len(node.args) > 1 else node.kwargs.get("pad", ())) < 6:
         passthrough(node, first)
-    elif len(inputs) == 1 and target in (operator.mul, operator.truediv, operator.add, operator.sub, torch.mul):
+    elif len(inputs) == 1 and target in SCALAR_ARITHMETIC:
         passthrough(node, first)  # arithmetic with a scalar
+    elif target in ADDITIONS:
+        _couple(node, inputs, channels, new_set, "residual addition")
+    elif target in PRODUCTS:
+        _couple(node, inputs, channels, new_set,
+                f"a gate (product of two tensors, as in squeeze-excitation) at node {node.name}")
     else:
-        if target in ADDITIONS:
-            reason = "residual addition"
-        elif target in PRODUCTS:
-            reason = f"a gate (product of two tensors, as in squeeze-excitation) at node {node.name}"
-        else:
-            reason = f"{name} at node {node.name}"
-        root = channels[first][0]
-        for a in inputs[1:]:
-            root = _union(root, channels[a][0], reason)
-        _freeze(root, reason)
-        new_set(node, frozen=reason)
+        _couple(node, inputs, channels, new_set, f"{name} at node {node.name}")
+
+
+def _couple(node, inputs, channels, new_set, reason: str) -> None:
+    """An operation that mixes or moves channels: its inputs' sets become one, frozen, and so is its output."""
+    root = channels[inputs[0]][0]
+    for a in inputs[1:]:
+        root = _union(root, channels[a][0], reason)
+    _freeze(root, reason)
+    new_set(node, frozen=reason)
 
 
 def _flatten(node, source, channels, passthrough, new_set) -> None:
     """(N, C, H, W) -> (N, C*H*W): each channel becomes a block of H*W columns; other reshapes couple."""
     shape, in_shape = _shape(node), _shape(source)
-    if in_shape and len(in_shape) == 4 and shape and len(shape) == 2 and shape[1] == math.prod(in_shape[1:]):
+    if in_shape and len(in_shape) == 4 and shape and len(shape) == 2 and shape[1] == math.prod(in_shape[1:]) \
+            and not channels[source][0].root().last:
         passthrough(node, source)
         channels[node] = (channels[source][0], in_shape[2] * in_shape[3])
     else:
@@ -358,8 +380,9 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
         single = len(root.consumers) == 1
         consumers = tuple(Consumer(c.target, c.name, inp.name, block, _residual_link(c, modules) if single else None)
                           for c, inp, block in root.consumers)
-        units.append(Unit(len(units), producer, out_shape[1], tuple(m.target for m in root.members),
-                          tuple(n.name for n in root.nodes), consumers, features))
+        units.append(Unit(len(units), producer, out_shape[-1 if root.last else 1],
+                          tuple(m.target for m in root.members), tuple(n.name for n in root.nodes), consumers,
+                          features, -1 if root.last else 1))
     return units, frozen
 
 

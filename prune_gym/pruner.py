@@ -50,14 +50,38 @@ class ConsumerTarget:
     cross: torch.Tensor | None = None  # X^T Y of the original inputs (likewise)
 
 
-def _rows(x: torch.Tensor, module: nn.Module, positions: torch.Tensor | None, out_width: int) -> torch.Tensor:
+def _positions(y: torch.Tensor, module: nn.Module, per_image: int,
+               generator: torch.Generator) -> torch.Tensor | None:
+    """Output positions to sample per image: of a conv's (N, C, H, W) map, of a linear layer's (N, ..., C)
+    output (channels last), or None for a linear layer's (N, C) output (one row per image)."""
+    if isinstance(module, nn.Conv2d):
+        return sample_positions(len(y), y.shape[2], y.shape[3], per_image, generator)
+    if y.dim() > 2:
+        return sample_positions(len(y), 1, y[0, ..., 0].numel(), per_image, generator)
+    return None
+
+
+def _at_positions(t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """A channels-last (N, ..., C) tensor at the given flat positions: (n * p, C)."""
+    flat = t.reshape(len(t), -1, t.shape[-1])
+    return flat[torch.arange(len(t), device=t.device)[:, None], positions.to(t.device)].reshape(-1, t.shape[-1])
+
+
+def _rows(x: torch.Tensor, module: nn.Module, positions: torch.Tensor | None, out_width: int | None) -> torch.Tensor:
     """The consumer's input as a design matrix (rows, columns), with a ones column for a bias."""
-    rows = x.flatten(1) if positions is None else conv_patches(x, module, positions, out_width)
+    if positions is None:
+        rows = x.flatten(1)
+    elif isinstance(module, nn.Conv2d):
+        rows = conv_patches(x, module, positions, out_width)
+    else:
+        rows = _at_positions(x, positions)
     return add_bias_column(rows) if module.bias is not None else rows
 
 
-def _outputs(y: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
-    return y if positions is None else conv_outputs(y, positions)
+def _outputs(y: torch.Tensor, module: nn.Module, positions: torch.Tensor | None) -> torch.Tensor:
+    if positions is None:
+        return y
+    return conv_outputs(y, positions) if isinstance(module, nn.Conv2d) else _at_positions(y, positions)
 
 
 @dataclass
@@ -88,13 +112,11 @@ def prepare_reconstruction(graph: PruningGraph, chunks: list[torch.Tensor], posi
                 target.bn_scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             for runner in runners:
                 y = runner.value(consumer.node)
-                positions = None
-                if y.dim() == 4:
-                    positions = sample_positions(len(y), y.shape[2], y.shape[3], positions_per_image, generator)
+                positions = _positions(y, module, positions_per_image, generator)
                 target.positions.append(positions)
-                target.output.append(_outputs(y, positions))
+                target.output.append(_outputs(y, module, positions))
                 if residual is not None:
-                    target.shortcut.append(_outputs(runner.value(residual.shortcut), positions))
+                    target.shortcut.append(_outputs(runner.value(residual.shortcut), module, positions))
                 x = _rows(runner.value(consumer.input_node), module, positions, y.shape[-1])
                 gram, cross = gram + x.T @ x, cross + x.T @ target.output[-1]
             target.gram, target.cross = gram, cross
@@ -212,10 +234,10 @@ class EpisodePruner:
         for i, runner in enumerate(self.runners):  # the channels are already removed: X spans the kept ones
             x_map = runner.value(consumer.input_node)
             positions = target.positions[i]
-            x = _rows(x_map, module, positions, None if positions is None else self._out_width(consumer, x_map))
+            x = _rows(x_map, module, positions, self._out_width(consumer, x_map))
             y = target.output[i]
             if target.shortcut is not None:
-                drift = target.shortcut[i] - _outputs(runner.value(consumer.residual.shortcut), positions)
+                drift = target.shortcut[i] - _outputs(runner.value(consumer.residual.shortcut), module, positions)
                 if target.bn_scale is not None:  # the addition happens after the BatchNorm: undo its scale
                     usable = target.bn_scale.abs() > 1e-3
                     drift = torch.where(usable, drift / torch.where(usable, target.bn_scale, 1.0), 0.0)
@@ -223,8 +245,11 @@ class EpisodePruner:
             gram, cross = gram + x.T @ x, cross + x.T @ y
         return gram, cross, has_bias
 
-    def _out_width(self, consumer: Consumer, x_map: torch.Tensor) -> int:
+    def _out_width(self, consumer: Consumer, x_map: torch.Tensor) -> int | None:
+        """The width of a conv consumer's output map (None for a linear one)."""
         conv = self.modules[consumer.module]
+        if not isinstance(conv, nn.Conv2d):
+            return None
         w = x_map.shape[3]
         return (w + 2 * conv.padding[1] - conv.dilation[1] * (conv.kernel_size[1] - 1) - 1) // conv.stride[1] + 1
 
@@ -234,4 +259,4 @@ class EpisodePruner:
         for consumer in unit.consumers:
             keep_input_channels(self.modules[consumer.module], index, consumer.block)
         for runner in self.runners:
-            runner.slice_channels(unit.nodes, index, unit.channels)
+            runner.slice_channels(unit.nodes, index, unit.channels, unit.dim)

@@ -161,6 +161,19 @@ class ChunkedNet(nn.Module):
         return self.fc((self.conv5(torch.relu(self.conv2(y))) + self.conv3(a) + self.conv4(b)).mean((2, 3)))
 
 
+class WidthMixingNet(nn.Module):
+    """A Linear over the width of a (N, C, H, W) map: it reads the last dimension, not the channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.mix, self.conv2 = nn.Conv2d(1, 16, 3, padding=1), nn.Linear(12, 12), nn.Conv2d(16, 8, 1)
+        self.conv3, self.fc = nn.Conv2d(8, 8, 1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = self.conv2(self.mix(torch.relu(self.conv1(x))))
+        return self.fc(self.conv3(torch.relu(y)).mean((2, 3)))
+
+
 class ChannelsLastNet(nn.Module):
     """An MLP on (N, H, W, C) tensors between two convs, as in ConvNeXt's blocks."""
 
@@ -192,7 +205,8 @@ class HardGatedNet(nn.Module):
 
 @pytest.mark.parametrize("net, frozen, reason", [
     (ChunkedNet, "conv1", "parts of a tensor (chunk at node chunk)"),
-    (ChannelsLastNet, "mlp1", "Linear at mlp1 reads the last dimension of a 4-d tensor"),
+    (WidthMixingNet, "conv1", "Linear at mix reads dimension -1 of a tensor whose channels are in dimension 1"),
+    (WidthMixingNet, "mix", "Conv2d at conv2 reads dimension 1 of a tensor whose channels are in dimension -1"),
     (HardGatedNet, "conv1", "a gate (product of two tensors, as in squeeze-excitation) at node mul"),
 ])
 def test_coupled_channels_are_frozen_with_their_reason_and_episodes_run(net, frozen, reason):
@@ -207,3 +221,27 @@ def test_coupled_channels_are_frozen_with_their_reason_and_episodes_run(net, fro
     info = play(env, uniform_policy(env.budget))
     assert info["macs_ratio"] <= 0.8 and 0.0 <= info["accuracy"] <= 1.0
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_channels_last_mlp_is_a_unit_refit_by_reconstruction_and_exported(tmp_path):
+    """ConvNeXt's and ViT's MLPs: Linear -> GELU -> Linear on (N, ..., C) tensors; the hidden width is a unit."""
+    torch.manual_seed(0)
+    images, labels = torch.randn(48, 1, 12, 12), torch.randint(0, 10, (48,))
+    model = ChannelsLastNet().eval()
+    workload = Workload.from_module(model, [(images[:24], labels[:24])], [(images[24:], labels[24:])])
+    env = ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu", calibration_images=24)
+    hidden = next(u for u in env.units if u.producer == "mlp1")
+    assert (hidden.channels, hidden.dim, [c.module for c in hidden.consumers]) == (32, -1, ["mlp2"])
+    assert env.graph.frozen["mlp2"].startswith("permute at node permute_1")
+    info = play(env, uniform_policy(env.budget))
+    assert info["macs_ratio"] <= 0.6 and env.pruned_network.mlp1.out_features == env.pruned_network.mlp2.in_features < 32
+    magnitude = ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu", reconstruction="magnitude")
+    play(magnitude, uniform_policy(magnitude.budget))
+    with torch.no_grad():  # the refit of the channels-last consumer brings the logits back towards the original's
+        error = {name: (e.pruned_network(images) - model(images)).norm() for name, e in
+                 (("refit", env), ("magnitude", magnitude))}
+    assert error["refit"] < 0.5 * error["magnitude"]
+    export_slim(env, tmp_path, info)
+    with torch.no_grad():
+        assert torch.allclose(load_slim(tmp_path, model=ChannelsLastNet())(images), env.pruned_network(images),
+                              atol=1e-5)
