@@ -127,7 +127,7 @@ def load_slim(path: str | Path, model: nn.Module | None = None, weights: str = "
         if unit is None or unit.channels != entry["channels"]:
             raise PruneGymError(f"{spec_path}: unit {entry['producer']} does not match the model's units")
         kept = torch.arange(entry["kept"])  # the shapes matter here; the weights come from model.pt
-        for name in (unit.producer, *unit.members):
+        for name in (*unit.producers, *unit.members):
             keep_output_channels(modules[name], kept)
         for consumer in unit.consumers:
             keep_input_channels(modules[consumer.module], kept, consumer.block)

@@ -8,7 +8,9 @@ layer maps a (N, ..., C) tensor, as the MLPs of ConvNeXt and vision transformers
 a unit is followed only through element-wise operations into the next linear layer. The channels of a tensor are tracked through the graph with a
 union-find; any operation that couples or reshapes channels freezes the whole set:
 
-* residual additions, concatenations and gates couple channels across layers. Residual
+* a gate (a product of two tensors with the same channels, as squeeze-excitation makes)
+  joins the gate's producer to the unit: both lose the same channels;
+* residual additions and concatenations couple channels across layers. Residual
   streams are left whole, as PocketFlow and AMC do for ResNets: pruning them would force
   one kept set on every block of a stage, and CIFAR ResNets' zero-padded "option A"
   shortcut maps stream channels onto shifted positions (which torch-pruning mis-groups);
@@ -81,6 +83,7 @@ class Unit:
     consumers: tuple[Consumer, ...]
     features: dict[str, float]  # static description of the producer, for observations
     dim: int = 1  # where its channels sit in the tensors it flows through: 1, or -1 (channels last)
+    producers: tuple[str, ...] = ()  # every layer whose output channels are the unit's, `producer` first
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ class _Channels:
         return node
 
 
-def _union(a: _Channels, b: _Channels, reason: str) -> _Channels:
+def _union(a: _Channels, b: _Channels, reason: str | None) -> _Channels:
+    """One set of the two; frozen for `reason` (None: a coupling pruning can follow)."""
     a, b = a.root(), b.root()
     if a is not b:
         b.parent = a
@@ -298,11 +302,21 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
         passthrough(node, first)  # arithmetic with a scalar
     elif target in ADDITIONS:
         _couple(node, inputs, channels, new_set, "residual addition")
+    elif target in PRODUCTS and len(inputs) == 2 and _same_channels(inputs):
+        root = _union(channels[inputs[0]][0], channels[inputs[1]][0], None)  # channel i gates channel i
+        root.nodes.append(node)
+        channels[node] = (root, 1)
     elif target in PRODUCTS:
-        _couple(node, inputs, channels, new_set,
-                f"a gate (product of two tensors, as in squeeze-excitation) at node {node.name}")
+        _couple(node, inputs, channels, new_set, f"a product of tensors with different channels at node {node.name}")
     else:
         _couple(node, inputs, channels, new_set, f"{name} at node {node.name}")
+
+
+def _same_channels(inputs: list[fx.Node]) -> bool:
+    """Whether two (N, C, ...) tensors have the same channels, whatever they broadcast over."""
+    shapes = [_shape(a) for a in inputs]
+    return all(shape is not None and len(shape) == len(shapes[0]) >= 2 for shape in shapes) and \
+        shapes[0][1] == shapes[1][1]
 
 
 def _couple(node, inputs, channels, new_set, reason: str) -> None:
@@ -360,7 +374,8 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
         if reason is not None:
             frozen.update({p.target: reason for p in root.producers})
             continue
-        (producer_node,) = root.producers  # an unfrozen set has one producer: only couplings merge sets
+        producer_nodes = sorted(root.producers, key=order.__getitem__)  # several when a gate joined them
+        producer_node = producer_nodes[0]
         producer = producer_node.target
         module = modules[producer]
         out_shape = _shape(producer_node)
@@ -382,12 +397,12 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
                           for c, inp, block in root.consumers)
         units.append(Unit(len(units), producer, out_shape[-1 if root.last else 1],
                           tuple(m.target for m in root.members), tuple(n.name for n in root.nodes), consumers,
-                          features, -1 if root.last else 1))
+                          features, -1 if root.last else 1, tuple(p.target for p in producer_nodes)))
     return units, frozen
 
 
 def _layers(gm, modules, units) -> list[Layer]:
-    out_unit = {u.producer: u.index for u in units}
+    out_unit = {p: u.index for u in units for p in u.producers}
     in_unit = {c.module: u.index for u in units for c in u.consumers}
     in_unit.update({m: u.index for u in units for m in u.members if isinstance(modules[m], nn.Conv2d)})
     layers = []

@@ -157,7 +157,7 @@ class WorkingCopy:
 
     def __init__(self, graph: PruningGraph):
         self.network: fx.GraphModule = copy.deepcopy(graph.graph_module)
-        touched = {name for u in graph.units for name in (u.producer, *u.members, *(c.module for c in u.consumers))}
+        touched = {name for u in graph.units for name in (*u.producers, *u.members, *(c.module for c in u.consumers))}
         self._pristine = {name: copy.deepcopy(graph.graph_module.get_submodule(name)) for name in sorted(touched)}
 
     def restore(self) -> fx.GraphModule:
@@ -183,6 +183,7 @@ class EpisodePruner:
         self.modules = dict(network.named_modules())
         self.runners = [LazyGraphRunner(network, chunk) for chunk in chunks] if mode == "pruned" else []
         self.seconds = {"calibration": 0.0, "selection": 0.0, "refit": 0.0}
+        self._kept_outputs: dict[str, torch.Tensor] = {}  # layers whose outputs a unit pruned: the kept ones
         self._cuda = next(network.parameters()).is_cuda
 
     @contextmanager
@@ -225,11 +226,13 @@ class EpisodePruner:
         target = self.targets[consumer.node]
         module = self.modules[consumer.module]
         has_bias = module.bias is not None
+        outputs = self._kept_outputs.get(consumer.module)  # its outputs were pruned first: fit those left
         if self.mode == "original":
             columns = input_columns(index, _columns_per_channel(module, consumer)).to(target.gram.device)
             if has_bias:
                 columns = torch.cat([columns, torch.tensor([target.gram.shape[0] - 1], device=columns.device)])
-            return target.gram[columns][:, columns], target.cross[columns], has_bias
+            cross = target.cross[columns]
+            return target.gram[columns][:, columns], cross if outputs is None else cross[:, outputs], has_bias
         gram = cross = 0
         for i, runner in enumerate(self.runners):  # the channels are already removed: X spans the kept ones
             x_map = runner.value(consumer.input_node)
@@ -242,6 +245,8 @@ class EpisodePruner:
                     usable = target.bn_scale.abs() > 1e-3
                     drift = torch.where(usable, drift / torch.where(usable, target.bn_scale, 1.0), 0.0)
                 y = y + drift
+            if outputs is not None:
+                y = y[:, outputs.to(y.device)]
             gram, cross = gram + x.T @ x, cross + x.T @ y
         return gram, cross, has_bias
 
@@ -254,8 +259,10 @@ class EpisodePruner:
         return (w + 2 * conv.padding[1] - conv.dilation[1] * (conv.kernel_size[1] - 1) - 1) // conv.stride[1] + 1
 
     def _remove(self, unit: Unit, index: torch.Tensor) -> None:
-        for name in (unit.producer, *unit.members):
+        for name in (*unit.producers, *unit.members):
             keep_output_channels(self.modules[name], index)
+        for name in unit.producers:  # a gate's producer may be refit later, as another unit's consumer
+            self._kept_outputs[name] = index
         for consumer in unit.consumers:
             keep_input_channels(self.modules[consumer.module], index, consumer.block)
         for runner in self.runners:

@@ -207,7 +207,6 @@ class HardGatedNet(nn.Module):
     (ChunkedNet, "conv1", "parts of a tensor (chunk at node chunk)"),
     (WidthMixingNet, "conv1", "Linear at mix reads dimension -1 of a tensor whose channels are in dimension 1"),
     (WidthMixingNet, "mix", "Conv2d at conv2 reads dimension 1 of a tensor whose channels are in dimension -1"),
-    (HardGatedNet, "conv1", "a gate (product of two tensors, as in squeeze-excitation) at node mul"),
 ])
 def test_coupled_channels_are_frozen_with_their_reason_and_episodes_run(net, frozen, reason):
     """Each of these once crashed an episode or named the wrong op; the user's model is left as it was."""
@@ -223,25 +222,41 @@ def test_coupled_channels_are_frozen_with_their_reason_and_episodes_run(net, fro
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def test_a_channels_last_mlp_is_a_unit_refit_by_reconstruction_and_exported(tmp_path):
-    """ConvNeXt's and ViT's MLPs: Linear -> GELU -> Linear on (N, ..., C) tensors; the hidden width is a unit."""
+def prune_refit_and_export(net: type[nn.Module], ratio: float, out) -> tuple[ChannelPruneEnv, dict]:
+    """A uniform episode of `net` refit by reconstruction: it ends within budget, its logits lie closer to
+    the original's than magnitude pruning's, and its slim export, loaded into a fresh `net`, gives them."""
     torch.manual_seed(0)
     images, labels = torch.randn(48, 1, 12, 12), torch.randint(0, 10, (48,))
-    model = ChannelsLastNet().eval()
+    model = net().eval()
     workload = Workload.from_module(model, [(images[:24], labels[:24])], [(images[24:], labels[24:])])
-    env = ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu", calibration_images=24)
+    env = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", calibration_images=24)
+    info = play(env, uniform_policy(env.budget))
+    assert info["macs_ratio"] <= ratio
+    magnitude = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", reconstruction="magnitude")
+    play(magnitude, uniform_policy(magnitude.budget))
+    with torch.no_grad():
+        error = {name: (e.pruned_network(images) - model(images)).norm() for name, e in
+                 (("refit", env), ("magnitude", magnitude))}
+        assert error["refit"] < 0.5 * error["magnitude"]
+        export_slim(env, out, info)
+        assert torch.allclose(load_slim(out, model=net())(images), env.pruned_network(images), atol=1e-5)
+    return env, info
+
+
+def test_a_channels_last_mlp_is_a_unit_refit_by_reconstruction_and_exported(tmp_path):
+    """ConvNeXt's and ViT's MLPs: Linear -> GELU -> Linear on (N, ..., C) tensors; the hidden width is a unit."""
+    env, _ = prune_refit_and_export(ChannelsLastNet, 0.6, tmp_path)
     hidden = next(u for u in env.units if u.producer == "mlp1")
     assert (hidden.channels, hidden.dim, [c.module for c in hidden.consumers]) == (32, -1, ["mlp2"])
     assert env.graph.frozen["mlp2"].startswith("permute at node permute_1")
-    info = play(env, uniform_policy(env.budget))
-    assert info["macs_ratio"] <= 0.6 and env.pruned_network.mlp1.out_features == env.pruned_network.mlp2.in_features < 32
-    magnitude = ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu", reconstruction="magnitude")
-    play(magnitude, uniform_policy(magnitude.budget))
-    with torch.no_grad():  # the refit of the channels-last consumer brings the logits back towards the original's
-        error = {name: (e.pruned_network(images) - model(images)).norm() for name, e in
-                 (("refit", env), ("magnitude", magnitude))}
-    assert error["refit"] < 0.5 * error["magnitude"]
-    export_slim(env, tmp_path, info)
-    with torch.no_grad():
-        assert torch.allclose(load_slim(tmp_path, model=ChannelsLastNet())(images), env.pruned_network(images),
-                              atol=1e-5)
+    assert env.pruned_network.mlp1.out_features == env.pruned_network.mlp2.in_features < 32
+
+
+def test_a_squeeze_excitation_gate_joins_its_channels_unit(tmp_path):
+    """The gate's producer (expand) loses the channels the gated layer (conv1) loses; the squeeze conv, a
+    consumer of that unit that feeds the gate, is refit on the outputs the gate kept."""
+    env, _ = prune_refit_and_export(HardGatedNet, 0.6, tmp_path)
+    gated = env.units[0]
+    assert gated.producers == ("conv1", "expand") and [c.module for c in gated.consumers] == ["squeeze", "conv2"]
+    net = env.pruned_network
+    assert net.conv1.out_channels == net.expand.out_channels == net.squeeze.in_channels == net.conv2.in_channels < 16

@@ -49,8 +49,20 @@ def test_flatten_into_a_linear_layer_spans_a_block_of_columns():
         ("0", None, 0), ("2", 0, 1), ("5", 1, None)]
 
 
+class Concatenated(nn.Module):
+    """A concatenation couples its inputs' channels into index ranges of one tensor: they stay whole."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = nn.Conv2d(3, 8, 3), nn.Conv2d(3, 8, 3)
+        self.head = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x):
+        return self.head(torch.cat([self.left(x), self.right(x)], 1)).mean((2, 3))
+
+
 class Gated(nn.Module):
-    """A squeeze-and-excitation-like gate couples channels: they must stay whole."""
+    """A squeeze-and-excitation-like gate: channel i of the gate scales channel i of conv's output."""
 
     def __init__(self):
         super().__init__()
@@ -65,9 +77,17 @@ class Gated(nn.Module):
 
 
 def test_coupling_operations_freeze_channels():
+    graph = discover_units(Concatenated(), (3, 8, 8))
+    assert graph.units == []
+    assert graph.frozen["left"] == graph.frozen["right"] == "cat at node cat"
+
+
+def test_a_gate_joins_its_producer_to_the_gated_unit():
     graph = discover_units(Gated(), (3, 8, 8))
-    assert graph.units == [] or all(u.producer not in ("conv", "gate") for u in graph.units)
-    assert "conv" in graph.frozen and "gate" in graph.frozen
+    (unit,) = graph.units
+    assert unit.producers == ("conv", "gate") and [c.module for c in unit.consumers] == ["gate", "head"]
+    assert [(layer.module, layer.in_unit, layer.out_unit) for layer in graph.layers] == [
+        ("conv", None, 0), ("gate", 0, 0), ("head", 0, None)]
 
 
 class DataDependent(nn.Module):
