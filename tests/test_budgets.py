@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from prune_gym.budgets import BUDGETS, Budget, MacsBudget, make_budget
 from prune_gym.errors import PruneGymError
@@ -19,9 +20,28 @@ class BisectedMacs(MacsBudget):
     max_keep = Budget.max_keep
 
 
-@pytest.mark.parametrize("name, ratio", [("resnet20", 0.3), ("mobilenet_v1", 0.2)])
+class SelfGated(torch.nn.Module):
+    """A gate conv that reads the unit it gates: its MACs, most of the net's, are quadratic in the unit's count."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.gate = torch.nn.Conv2d(1, 32, 3), torch.nn.Conv2d(32, 32, 3, padding=1)
+        self.head = torch.nn.Conv2d(32, 32, 1)
+        self.fc = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = x * torch.sigmoid(self.gate(x))
+        return self.fc(torch.relu(self.head(torch.relu(x))).mean((2, 3)))
+
+
+@pytest.mark.parametrize("name, ratio", [("resnet20", 0.3), ("mobilenet_v1", 0.2), ("self-gated", 0.3)])
 def test_the_generic_wall_agrees_with_the_closed_form_one(name, ratio):
-    graph = discover_units(build_model(name, 1, 10, 16).eval(), (1, 16, 16))
+    if name == "self-gated":
+        graph = discover_units(SelfGated().eval(), (1, 16, 16))
+        assert any(layer.in_unit == layer.out_unit is not None for layer in graph.layers)
+    else:
+        graph = discover_units(build_model(name, 1, 10, 16).eval(), (1, 16, 16))
     exact, generic = (cls(graph, ratio, 0.05) for cls in (MacsBudget, BisectedMacs))
     rng = np.random.default_rng(0)
     for _ in range(20):

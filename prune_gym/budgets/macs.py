@@ -1,7 +1,8 @@
 """The FLOPs budget: MACs of a partially pruned network, and AMC's action wall in closed form.
 
 A layer's MACs scale with the kept fraction of the unit its inputs belong to and of the
-unit its outputs belong to (a depthwise conv only with its inputs').
+unit its outputs belong to (a depthwise conv only with its inputs'). Both are one unit for a
+squeeze-excitation gate's expand conv, whose MACs are then quadratic in that unit's count.
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ class MacsBudget(Budget):
         return float(self._macs[later].sum()) / self.total
 
     def max_keep(self, unit: int, decided: Sequence[int]) -> int:
-        """The wall in closed form: MACs are linear in one unit's count."""
+        """The wall in closed form where MACs are linear in one unit's count; by bisection where a layer
+        reads and writes the unit's channels (quadratic)."""
+        if ((self._in == unit) & (self._out == unit)).any():
+            return super().max_keep(unit, decided)
         kept = self.min_channels.astype(np.float64).copy()
         kept[:unit] = decided[:unit]
         kept[unit] = 0
