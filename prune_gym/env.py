@@ -154,7 +154,9 @@ class ChannelPruneEnv(gym.Env):
     def _kept_channels(self, k: int, fraction: float, kept: Sequence[int]) -> tuple[int, int]:
         """Channels unit k keeps for the kept fraction asked for, between its minimum and the wall; and the wall."""
         wall = self.budget.max_keep(k, kept)
-        return int(np.clip(round(fraction * self.units[k].channels), self.budget.min_channels[k], wall)), wall
+        group = self.units[k].granularity  # a grouped conv's channels go in whole groups
+        asked = round(fraction * self.units[k].channels / group) * group
+        return int(np.clip(asked, self.budget.min_channels[k], wall)), wall
 
     # ------------------------------------------------------------------ results
 

@@ -2,8 +2,8 @@
 
 A unit is a channel dimension that one layer (the producer: a conv or linear layer)
 creates and other layers (the consumers) read. Channel-wise layers in between (BatchNorm,
-activations, pooling, a depthwise conv that follows its input) are members: they are
-sliced with the producer. Channels sit in dimension 1 (N, C, ...), or last where a linear
+activations, pooling, a depthwise or grouped conv whose outputs follow its inputs) are
+members: they are sliced with the producer; a grouped conv's channels go in whole groups. Channels sit in dimension 1 (N, C, ...), or last where a linear
 layer maps a (N, ..., C) tensor, as the MLPs of ConvNeXt and vision transformers do; such
 a unit is followed only through element-wise operations into the next linear layer. The channels of a tensor are tracked through the graph with a
 union-find; any operation that couples or reshapes channels freezes the whole set:
@@ -84,6 +84,7 @@ class Unit:
     features: dict[str, float]  # static description of the producer, for observations
     dim: int = 1  # where its channels sit in the tensors it flows through: 1, or -1 (channels last)
     producers: tuple[str, ...] = ()  # every layer whose output channels are the unit's, `producer` first
+    granularity: int = 1  # channels are kept in whole groups of this many (a grouped conv member's group width)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class _Channels:
         self.producers: list[fx.Node] = [producer] if producer is not None else []
         self.frozen = frozen
         self.last = last  # channels in the last dimension of a (N, ..., C) tensor
+        self.granularity = 1  # channels are kept in whole groups of this many (a grouped conv's group width)
         self.members: list[fx.Node] = []
         self.nodes: list[fx.Node] = []
         self.consumers: list[tuple[fx.Node, fx.Node, int]] = []  # (consumer, input node, block)
@@ -138,6 +140,7 @@ def _union(a: _Channels, b: _Channels, reason: str | None) -> _Channels:
         a.nodes += b.nodes
         a.consumers += b.consumers
         a.producers += b.producers
+        a.granularity = math.lcm(a.granularity, b.granularity)
     a.frozen = a.frozen or reason
     return a
 
@@ -170,8 +173,10 @@ def trace(model: nn.Module) -> fx.GraphModule:
     return fx.GraphModule(model, graph)
 
 
-def _is_depthwise(conv: nn.Conv2d) -> bool:
-    return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
+def _follows_input(conv: nn.Conv2d) -> bool:
+    """A depthwise or grouped conv with as many outputs as inputs: output group g reads input group g, so
+    keeping whole groups keeps the same channels on both sides."""
+    return conv.groups > 1 and conv.in_channels == conv.out_channels
 
 
 def _shape(node: fx.Node) -> tuple[int, ...] | None:
@@ -236,8 +241,10 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGra
                                 f"a tensor whose channels are in dimension {1 if last else -1}")
                 ch.root().consumers.append((node, inputs[0], block))
                 new_set(node, producer=node, last=last)
-            elif isinstance(module, nn.Conv2d) and _is_depthwise(module) and not channels[inputs[0]][0].root().last:
-                channels[inputs[0]][0].root().members.append(node)
+            elif isinstance(module, nn.Conv2d) and _follows_input(module) and not channels[inputs[0]][0].root().last:
+                root = channels[inputs[0]][0].root()
+                root.members.append(node)
+                root.granularity = math.lcm(root.granularity, module.in_channels // module.groups)
                 passthrough(node, inputs[0])
             elif isinstance(module, nn.Flatten) and inputs:
                 _flatten(node, inputs[0], channels, passthrough, new_set)
@@ -397,7 +404,8 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
                           for c, inp, block in root.consumers)
         units.append(Unit(len(units), producer, out_shape[-1 if root.last else 1],
                           tuple(m.target for m in root.members), tuple(n.name for n in root.nodes), consumers,
-                          features, -1 if root.last else 1, tuple(p.target for p in producer_nodes)))
+                          features, -1 if root.last else 1, tuple(p.target for p in producer_nodes),
+                          root.granularity))
     return units, frozen
 
 

@@ -41,7 +41,8 @@ def budget_filling_policy(budget: Budget, log_weights: np.ndarray, ratio: float 
         return np.where(whole, 1.0, np.clip(scale * weights, 0, 1))
 
     def counts(scale: float) -> np.ndarray:
-        return np.clip(np.round(fractions(scale) * budget.channels), budget.min_channels, budget.channels)
+        groups = np.round(fractions(scale) * budget.channels / budget.granularity)
+        return np.clip(groups * budget.granularity, budget.min_channels, budget.channels)
 
     low, high = 0.0, 1.0 / weights[~whole].min() if (~whole).any() else 0.0
     for _ in range(40):

@@ -143,6 +143,15 @@ def rank_channels(unit: Unit, modules: dict[str, nn.Module], targets: dict[str, 
     return lasso_ranking(m, v).cpu()
 
 
+def whole_groups(ranking: torch.Tensor, width: int) -> torch.Tensor:
+    """A channel ranking as a ranking of whole groups of `width` channels (a grouped conv's), the groups
+    ordered by their channels' mean rank: keeping a multiple of `width` keeps whole groups."""
+    rank = torch.empty_like(ranking)
+    rank[ranking] = torch.arange(len(ranking), device=ranking.device)
+    groups = rank.reshape(-1, width).float().mean(1).argsort()
+    return (groups[:, None] * width + torch.arange(width, device=ranking.device)).reshape(-1)
+
+
 def _columns_per_channel(module: nn.Module, consumer: Consumer) -> int:
     """Columns of the design matrix per input channel: kh * kw for a conv, the flattened block for a linear."""
     return module.kernel_size[0] * module.kernel_size[1] if isinstance(module, nn.Conv2d) else consumer.block
@@ -204,6 +213,8 @@ class EpisodePruner:
                 ranking = flat_weight(self.modules[unit.producer]).abs().sum(1).argsort(descending=True).cpu()
             else:
                 ranking = self.rankings[unit.index]
+            if unit.granularity > 1:
+                ranking = whole_groups(ranking, unit.granularity)
             index = ranking[:n_keep].sort().values
         with self._timed("refit"):
             self._remove(unit, index)

@@ -14,13 +14,15 @@ def _keep(tensor: torch.Tensor | None, index: torch.Tensor, dim: int = 0) -> nn.
 
 
 def keep_output_channels(module: nn.Module, index: torch.Tensor) -> None:
-    """Keep only the output channels `index` of a conv, linear or BatchNorm layer (a depthwise conv's inputs too)."""
+    """Keep only the output channels `index` of a conv, linear or BatchNorm layer (a depthwise or grouped conv's
+    inputs too: `index` then holds whole groups)."""
     n = len(index)
     if isinstance(module, nn.Conv2d):
         module.weight = _keep(module.weight, index)
         module.bias = _keep(module.bias, index)
-        if module.groups > 1:  # depthwise: its inputs are the same channels
-            module.in_channels = module.groups = n
+        if module.groups > 1:  # depthwise or grouped: its inputs are the same channels, in whole groups
+            module.groups = n // (module.in_channels // module.groups)
+            module.in_channels = n
         module.out_channels = n
     elif isinstance(module, nn.Linear):
         module.weight, module.bias = _keep(module.weight, index), _keep(module.bias, index)

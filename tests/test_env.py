@@ -260,3 +260,26 @@ def test_a_squeeze_excitation_gate_joins_its_channels_unit(tmp_path):
     assert gated.producers == ("conv1", "expand") and [c.module for c in gated.consumers] == ["squeeze", "conv2"]
     net = env.pruned_network
     assert net.conv1.out_channels == net.expand.out_channels == net.squeeze.in_channels == net.conv2.in_channels < 16
+
+
+class GroupedNet(nn.Module):
+    """A ResNeXt / RegNet bottleneck: 1x1 conv, a 3x3 conv in 4 groups of 4 channels, 1x1 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.reduce, self.bn1 = nn.Conv2d(1, 16, 1), nn.BatchNorm2d(16)
+        self.grouped, self.bn2 = nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16)
+        self.expand, self.fc = nn.Conv2d(16, 8, 1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.bn2(self.grouped(torch.relu(self.bn1(self.reduce(x))))))
+        return self.fc(self.expand(y).mean((2, 3)))
+
+
+def test_a_grouped_conv_follows_its_unit_in_whole_groups(tmp_path):
+    env, info = prune_refit_and_export(GroupedNet, 0.5, tmp_path)
+    unit = env.units[0]
+    assert (unit.producer, unit.members, unit.granularity) == ("reduce", ("bn1", "grouped", "bn2"), 4)
+    kept = info["kept_channels_per_unit"][0]
+    assert kept % 4 == 0 and kept < 16 and env.pruned_network.grouped.groups == kept // 4
+    assert env.budget.max_keep(0, []) % 4 == 0 and env.budget.min_channels[0] == 4

@@ -37,7 +37,9 @@ class Budget(ABC):
         units = graph.units
         self.graph, self.units, self.layers = graph, list(units), list(graph.layers)
         self.channels = np.array([u.channels for u in units], dtype=np.int64)
-        self.min_channels = np.maximum(1, np.ceil(min_keep * self.channels - 1e-9)).astype(np.int64)
+        self.granularity = np.array([u.granularity for u in units], dtype=np.int64)  # counts go in these steps
+        self.min_channels = self.granularity * np.maximum(
+            1, np.ceil(min_keep * self.channels / self.granularity - 1e-9)).astype(np.int64)
         self.target_ratio = float(target_ratio)
         self.min_keep = min_keep
 
@@ -84,4 +86,8 @@ class Budget(ABC):
             middle = (low + high + 1) // 2
             kept[unit] = middle
             low, high = (middle, high) if self.cost(kept) <= budget else (low, middle - 1)
-        return low
+        return self.whole_groups(unit, low)
+
+    def whole_groups(self, unit: int, count: int) -> int:
+        """`count` rounded down to whole groups of the unit's channels, and at least its minimum."""
+        return int(max(self.min_channels[unit], count // self.granularity[unit] * self.granularity[unit]))

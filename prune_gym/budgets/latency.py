@@ -66,8 +66,9 @@ class LatencyTable:
         return cls([tuple(g) for g in data["grids"]], data["values"], data["rest_ms"])
 
 
-def _grid(low: int, high: int) -> list[int]:
-    return sorted({int(round(c)) for c in np.linspace(low, high, GRID)})
+def _grid(low: int, high: int, step: int = 1) -> list[int]:
+    """Kept counts to time, in whole groups of `step` channels (a grouped conv's)."""
+    return sorted({int(round(c / step)) * step for c in np.linspace(low, high, GRID)})
 
 
 @torch.no_grad()
@@ -80,6 +81,7 @@ def measure_table(graph: PruningGraph, min_channels: np.ndarray, device: torch.d
     inputs = {node.target: tuple(node.args[0].meta["tensor_meta"].shape) for node in graph.graph_module.graph.nodes
               if node.op == "call_module"}  # each module's input shape
     channels = [u.channels for u in graph.units]
+    steps = [u.granularity for u in graph.units]
     grids, values = [], []
     for layer in graph.layers:
         module, shape = modules[layer.module], inputs[layer.module]
@@ -87,10 +89,11 @@ def measure_table(graph: PruningGraph, min_channels: np.ndarray, device: torch.d
         block = 1  # a linear layer after a flatten reads `block` columns per channel
         if layer.in_unit is not None:
             block = full_in // channels[layer.in_unit]
-            grid_in = _grid(min_channels[layer.in_unit], channels[layer.in_unit])
+            grid_in = _grid(min_channels[layer.in_unit], channels[layer.in_unit], steps[layer.in_unit])
         else:
             grid_in = [full_in]
-        grid_out = _grid(min_channels[layer.out_unit], full_out) if layer.out_unit is not None else [full_out]
+        grid_out = (_grid(min_channels[layer.out_unit], full_out, steps[layer.out_unit]) if layer.out_unit is not None
+                    else [full_out])
         table = [[median_ms(_slim_layer(module, c_in * block, c_out).to(device),
                             torch.zeros(_slim_input(module, shape, c_in * block), device=device), min_run_seconds)
                   for c_out in grid_out] for c_in in grid_in]
@@ -129,9 +132,9 @@ def _sides(module: nn.Module) -> tuple[int, int]:
 def _slim_layer(module: nn.Module, c_in: int, c_out: int) -> nn.Module:
     if isinstance(module, nn.Linear):
         return nn.Linear(c_in, c_out, bias=module.bias is not None).eval()
-    depthwise = module.groups == module.in_channels and module.groups > 1
-    groups = c_in if depthwise else module.groups
-    return nn.Conv2d(c_in, c_in if depthwise else c_out, module.kernel_size, module.stride, module.padding,
+    follows_input = module.groups > 1 and module.in_channels == module.out_channels  # depthwise or grouped
+    groups = c_in // (module.in_channels // module.groups) if follows_input else module.groups
+    return nn.Conv2d(c_in, c_in if follows_input else c_out, module.kernel_size, module.stride, module.padding,
                      module.dilation, groups, module.bias is not None, module.padding_mode).eval()
 
 

@@ -69,4 +69,4 @@ class MacsBudget(Budget):
         if per_channel <= 0:
             return int(self.channels[unit])
         allowed = math.floor((budget - base) / per_channel * (1 + 1e-12))
-        return int(np.clip(allowed, self.min_channels[unit], self.channels[unit]))
+        return self.whole_groups(unit, int(np.clip(allowed, self.min_channels[unit], self.channels[unit])))
