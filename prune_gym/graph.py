@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -105,6 +106,7 @@ class PruningGraph:
     units: list[Unit]
     layers: list[Layer]
     frozen: dict[str, str] = field(default_factory=dict)  # producer module -> why its channels stay whole
+    leaf_modules: tuple[str, ...] = ()  # modules traced as single calls
 
     @property
     def total_macs(self) -> int:
@@ -150,9 +152,23 @@ def _freeze(channels: _Channels, reason: str) -> None:
     root.frozen = root.frozen or reason
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
-    """Symbolic trace, with the failing module named when it fails."""
-    tracer = fx.Tracer()
+class _Tracer(fx.Tracer):
+    """fx's tracer, which also keeps the user's `leaf_modules` (qualified names) as single calls."""
+
+    def __init__(self, leaf_modules: Sequence[str] = ()):
+        super().__init__()
+        self.leaf_modules = tuple(leaf_modules)
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return qualified_name in self.leaf_modules or super().is_leaf_module(module, qualified_name)
+
+
+def trace(model: nn.Module, leaf_modules: Sequence[str] = ()) -> fx.GraphModule:
+    """Symbolic trace, with the failing module named when it fails; `leaf_modules` are not traced into."""
+    missing = [name for name in leaf_modules if name not in dict(model.named_modules())]
+    if missing:
+        raise GraphError(f"leaf_modules names no module of {type(model).__name__}: {', '.join(missing)}")
+    tracer = _Tracer(leaf_modules)
     failed_in: list[str] = []  # innermost module first
     call_module = tracer.call_module
 
@@ -167,9 +183,13 @@ def trace(model: nn.Module) -> fx.GraphModule:
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # fx raises many kinds of errors on untraceable code
-        where = f"module {failed_in[0]!r}" if failed_in else f"the forward of {type(model).__name__}"
-        raise GraphError(f"cannot trace {where} with torch.fx ({type(exc).__name__}: {exc}); "
-                         "data-dependent control flow is not supported") from exc
+        cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if failed_in and failed_in[0]:
+            raise GraphError(f"cannot trace module {failed_in[0]!r} ({type(model.get_submodule(failed_in[0])).__name__})"
+                             f" with torch.fx ({cause}); pass leaf_modules=[{failed_in[0]!r}] to keep it as one call "
+                             f"whose channels stay whole") from exc
+        raise GraphError(f"cannot trace the forward of {type(model).__name__} with torch.fx ({cause}); "
+                         f"move the data-dependent code into a submodule and pass it in leaf_modules") from exc
     return fx.GraphModule(model, graph)
 
 
@@ -196,10 +216,11 @@ def _indexes_channels(index) -> bool:
     return len(index) > 1 and index[1] != slice(None)
 
 
-def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGraph:
-    """Trace `model` and find its prunable units, for inputs of `input_shape` (C, H, W)."""
+def discover_units(model: nn.Module, input_shape: tuple[int, ...], leaf_modules: Sequence[str] = ()) -> PruningGraph:
+    """Trace `model` and find its prunable units, for inputs of `input_shape` (C, H, W); `leaf_modules`
+    (qualified names) are kept as single calls, their channels whole (for code fx cannot trace)."""
     model = model.eval()
-    gm = trace(model)
+    gm = trace(model, leaf_modules)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     with torch.no_grad():
@@ -268,7 +289,7 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...]) -> PruningGra
     shared = [name for name, n in called.items() if n > 1]
     units, frozen = _collect_units(gm, modules, channels, shared)
     layers = _layers(gm, modules, units)
-    return PruningGraph(gm, tuple(input_shape), units, layers, frozen)
+    return PruningGraph(gm, tuple(input_shape), units, layers, frozen, tuple(leaf_modules))
 
 
 def _visit_function(node, inputs, channels, passthrough, new_set) -> None:

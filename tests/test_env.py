@@ -283,3 +283,38 @@ def test_a_grouped_conv_follows_its_unit_in_whole_groups(tmp_path):
     kept = info["kept_channels_per_unit"][0]
     assert kept % 4 == 0 and kept < 16 and env.pruned_network.grouped.groups == kept // 4
     assert env.budget.max_keep(0, []) % 4 == 0 and env.budget.min_channels[0] == 4
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow, which torch.fx cannot trace."""
+
+    def forward(self, x):
+        return x if x.sum() > 0 else -x
+
+
+class WithUntraceablePart(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2, self.branchy = nn.Conv2d(1, 16, 3), nn.Conv2d(16, 8, 3), Branchy()
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.branchy(self.conv2(torch.relu(self.conv1(x)))).mean((2, 3)))
+
+
+def test_an_untraceable_module_is_named_and_kept_whole_as_a_leaf(tmp_path):
+    torch.manual_seed(0)
+    images, labels = torch.randn(32, 1, 12, 12), torch.randint(0, 10, (32,))
+    workload = Workload.from_module(WithUntraceablePart().eval(), [(images[:16], labels[:16])],
+                                    [(images[16:], labels[16:])])
+    with pytest.raises(PruneGymError, match=r"cannot trace module 'branchy' \(Branchy\) with torch.fx .*; pass "
+                                            r"leaf_modules=\['branchy'\] to keep it as one call"):
+        ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu")
+    with pytest.raises(PruneGymError, match="leaf_modules names no module of WithUntraceablePart: brnachy"):
+        ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu", leaf_modules=["brnachy"])
+    env = ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu", leaf_modules=["branchy"])
+    assert [u.producer for u in env.units] == ["conv1"] and env.graph.frozen["conv2"] == "Branchy at branchy"
+    info = play(env, uniform_policy(env.budget))
+    export_slim(env, tmp_path, info)
+    with torch.no_grad():
+        assert torch.equal(load_slim(tmp_path, model=WithUntraceablePart())(images), env.pruned_network(images))
