@@ -316,7 +316,7 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
             passthrough(node, first)
         else:
             _couple(node, inputs, channels, new_set, f"{name} at node {node.name} on channels-last tensors")
-    elif target in CHANNELWISE_FUNCTIONS or target in CHANNELWISE_METHODS:
+    elif target in CHANNELWISE_FUNCTIONS or target in CHANNELWISE_METHODS or _is_stochastic_depth(target):
         passthrough(node, first)
     elif target in (torch.flatten, "flatten", "view", "reshape"):
         _flatten(node, first, channels, passthrough, new_set)
@@ -338,6 +338,12 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
         _couple(node, inputs, channels, new_set, f"a product of tensors with different channels at node {node.name}")
     else:
         _couple(node, inputs, channels, new_set, f"{name} at node {node.name}")
+
+
+def _is_stochastic_depth(target) -> bool:
+    """torchvision's stochastic depth (EfficientNet, ConvNeXt): it drops whole samples, never channels."""
+    return getattr(target, "__name__", None) == "stochastic_depth" and \
+        getattr(target, "__module__", "").startswith("torchvision.ops")
 
 
 def _same_channels(inputs: list[fx.Node]) -> bool:
