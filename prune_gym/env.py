@@ -57,7 +57,7 @@ class ChannelPruneEnv(gym.Env):
                  workload: Workload | None = None, reconstruction: str = "pruned", reward: str = "accuracy",
                  min_keep: float = 0.05, calibration_images: int = 500, positions_per_image: int = 10,
                  reward_images: int | None = None, batch_size: int | None = None, calibration_seed: int = 0,
-                 budget: str = DEFAULT_BUDGET, leaf_modules: Sequence[str] = ()):
+                 budget: str = DEFAULT_BUDGET, leaf_modules: Sequence[str] = (), residual_streams: bool = False):
         if reconstruction not in MODES:
             raise PruneGymError(f"unknown reconstruction {reconstruction!r}; choose one of: {', '.join(MODES)}")
         if reward not in REWARDS:
@@ -70,7 +70,7 @@ class ChannelPruneEnv(gym.Env):
         # Cache-sized batches are several times faster on a CPU; a GPU wants large ones.
         self.batch_size = batch_size or (128 if self.device.type == "cpu" else 1024)
         network = copy.deepcopy(workload.model).to(self.device).eval()  # the user's model stays as it was
-        self.graph = discover_units(network, workload.input_shape, leaf_modules)
+        self.graph = discover_units(network, workload.input_shape, leaf_modules, residual_streams)
         if not self.graph.units:
             raise GraphError(f"{workload.model_name} has no prunable unit (frozen: {self.graph.frozen})")
         self.units = self.graph.units

@@ -49,6 +49,7 @@ def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None,
         "build": workload.build_args,
         "input_shape": list(workload.input_shape),
         "leaf_modules": list(env.graph.leaf_modules),
+        "residual_streams": env.graph.residual_streams,
         "checkpoint_digest": workload.digest,
         "target_ratio": env.target_ratio,
         "reconstruction": env.reconstruction,
@@ -120,7 +121,8 @@ def load_slim(path: str | Path, model: nn.Module | None = None, weights: str = "
         if not spec.get("build"):
             raise PruneGymError(f"{spec_path} describes a user's model ({spec['model']}); pass model=")
         model = build_model(spec["model"], **spec["build"])
-    graph = discover_units(model, tuple(spec["input_shape"]), spec.get("leaf_modules", ()))
+    graph = discover_units(model, tuple(spec["input_shape"]), spec.get("leaf_modules", ()),
+                           spec.get("residual_streams", False))
     units = {u.producer: u for u in graph.units}
     modules = dict(model.named_modules())
     for entry in spec["units"]:

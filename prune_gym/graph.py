@@ -11,7 +11,8 @@ union-find; any operation that couples or reshapes channels freezes the whole se
 * a gate (a product of two tensors with the same channels, as squeeze-excitation makes)
   joins the gate's producer to the unit: both lose the same channels;
 * residual additions and concatenations couple channels across layers. Residual
-  streams are left whole, as PocketFlow and AMC do for ResNets: pruning them would force
+  streams are left whole by default (`residual_streams=True` makes each a unit, its
+  producers every layer that adds into it), as PocketFlow and AMC do for ResNets: pruning them would force
   one kept set on every block of a stage, and CIFAR ResNets' zero-padded "option A"
   shortcut maps stream channels onto shifted positions (which torch-pruning mis-groups);
 * the network's input and output channels are fixed by the data;
@@ -107,6 +108,7 @@ class PruningGraph:
     layers: list[Layer]
     frozen: dict[str, str] = field(default_factory=dict)  # producer module -> why its channels stay whole
     leaf_modules: tuple[str, ...] = ()  # modules traced as single calls
+    residual_streams: bool = False  # whether residual streams are units
 
     @property
     def total_macs(self) -> int:
@@ -143,7 +145,7 @@ def _union(a: _Channels, b: _Channels, reason: str | None) -> _Channels:
         a.consumers += b.consumers
         a.producers += b.producers
         a.granularity = math.lcm(a.granularity, b.granularity)
-    a.frozen = a.frozen or reason
+    a.frozen = a.frozen or reason or b.frozen
     return a
 
 
@@ -216,9 +218,11 @@ def _indexes_channels(index) -> bool:
     return len(index) > 1 and index[1] != slice(None)
 
 
-def discover_units(model: nn.Module, input_shape: tuple[int, ...], leaf_modules: Sequence[str] = ()) -> PruningGraph:
+def discover_units(model: nn.Module, input_shape: tuple[int, ...], leaf_modules: Sequence[str] = (),
+                   residual_streams: bool = False) -> PruningGraph:
     """Trace `model` and find its prunable units, for inputs of `input_shape` (C, H, W); `leaf_modules`
-    (qualified names) are kept as single calls, their channels whole (for code fx cannot trace)."""
+    (qualified names) are kept as single calls, their channels whole (for code fx cannot trace);
+    `residual_streams` makes the channels that residual additions join a unit instead of freezing them."""
     model = model.eval()
     gm = trace(model, leaf_modules)
     param = next(model.parameters(), None)
@@ -282,17 +286,17 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...], leaf_modules:
                     _freeze(channels[a][0], reason)
                 new_set(node, frozen=reason)
         elif node.op in ("call_function", "call_method"):
-            _visit_function(node, inputs, channels, passthrough, new_set)
+            _visit_function(node, inputs, channels, passthrough, new_set, residual_streams)
         elif node.op == "get_attr":
             new_set(node, frozen="constant")
 
     shared = [name for name, n in called.items() if n > 1]
     units, frozen = _collect_units(gm, modules, channels, shared)
     layers = _layers(gm, modules, units)
-    return PruningGraph(gm, tuple(input_shape), units, layers, frozen, tuple(leaf_modules))
+    return PruningGraph(gm, tuple(input_shape), units, layers, frozen, tuple(leaf_modules), residual_streams)
 
 
-def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
+def _visit_function(node, inputs, channels, passthrough, new_set, residual_streams: bool) -> None:
     """Channel bookkeeping for functions and tensor methods."""
     target = node.target
     name = getattr(target, "__name__", target)
@@ -328,12 +332,13 @@ def _visit_function(node, inputs, channels, passthrough, new_set) -> None:
         passthrough(node, first)
     elif len(inputs) == 1 and target in SCALAR_ARITHMETIC:
         passthrough(node, first)  # arithmetic with a scalar
-    elif target in ADDITIONS:
-        _couple(node, inputs, channels, new_set, "residual addition")
-    elif target in PRODUCTS and len(inputs) == 2 and _same_channels(inputs):
-        root = _union(channels[inputs[0]][0], channels[inputs[1]][0], None)  # channel i gates channel i
+    elif len(inputs) == 2 and _same_channels(inputs) and (
+            target in PRODUCTS or target in ADDITIONS and residual_streams):
+        root = _union(channels[inputs[0]][0], channels[inputs[1]][0], None)  # channel i meets channel i
         root.nodes.append(node)
         channels[node] = (root, 1)
+    elif target in ADDITIONS:
+        _couple(node, inputs, channels, new_set, "residual addition")
     elif target in PRODUCTS:
         _couple(node, inputs, channels, new_set, f"a product of tensors with different channels at node {node.name}")
     else:

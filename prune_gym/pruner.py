@@ -249,15 +249,18 @@ class EpisodePruner:
             x_map = runner.value(consumer.input_node)
             positions = target.positions[i]
             x = _rows(x_map, module, positions, self._out_width(consumer, x_map))
-            y = target.output[i]
-            if target.shortcut is not None:
-                drift = target.shortcut[i] - _outputs(runner.value(consumer.residual.shortcut), module, positions)
-                if target.bn_scale is not None:  # the addition happens after the BatchNorm: undo its scale
-                    usable = target.bn_scale.abs() > 1e-3
-                    drift = torch.where(usable, drift / torch.where(usable, target.bn_scale, 1.0), 0.0)
-                y = y + drift
+            y, shortcut, bn_scale = target.output[i], target.shortcut, target.bn_scale
             if outputs is not None:
-                y = y[:, outputs.to(y.device)]
+                kept = outputs.to(y.device)
+                y = y[:, kept]
+                shortcut = None if shortcut is None else [s[:, kept] for s in shortcut]
+                bn_scale = None if bn_scale is None else bn_scale[kept]
+            if shortcut is not None:
+                drift = shortcut[i] - _outputs(runner.value(consumer.residual.shortcut), module, positions)
+                if bn_scale is not None:  # the addition happens after the BatchNorm: undo its scale
+                    usable = bn_scale.abs() > 1e-3
+                    drift = torch.where(usable, drift / torch.where(usable, bn_scale, 1.0), 0.0)
+                y = y + drift
             gram, cross = gram + x.T @ x, cross + x.T @ y
         return gram, cross, has_bias
 

@@ -222,17 +222,18 @@ def test_coupled_channels_are_frozen_with_their_reason_and_episodes_run(net, fro
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def prune_refit_and_export(net: type[nn.Module], ratio: float, out) -> tuple[ChannelPruneEnv, dict]:
+def prune_refit_and_export(net: type[nn.Module], ratio: float, out, **env_kwargs) -> tuple[ChannelPruneEnv, dict]:
     """A uniform episode of `net` refit by reconstruction: it ends within budget, its logits lie closer to
     the original's than magnitude pruning's, and its slim export, loaded into a fresh `net`, gives them."""
     torch.manual_seed(0)
     images, labels = torch.randn(48, 1, 12, 12), torch.randint(0, 10, (48,))
     model = net().eval()
     workload = Workload.from_module(model, [(images[:24], labels[:24])], [(images[24:], labels[24:])])
-    env = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", calibration_images=24)
+    env = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", calibration_images=24, **env_kwargs)
     info = play(env, uniform_policy(env.budget))
     assert info["macs_ratio"] <= ratio
-    magnitude = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", reconstruction="magnitude")
+    magnitude = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", reconstruction="magnitude",
+                                **env_kwargs)
     play(magnitude, uniform_policy(magnitude.budget))
     with torch.no_grad():
         error = {name: (e.pruned_network(images) - model(images)).norm() for name, e in
@@ -318,3 +319,37 @@ def test_an_untraceable_module_is_named_and_kept_whole_as_a_leaf(tmp_path):
     export_slim(env, tmp_path, info)
     with torch.no_grad():
         assert torch.equal(load_slim(tmp_path, model=WithUntraceablePart())(images), env.pruned_network(images))
+
+
+class ResidualNet(nn.Module):
+    """A stem and two residual blocks on one stream, then a head: the stream is what the blocks add into."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.head, self.fc = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1), nn.Linear(16, 10)
+        self.a1, self.b1 = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.a2, self.b2, self.bn2 = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(x + self.b1(torch.relu(self.a1(x))))
+        x = torch.relu(x + self.bn2(self.b2(torch.relu(self.a2(x)))))
+        return self.fc(torch.relu(self.head(x)).mean((2, 3)))
+
+
+def test_residual_streams_become_units_on_request(tmp_path):
+    """Off (the default), the stream stays whole; on, it is one unit of every layer that writes into it, and
+    the blocks' last convs, which it prunes first, are refit later on the channels it kept, their shortcut's
+    drift included."""
+    torch.manual_seed(0)
+    images, labels = torch.randn(48, 1, 12, 12), torch.randint(0, 10, (48,))
+    workload = Workload.from_module(ResidualNet().eval(), [(images[:24], labels[:24])], [(images[24:], labels[24:])])
+    whole = ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu")
+    assert [u.producer for u in whole.units] == ["a1", "a2", "head"] and whole.graph.frozen["stem"] == "residual addition"
+    env, info = prune_refit_and_export(ResidualNet, 0.6, tmp_path, residual_streams=True)
+    stream = env.units[0]
+    assert stream.producers == ("stem", "b1", "b2") and stream.members == ("bn2",)
+    assert [c.module for c in stream.consumers] == ["a1", "a2", "head"]
+    kept = info["kept_channels_per_unit"][0]
+    assert kept < 16 and env.pruned_network.stem.out_channels == kept
+    assert env.pruned_network.b1.out_channels == env.pruned_network.b2.out_channels == env.pruned_network.head.in_channels

@@ -33,6 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="fraction of the budget's cost to keep (p), in (0, 1]")
     p.add_argument("--budget", default=DEFAULT_BUDGET, choices=list(BUDGETS),
                    help=f"what p is a fraction of (default: {DEFAULT_BUDGET})")
+    p.add_argument("--residual-streams", action="store_true",
+                   help="make each residual stream a unit too (default: left whole, as AMC and PocketFlow do)")
     p.add_argument("--trials", type=positive_int, default=300, help="episodes to play (default: 300)")
     p.add_argument("--agent", default=DEFAULT_SEARCHER, choices=list(SEARCHERS),
                    help=f"the searcher: {', '.join(SEARCHERS)} (default: {DEFAULT_SEARCHER}, AMC's DDPG)")
@@ -112,6 +114,8 @@ def run_search_command(args: argparse.Namespace) -> int:
     if args.invariant_actor:
         agent_kwargs["invariant_actor"] = True
     env_kwargs = {} if args.budget == DEFAULT_BUDGET else {"budget": args.budget}  # default runs read as before
+    if args.residual_streams:
+        env_kwargs["residual_streams"] = True
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
                           args.warmup, args.checkpoint, args.data_root, env_kwargs=env_kwargs, source=args.source,
                           assistant=assistant,
