@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,11 @@ def export_slim(env, out_dir: str | Path, info: dict[str, Any] | None = None,
     }
     # Modules the traced network never runs (a training-only head, say) are kept from the original as they
     # were, so that a fresh instance of the architecture loads the file.
-    state = {**workload.model.state_dict(), **env.pruned_network.state_dict()}
-    torch.save({k: v.detach().cpu() for k, v in state.items()}, out / "model.pt")
+    original = workload.model.state_dict()
+    pruned = {k: v for k, v in env.pruned_network.state_dict().items() if k in original}  # not fx's own constants
+    state = OrderedDict((k, v.detach().cpu()) for k, v in {**original, **pruned}.items())
+    state._metadata = original._metadata  # module versions, which some loaders read (MNASNet's)
+    torch.save(state, out / "model.pt")
     _write_spec(out, spec)
     return out / "spec.json"
 

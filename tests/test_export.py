@@ -129,3 +129,28 @@ def test_export_command(fashion_root, tiny_checkpoint, tmp_path):
     assert spec["macs_ratio"] <= 0.4 and (out / "model.pt").is_file()
     assert accuracy(load_slim(out), [Workload.from_zoo("resnet20", "fashion-mnist", tiny_checkpoint,
                                                        fashion_root).reward]) == spec["accuracy"]
+
+
+class PlainTensorScale(SmallNet):
+    """A tensor attribute that is no buffer: torch.fx keeps it as a `_tensor_constant` of its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.tensor(0.5)
+
+    def forward(self, x):
+        return super().forward(x) * self.scale
+
+
+@pytest.mark.parametrize("build", [PlainTensorScale, lambda: __import__("torchvision").models.mnasnet0_5(num_classes=10)],
+                         ids=["fx-constant", "mnasnet-versioned-state"])
+def test_the_export_holds_the_models_own_state_and_loads_into_a_fresh_instance(build, tmp_path):
+    """Neither fx's tensor constants nor a state dict without module versions (which MNASNet's loader reads)."""
+    torch.manual_seed(0)
+    channels = 1 if build is PlainTensorScale else 3
+    images, labels = torch.randn(16, channels, 28, 28), torch.randint(0, 10, (16,))
+    workload = Workload.from_module(build().eval(), [(images[:8], labels[:8])], [(images[8:], labels[8:])])
+    env = ChannelPruneEnv(workload=workload, target_ratio=0.5, device="cpu", reconstruction="magnitude")
+    export_slim(env, tmp_path, play(env, uniform_policy(env.budget)))
+    with torch.no_grad():
+        assert torch.equal(load_slim(tmp_path, model=build())(images), env.pruned_network(images))
