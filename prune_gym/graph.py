@@ -3,22 +3,28 @@
 A unit is a channel dimension that one layer (the producer: a conv or linear layer)
 creates and other layers (the consumers) read. Channel-wise layers in between (BatchNorm,
 activations, pooling, a depthwise or grouped conv whose outputs follow its inputs) are
-members: they are sliced with the producer; a grouped conv's channels go in whole groups. Channels sit in dimension 1 (N, C, ...), or last where a linear
-layer maps a (N, ..., C) tensor, as the MLPs of ConvNeXt and vision transformers do; such
-a unit is followed only through element-wise operations into the next linear layer. The channels of a tensor are tracked through the graph with a
-union-find; any operation that couples or reshapes channels freezes the whole set:
+members: they are sliced with the producer, a grouped conv's channels in whole groups.
+Channels sit in dimension 1 (N, C, ...), or last where a linear layer maps a (N, ..., C)
+tensor, as the MLPs of ConvNeXt and vision transformers do; such a unit is followed only
+through element-wise operations into the next linear layer.
+
+The channels of a tensor are tracked through the graph with a union-find. An operation
+that makes channels of several tensors one joins their sets where pruning can follow it,
+and otherwise freezes the joined set whole:
 
 * a gate (a product of two tensors with the same channels, as squeeze-excitation makes)
   joins the gate's producer to the unit: both lose the same channels;
 * residual additions and concatenations couple channels across layers. Residual
-  streams are left whole by default (`residual_streams=True` makes each a unit, its
-  producers every layer that adds into it), as PocketFlow and AMC do for ResNets: pruning them would force
-  one kept set on every block of a stage, and CIFAR ResNets' zero-padded "option A"
-  shortcut maps stream channels onto shifted positions (which torch-pruning mis-groups);
+  streams are left whole by default, as PocketFlow and AMC do for ResNets: pruning them
+  forces one kept set on every block of a stage (`residual_streams=True` makes each a
+  unit whose producers are every layer that adds into it). CIFAR ResNets' zero-padded
+  "option A" shortcut maps stream channels onto shifted positions (which torch-pruning
+  mis-groups), and freezes them;
 * the network's input and output channels are fixed by the data;
 * operations this module does not know are treated as coupling, never guessed at.
 
-A model that torch.fx cannot trace is refused with the module where tracing failed.
+A model that torch.fx cannot trace is refused with the module where tracing failed, and
+the remedy: `leaf_modules` keeps such a module as one call, its channels whole.
 """
 
 from __future__ import annotations

@@ -249,14 +249,15 @@ class EpisodePruner:
             x_map = runner.value(consumer.input_node)
             positions = target.positions[i]
             x = _rows(x_map, module, positions, self._out_width(consumer, x_map))
-            y, shortcut, bn_scale = target.output[i], target.shortcut, target.bn_scale
+            y, bn_scale = target.output[i], target.bn_scale
+            shortcut = None if target.shortcut is None else target.shortcut[i]
             if outputs is not None:
                 kept = outputs.to(y.device)
                 y = y[:, kept]
-                shortcut = None if shortcut is None else [s[:, kept] for s in shortcut]
+                shortcut = None if shortcut is None else shortcut[:, kept]
                 bn_scale = None if bn_scale is None else bn_scale[kept]
             if shortcut is not None:
-                drift = shortcut[i] - _outputs(runner.value(consumer.residual.shortcut), module, positions)
+                drift = shortcut - _outputs(runner.value(consumer.residual.shortcut), module, positions)
                 if bn_scale is not None:  # the addition happens after the BatchNorm: undo its scale
                     usable = bn_scale.abs() > 1e-3
                     drift = torch.where(usable, drift / torch.where(usable, bn_scale, 1.0), 0.0)
