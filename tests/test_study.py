@@ -170,6 +170,7 @@ def test_a_study_prunes_the_committed_weights_of_each_model(tiny_checkpoint, tmp
     league = STUDIES["league"]
     committed = CHECKPOINTS / "resnet20_fashion-mnist.pt"
     assert study_checkpoints(league) == {"resnet20": str(committed)}  # committed: nothing to pretrain
+    assert committed_digests("league") == {"resnet20": checkpoint_digest(committed)}  # the network the data pruned
     assert league.jobs()[0].config(league.dataset, "cpu", None, None, {}).checkpoint == str(committed)
     assert study_checkpoints(league, checkpoint=str(tiny_checkpoint)) == {"resnet20": str(tiny_checkpoint)}
     (tmp_path / "resnet20_fashion-mnist.pt").write_bytes(tiny_checkpoint.read_bytes())
