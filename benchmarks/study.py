@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
-from prune_gym.checkpoints import read_checkpoint, state_digest
+from prune_gym.checkpoints import checkpoint_digest
 from prune_gym.cluster import Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo
@@ -190,12 +190,6 @@ def _existing(path: Path) -> str | None:
     return str(path) if path.exists() else None
 
 
-def checkpoint_digest(path: str | Path) -> str:
-    """The digest of a checkpoint's weights, as the history records it for every run that pruned them."""
-    state, metadata = read_checkpoint(path)
-    return metadata.get("digest") or state_digest(state)
-
-
 def study_checkpoints(study: Study, checkpoint: str | None = None, data_root: str | None = None,
                       device: str = "auto", progress: bool = True, checkpoints: Path = CHECKPOINTS) -> dict[str, str]:
     """The weights each model of the study prunes: `checkpoint` (a study of one model), else the committed
@@ -311,10 +305,10 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
     out = Path(out)
     paths = study_checkpoints(study, checkpoint, data_root, device, progress, checkpoints)
     for model, digest in (committed_digests or {}).items():
-        if model in paths and checkpoint_digest(paths[model]) != digest:
+        found = checkpoint_digest(paths[model]) if model in paths else digest
+        if found != digest:
             raise PruneGymError(f"the committed data pruned {model} weights {digest[:12]}, and {paths[model]} holds "
-                                f"{checkpoint_digest(paths[model])[:12]}: run on the committed checkpoint, or give "
-                                f"the study another --data")
+                                f"{found[:12]}: run on the committed checkpoint, or give the study another --data")
     result = StudyRun()
     all_jobs = study.jobs()
     committed = committed or {}

@@ -72,6 +72,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return state, metadata
 
 
+def checkpoint_digest(path: str | Path) -> str:
+    """The digest of a checkpoint's weights, as the history records it for every run that pruned them."""
+    state, metadata = read_checkpoint(path)
+    return metadata.get("digest") or state_digest(state)
+
+
 def load_weights(model: nn.Module, path: str | Path) -> dict[str, Any]:
     """Load a checkpoint into `model`, refusing one made for another architecture; returns its metadata."""
     state, metadata = read_checkpoint(path)

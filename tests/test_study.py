@@ -13,8 +13,9 @@ from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import SEARCHERS
 from prune_gym.benchmarks.data_export import committed_digests, committed_jobs, export_study, read_csv_gz
 from prune_gym.benchmarks.report import write_report
-from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, adopt, checkpoint_digest, history_of,
-                                        job_status, run_study, study_checkpoints)
+from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, adopt, history_of, job_status, run_study,
+                                        study_checkpoints)
+from prune_gym.checkpoints import checkpoint_digest
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
 
