@@ -158,7 +158,7 @@ def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None
         store.read_run(config.source)  # verifies its checksums
         if config.takes_source_weights:
             check_weight_source(info, config.agent, bool(config.agent_settings.get("invariant_actor", False)),
-                                target)
+                                target.feature_names)
             store.load_weights(config.source, SOURCE_WEIGHTS)
 
 

@@ -11,6 +11,8 @@ invariant a / p (`prune_gym.agents.invariant`), nor the reverse.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prune_gym.agents.searcher import Searcher
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, RunInfo, Scenario
@@ -23,15 +25,16 @@ def invariant_of(info: RunInfo) -> bool:
     return bool(info.settings.get("agent_kwargs", {}).get("invariant_actor", False))
 
 
-def check_weight_source(info: RunInfo, agent: str, invariant: bool, target: Scenario) -> None:
-    """Refuse, saying why, a source run whose weights a searcher `agent` (`invariant`) cannot start from."""
+def check_weight_source(info: RunInfo, agent: str, invariant: bool, feature_names: Sequence[str]) -> None:
+    """Refuse, saying why, a source run whose weights a searcher `agent` (`invariant`), observing
+    `feature_names`, cannot start from."""
     source = info.run_id
     if info.agent != agent:
         raise PruneGymError(f"run {source} was searched by {info.agent}, this search by {agent}: weights "
                             f"transfer only between runs of the same agent")
-    if info.scenario.feature_names != target.feature_names:
+    if list(info.scenario.feature_names) != list(feature_names):
         raise PruneGymError(f"run {source} observes {info.scenario.feature_names}, this search observes "
-                            f"{target.feature_names}: its weights cannot be transferred")
+                            f"{list(feature_names)}: its weights cannot be transferred")
     kinds = {False: "the kept fraction", True: "the invariant a / p"}
     if invariant_of(info) != invariant:
         raise PruneGymError(f"run {source}'s actor predicts {kinds[invariant_of(info)]}, this agent's predicts "
@@ -43,5 +46,5 @@ def check_weight_source(info: RunInfo, agent: str, invariant: bool, target: Scen
 def load_source_weights(searcher: Searcher, store: HistoryStore, source: str, target: Scenario,
                         invariant: bool) -> None:
     """Load run `source`'s final weights into `searcher`, after `check_weight_source`."""
-    check_weight_source(store.read_run(source).info, searcher.name, invariant, target)
+    check_weight_source(store.read_run(source).info, searcher.name, invariant, target.feature_names)
     searcher.load_weights(store.load_weights(source, SOURCE_WEIGHTS))

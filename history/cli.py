@@ -84,7 +84,8 @@ def _ls(args: argparse.Namespace) -> int:
         print(f"no runs in {store.path}")
         return 0
     rows = [_ls_row(info) for info in infos]
-    print(_table(("RUN", "MODEL", "DATASET", "P", "AGENT", "METHOD", "SEED", "STATUS", "TRIALS", "BEST ACC"), rows))
+    print(_table(("RUN", "MODEL", "DATASET", "P", "AGENT", "METHOD", "SOURCE", "SEED", "STATUS", "TRIALS", "BEST ACC"),
+                 rows))
     return 0
 
 
@@ -92,7 +93,7 @@ def _ls_row(info: RunInfo) -> list[str]:
     scenario = info.scenario
     best = "-" if info.best_accuracy is None else f"{info.best_accuracy:.4f}"
     return [info.run_id, scenario.model, scenario.dataset, f"{scenario.target_ratio:g}", info.agent, info.method,
-            str(info.seed), info.status, str(info.n_trials), best]
+            ", ".join(info.sources) or "-", str(info.seed), info.status, str(info.n_trials), best]
 
 
 def _show(args: argparse.Namespace) -> int:

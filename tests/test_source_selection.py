@@ -100,3 +100,60 @@ def test_select_source_refuses_what_it_cannot_race(library, tmp_path):
         select_source(dataclasses.replace(target, method="baseline"), ids, path, race_trials=40, workdir=tmp_path)
     with pytest.raises(PruneGymError, match="at least 30 trials"):
         select_source(target, ids, path, race_trials=20, workdir=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def mixed_library(library, tmp_path_factory):
+    """A library of its own: two amc-ddpg seeds at p = 0.5, amc-ddpg at p = 0.2 and random search at p = 0.3."""
+    config = library[0]
+    path = tmp_path_factory.mktemp("mixed") / "history.h5"
+    ids = [run_search(dataclasses.replace(config, seed=seed), path, progress=False).run_id for seed in (0, 1)]
+    low = run_search(dataclasses.replace(config, ratio=0.2), path, progress=False).run_id
+    other = run_search(dataclasses.replace(config, ratio=0.3, agent="random", warmup=None), path,
+                       progress=False).run_id
+    return config, path, ids, low, other
+
+
+def test_auto_sources_are_usable_runs_nearest_first_one_per_scenario(mixed_library):
+    from prune_gym.agents.source_choice import choose_sources, distance
+
+    config, path, ids, low, other = mixed_library
+    vanilla = dataclasses.replace(config, ratio=0.3, method="vanilla", source="auto", warmup=None)
+    chosen = choose_sources(path, vanilla)
+    # Vanilla loads weights: only amc-ddpg runs qualify. p = 0.2 is 0.1 below the target; p = 0.5 is 0.2
+    # above, which counts twice. The two seeds at 0.5 stand as one candidate, the better one.
+    assert [c.run.run_id for c in chosen][0] == low and len(chosen) == 2
+    assert chosen[0].distance == pytest.approx(0.1) and chosen[1].distance == pytest.approx(0.4)
+    with HistoryStore(path) as store:
+        seeds = [r for r in store.find_runs() if r.run_id in ids]
+    assert chosen[1].run.run_id == max(seeds, key=lambda r: r.best_accuracy).run_id
+    # The assistant takes trials, from any searcher's run: the random search at p = 0.3 is nearest.
+    assisted = dataclasses.replace(config, ratio=0.3, agent="tpe", source="auto", assistant={}, warmup=None)
+    assert [c.run.run_id for c in choose_sources(path, assisted)][:2] == [other, low]
+    other_model = dataclasses.replace(vanilla, model="resnet56")
+    assert distance(chosen[0].run, other_model) == pytest.approx(1.1)  # another model: one step further
+    assert choose_sources(path.with_name("none.h5"), vanilla) == []
+
+
+def test_search_with_source_auto_says_what_it_chose_and_records_it(cli, mixed_library, tmp_path):
+    config, path, ids, low, other = mixed_library
+    common = ("--ratio", "0.3", "--trials", "3", "--checkpoint", config.checkpoint, "--data-root", config.data_root,
+              "--device", "cpu", "--tensorboard", "", "--out", str(tmp_path / "slim"))
+    library = tmp_path / "library.h5"
+    library.write_bytes(path.read_bytes())
+    result = cli("search", "--method", "vanilla", "--source", "auto", "--history", str(library), *common)
+    assert result.returncode == 0, result.stderr
+    assert f"source: {low} (resnet20 p = 0.2 on fashion-mnist, amc-ddpg" in result.stdout
+    with HistoryStore(library) as store:
+        newest = store.find_runs()[-1]
+    assert newest.method == "vanilla" and newest.sources == [low]
+    listing = cli("history", "ls", "--history", str(library)).stdout
+    assert "SOURCE" in listing and any(newest.run_id in line and low in line for line in listing.splitlines())
+
+    empty = tmp_path / "empty.h5"
+    result = cli("search", "--method", "vanilla", "--source", "auto", "--history", str(empty), *common)
+    assert result.returncode == 0, result.stderr
+    assert "searching from scratch" in result.stdout
+    with HistoryStore(empty) as store:
+        (run,) = store.find_runs()
+    assert run.method == "baseline" and run.sources == []

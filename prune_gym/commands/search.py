@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 from pathlib import Path
 
 import gymnasium as gym
 
 from prune_gym.agents.assistant import Assistant
-from prune_gym.agents.config import METHODS, SearchConfig
+from prune_gym.agents.config import METHODS, TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
+from prune_gym.agents.source_choice import AUTO, choose_sources
+from prune_gym.agents.source_selection import MIN_TRIALS, select_source
 from prune_gym.budgets import BUDGETS, DEFAULT_BUDGET
 from prune_gym.commands.export import print_speed
 from prune_gym.datasets import dataset_names
@@ -48,7 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(also --source's trials rewritten for this ratio: the invariant actor and a preloaded "
                         "replay buffer, or a black-box searcher's first policies); assistant (augmented, with the "
                         "assistant acting in the first trials)")
-    p.add_argument("--source", metavar="RUN", help="the history run a transfer method or the assistant starts from")
+    p.add_argument("--source", metavar="RUN",
+                   help="the history run a transfer method or the assistant starts from; 'auto' picks the nearest "
+                        "usable runs of the history file by scenario and races them (none: a search from scratch)")
     p.add_argument("--assistant", action="store_true",
                    help="let the assistant choose the first trials' actions from --source's trials (implied by "
                         "--method assistant)")
@@ -125,20 +130,50 @@ def run_search_command(args: argparse.Namespace) -> int:
         require_onnx()
     history = Path(args.history) if args.history else home_dir() / "history.h5"
     env = make_env(config)  # an unavailable device is refused here, before any data is loaded
-    result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)
-    info = play(env, result.best_policy)
-    out = Path(args.out or Path("runs") / result.run_id)
-    export_slim(env, out, info, source_run={"history": str(history.resolve()), "run_id": result.run_id})
+    race: list[str] = []
+    if config.source == AUTO:
+        config, race = auto_source(config, history)
+    if race:
+        selection = select_source(config, race, history, race_trials=min(RACE_TRIALS, config.trials))
+        print(f"source: {selection.winner} won the race ({selection.reason})")
+        with HistoryStore(history) as store:
+            run = store.read_run(selection.run_id)
+        run_id, best_trial, best_policy = selection.run_id, run.best_trial(), run.best_policy().tolist()
+    else:
+        result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)
+        run_id, best_trial, best_policy = result.run_id, result.best_trial, result.best_policy
+    info = play(env, best_policy)
+    out = Path(args.out or Path("runs") / run_id)
+    export_slim(env, out, info, source_run={"history": str(history.resolve()), "run_id": run_id})
     spec = measure_export(out, env.unwrapped.workload.model, env.unwrapped.device, args.onnx)
-    print_policy(env, result.best_trial, info)
+    print_policy(env, best_trial, info)
     print_speed(spec)
-    print(f"history: {history} (run {result.run_id}); slim model: {out}")
+    print(f"history: {history} (run {run_id}); slim model: {out}")
     if args.plot:
         with HistoryStore(history) as store:
             uniform = play(env, uniform_policy(env.unwrapped.budget))["accuracy"]
-            plot_learning_curves([store.read_run(result.run_id)], Path(args.plot), uniform_accuracy=uniform)
+            plot_learning_curves([store.read_run(run_id)], Path(args.plot), uniform_accuracy=uniform)
         print(f"learning curve: {args.plot}")
     return 0
+
+
+RACE_TRIALS = 100  # the most trials a raced candidate plays before one is kept (as `select-source`'s default)
+
+
+def auto_source(config: SearchConfig, history: Path) -> tuple[SearchConfig, list[str]]:
+    """`--source auto`: `config` with its source chosen from `history` (or, with none usable, a search from
+    scratch), and the candidates to race when there are several; says in one line what it chose and why."""
+    candidates = choose_sources(history, config)
+    if not candidates:
+        print(f"source: no run in {history} that {config.agent} can start a {config.method} search from; "
+              f"searching from scratch")
+        return dataclasses.replace(config, method="baseline", source=None, assistant=None), []
+    nearest = dataclasses.replace(config, source=candidates[0].run.run_id)
+    if len(candidates) == 1 or config.method not in TRANSFER_METHODS or config.trials < MIN_TRIALS:
+        print(f"source: {candidates[0]}, the nearest usable run")
+        return nearest, []
+    print(f"source: racing the {len(candidates)} nearest usable runs: {'; '.join(map(str, candidates))}")
+    return nearest, [c.run.run_id for c in candidates]
 
 
 def print_policy(env: gym.Env, best_trial: int, info: dict) -> None:
