@@ -11,7 +11,7 @@ import torch
 
 from prune_gym.export import load_slim
 from prune_gym.models import build_model
-from prune_gym.speed import measure_speed
+from prune_gym.speed import measure_speed, paired_latency
 
 
 def test_export_records_measured_speed_and_a_checked_onnx_model(cli, tiny_checkpoint, fashion_root, tmp_path):
@@ -42,6 +42,16 @@ def test_measured_speed_counts_what_the_model_computes():
     assert model.training  # measured in eval mode, handed back as it came
 
 
+def test_paired_latency_measures_two_models_in_alternation():
+    big = build_model("resnet20", 1, 10, 28)
+    small = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    small(torch.zeros(1, 1, 28, 28))  # materialise the lazy layer
+    paired = paired_latency(small, big, (1, 28, 28), pairs=3, min_run_seconds=0.02)
+    assert len(paired.first_ms) == len(paired.second_ms) == 3
+    assert 0 < paired.ratio < 1  # one small conv against twenty
+    assert min(paired.first_ms) / max(paired.second_ms) <= paired.ratio <= max(paired.first_ms) / min(paired.second_ms)
+
+
 def test_a_searched_policy_and_torch_prunings_uniform_pruning_are_fine_tuned_and_timed_alike(tiny_checkpoint,
                                                                                           fashion_root):
     import gymnasium as gym
@@ -56,9 +66,11 @@ def test_a_searched_policy_and_torch_prunings_uniform_pruning_are_fine_tuned_and
     env = gym.make(prune_gym.ENV_ID, model="resnet20", dataset="fashion-mnist", target_ratio=0.3, device="cpu",
                    checkpoint=tiny_checkpoint, data_root=fashion_root, calibration_images=100)
     splits = load_splits("fashion-mnist", fashion_root, 0, 100, 200)
-    original, searched, uniform = compare(env, [0.4] * 9, FinetuneRecipe(epochs=1, batch_size=128), splits)
-    assert original.macs_ratio == 1.0 and uniform.macs_ratio <= searched.macs_ratio <= 0.3
-    assert all(row.test_after > row.test_before for row in (searched, uniform))  # fine-tuning pays for both
-    assert all(row.latency_ms > 0 and row.throughput > 0 for row in (original, searched, uniform))
+    original, searched, uniform, torch_pruning = compare(env, [0.4] * 9, FinetuneRecipe(epochs=1, batch_size=128),
+                                                         splits)
+    assert original.macs_ratio == 1.0 and torch_pruning.macs_ratio <= searched.macs_ratio <= 0.3
+    assert uniform.macs_ratio <= 0.3 and uniform.test_before > torch_pruning.test_before  # refit, not magnitude alone
+    assert all(row.test_after > row.test_before for row in (searched, uniform, torch_pruning))  # fine-tuning pays
+    assert all(row.latency_ms > 0 and row.throughput > 0 for row in (original, searched, uniform, torch_pruning))
     with pytest.raises(PruneGymError, match="mis-groups this architecture"):  # ResNet-20's zero-pad shortcut
         compare(env, [0.4] * 9, FinetuneRecipe(epochs=1), splits, tp_layers="all")

@@ -25,19 +25,11 @@ from prune_gym.budgets.base import Budget
 from prune_gym.checkpoints import state_digest
 from prune_gym.graph import Layer, PruningGraph
 from prune_gym.paths import home_dir
+from prune_gym.speed import median_ms
 
 GRID = 5  # channel counts measured per variable side of a layer
 MIN_RUN_SECONDS = 0.02  # per timed configuration
 TABLE_FORMAT = "prune-gym-latency/1"
-
-
-def median_ms(module: nn.Module, x: torch.Tensor, min_run_seconds: float) -> float:
-    """Median milliseconds of `module(x)` without gradients, with torch's threads."""
-    from torch.utils import benchmark  # imported here: it warns about CUDA on import, in every command
-
-    timer = benchmark.Timer(stmt="with torch.no_grad(): module(x)", globals={"module": module, "x": x, "torch": torch},
-                            num_threads=torch.get_num_threads())
-    return 1000 * timer.blocked_autorange(min_run_time=min_run_seconds).median
 
 
 class LatencyTable:
