@@ -1,15 +1,18 @@
-"""A searched policy against what a user would pick instead, both fine-tuned alike and timed (issue 21).
+"""A searched policy against what a user would pick instead, fine-tuned alike and timed (issue 21).
 
 For a model and ratio p: the slim model of a searched policy (the best policy of a run in the
 committed data, of an export, or one given as fractions), the uniform policy's (one fraction
 for every unit, pruned and refit by the env like the searched one), and Torch-Pruning's
 uniform magnitude pruning at the same MACs or fewer (one ratio for every layer it prunes, L2
-magnitude importance, found by bisection). Torch-Pruning prunes the same layers our units hold (`--tp-layers units`: the
-residual streams stay whole, as in our env) or every layer its dependency graph can
-(`--tp-layers all`). Each is scored on the test split before and after the same fine-tuning
-recipe, and timed against the original on this machine's CPU (`prune_gym.speed`). The network
-is the committed one the policy was searched on (`benchmarks/checkpoints/`), and each finished
-comparison is appended to `--record` as one JSON line per model.
+magnitude importance, found by bisection). Torch-Pruning prunes the layers our units hold
+(`--tp-layers units`: the residual streams stay whole, as in our env) or every layer its
+dependency graph can (`--tp-layers all`). Each is scored on the test split before and after
+the same fine-tuning recipe, and timed against the original on this machine's CPU, in
+back-to-back pairs (`prune_gym.speed.paired_latency`). `--speed-only` skips the fine-tuning:
+speed depends on the architecture alone, and is best re-measured with nothing else running.
+The network is the committed one the policy was searched on (`benchmarks/checkpoints/`); each
+comparison is appended to `--record` as one JSON line per model, and `--report` prints the
+table of such a file.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/deployable.py --model resnet20 --ratio 0.3 --epochs 3 \\
         --policy-from league --agent amc-ddpg --seed 0 --record benchmarks/data/deployable.jsonl
@@ -20,6 +23,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
+import statistics
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,27 +36,28 @@ from torch import nn
 import prune_gym
 from prune_gym.benchmarks.data_export import DATA, read_csv_gz
 from prune_gym.benchmarks.study import committed_checkpoint
-from prune_gym.datasets import DataSplits, ImageSplit, load_splits
+from prune_gym.datasets import DataSplits, load_splits
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
-from prune_gym.export import read_spec
+from prune_gym.export import export_slim, load_slim, read_spec
 from prune_gym.finetune import FinetuneRecipe, finetune
 from prune_gym.macs import count_macs
 from prune_gym.policies import play, uniform_policy
 from prune_gym.pretrain import SplitSpec
-from prune_gym.speed import measure_speed
+from prune_gym.speed import measure_speed, paired_latency
 
 
 @dataclass
 class Candidate:
-    """One slim model and how it fared."""
+    """One slim model and how it fared; test_after is NaN where it was not fine-tuned (`--speed-only`)."""
 
     name: str
     macs_ratio: float
     test_before: float
     test_after: float
-    latency_ms: float
-    throughput: float
+    latency_ms: float  # batch 1, the median of the pairs
+    speed_up: float  # the original's batch-1 latency over this model's, measured in pairs (`paired_latency`)
+    throughput: float  # images/s at batch 64
 
 
 def searched_policy(study: str, model: str, ratio: float, agent: str, seed: int, data: Path = DATA) -> list[float]:
@@ -63,8 +70,9 @@ def searched_policy(study: str, model: str, ratio: float, agent: str, seed: int,
 
 
 def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_budget: int, layers: str,
-                          unit_producers: set[str], steps: int = 20) -> nn.Module:
-    """Torch-Pruning's uniform L2-magnitude pruning with the smallest ratio whose MACs fit `macs_budget`."""
+                          unit_layers: set[str], steps: int = 20) -> nn.Module:
+    """Torch-Pruning's uniform L2-magnitude pruning with the smallest ratio whose MACs fit `macs_budget`;
+    with `layers` "units" it prunes only `unit_layers` (our units' producers and members)."""
     import torch_pruning as tp
 
     example = torch.zeros(1, *input_shape)
@@ -74,7 +82,7 @@ def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_b
         modules = dict(candidate.named_modules())
         prunable = (nn.Conv2d, nn.Linear)
         ignored = [m for name, m in modules.items() if isinstance(m, prunable) and
-                   (layers == "units" and name not in unit_producers or isinstance(m, nn.Linear))]
+                   (layers == "units" and name not in unit_layers or isinstance(m, nn.Linear))]
         pruner = tp.pruner.BasePruner(candidate, example, importance=tp.importance.MagnitudeImportance(p=2),
                                       pruning_ratio=ratio, ignored_layers=ignored)
         pruner.step()
@@ -94,61 +102,80 @@ def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_b
             high = middle
         else:
             low = middle
-    return pruned(high)
+    slim = pruned(high)
+    if count_macs(slim, input_shape) > macs_budget:  # no ratio was within budget
+        raise PruneGymError(f"Torch-Pruning's uniform pruning of the {layers} layers cannot reach {macs_budget} MACs")
+    return slim
 
 
-def evaluate(name: str, slim: nn.Module, original_macs: int, input_shape: tuple[int, ...], train: ImageSplit,
-             test: ImageSplit, recipe: FinetuneRecipe, device: torch.device) -> Candidate:
-    """Test accuracy before and after fine-tuning, and the fine-tuned model's CPU speed."""
-    before = accuracy(slim, test.batches(500, device))
-    finetune(slim, lambda g: train.batches(recipe.batch_size, device, shuffle=True, augment=True, generator=g),
-             -(-len(train) // recipe.batch_size), recipe, device)
-    after = accuracy(slim, test.batches(500, device))
-    speed = measure_speed(slim, input_shape, "cpu")
-    return Candidate(name, count_macs(slim, input_shape) / original_macs, before, after, speed.latency_ms,
-                     speed.throughput)
+def evaluate(name: str, slim: nn.Module, original: nn.Module, input_shape: tuple[int, ...], splits: DataSplits,
+             recipe: FinetuneRecipe | None, device: torch.device) -> Candidate:
+    """Test accuracy before and after fine-tuning by `recipe` (None: not fine-tuned), and the CPU speed
+    against the original, measured in pairs."""
+    before = accuracy(slim, splits.test.batches(500, device))
+    after = float("nan")
+    if recipe is not None:
+        finetune(slim, lambda g: splits.train.batches(recipe.batch_size, device, shuffle=True, augment=True,
+                                                      generator=g),
+                 -(-len(splits.train) // recipe.batch_size), recipe, device)
+        after = accuracy(slim, splits.test.batches(500, device))
+    paired = paired_latency(slim, original, input_shape, "cpu")
+    macs_ratio = count_macs(slim, input_shape) / count_macs(original, input_shape)
+    return Candidate(name, macs_ratio, before, after, statistics.median(paired.first_ms), 1 / paired.ratio,
+                     measure_speed(slim, input_shape, "cpu").throughput)
 
 
-def compare(env: gym.Env, policy: list[float], recipe: FinetuneRecipe, splits: DataSplits,
-            tp_layers: str = "units") -> list[Candidate]:
+CANDIDATES = ("searched", "uniform", "torch-pruning")
+
+
+def compare(env: gym.Env, policy: list[float], recipe: FinetuneRecipe | None, splits: DataSplits,
+            tp_layers: str = "units", candidates: tuple[str, ...] = CANDIDATES) -> list[Candidate]:
     """The original, the searched policy's slim model, the uniform policy's (pruned by the env alike: the
     search's share of the result) and Torch-Pruning's, fine-tuned alike on `splits` (the splits the env's
-    checkpoint was trained with)."""
+    checkpoint was trained with) unless `recipe` is None; those of `candidates` only. Ours are timed as a user
+    deploys them: exported and loaded as plain modules (`load_slim`)."""
     unwrapped = env.unwrapped
     workload, device = unwrapped.workload, unwrapped.device
     shape = workload.input_shape
-    original_macs = count_macs(workload.model, shape)
-    info = play(env, policy)
-    searched = copy.deepcopy(unwrapped.pruned_network)
-    play(env, uniform_policy(unwrapped.budget))
-    uniform = copy.deepcopy(unwrapped.pruned_network)
-    producers = {u.producer for u in unwrapped.units}
-    torch_pruning = torch_pruning_uniform(workload.model.cpu(), shape, info["macs"], tp_layers, producers)
-    base = measure_speed(workload.model, shape, "cpu")
-    rows = [Candidate("original", 1.0, accuracy(workload.model, splits.test.batches(500, device)), float("nan"),
-                      base.latency_ms, base.throughput)]
-    for name, slim in (("searched policy", searched), ("uniform policy", uniform),
-                       (f"Torch-Pruning uniform ({tp_layers})", torch_pruning.to(device))):
-        rows.append(evaluate(name, slim, original_macs, shape, splits.train, splits.test, recipe, device))
-    return rows
+    original = workload.model.cpu().eval()
+    slims = {}  # candidate: (the table's name, the slim model)
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, name, fractions in (("searched", "searched policy", policy),
+                                     ("uniform", "uniform policy", uniform_policy(unwrapped.budget))):
+            info = play(env, fractions)
+            export_slim(env, Path(tmp) / key, info)
+            slims[key] = (name, load_slim(Path(tmp) / key))
+    if "torch-pruning" in candidates:
+        unit_layers = {name for u in unwrapped.units for name in (u.producer, *u.members)}
+        macs_budget = count_macs(slims["searched"][1], shape)
+        slims["torch-pruning"] = (f"Torch-Pruning uniform ({tp_layers})",
+                                  torch_pruning_uniform(original, shape, macs_budget, tp_layers, unit_layers))
+    base = measure_speed(original, shape, "cpu")
+    rows = [Candidate("original", 1.0, accuracy(original.to(device), splits.test.batches(500, device)),
+                      float("nan"), base.latency_ms, 1.0, base.throughput)]
+    return rows + [evaluate(name, slim.to(device), original, shape, splits, recipe, device)
+                   for key, (name, slim) in slims.items() if key in candidates]
 
 
 def markdown(records: list[dict]) -> str:
-    """The comparisons in `records` (rows as `--record` writes them) as one table; each slim model's
-    speed-up is against its own comparison's measurement of the original."""
+    """The comparisons in `records` (rows as `--record` writes them) as one table, a row per model, ratio and
+    slim model: its accuracies from the last record that fine-tuned it, its speed from the last record
+    (a `--speed-only` run re-measures speed without fine-tuning again)."""
+    rows: dict[tuple, dict] = {}
+    for r in records:
+        key = (r["model"], r["ratio"] if r["name"] != "original" else None, r["name"])
+        row = rows.setdefault(key, dict(r))
+        row.update({k: r[k] for k in ("latency_ms", "speed_up", "throughput") if k in r})
+        if r["name"] == "original" or not math.isnan(r["test_after"]):
+            row.update({k: r[k] for k in ("test_before", "test_after", "epochs", "policy_from", "macs_ratio")})
     lines = ["| model | p | slim model | MACs ratio | test before | test after fine-tuning | latency (ms) | "
              "speed-up | images/s at batch 64 |", "|---|---|---|---|---|---|---|---|---|"]
-    original = None
-    for r in records:
-        if r["name"] == "original":
-            original = r
-            lines.append(f"| {r['model']} | - | original | 1.000 | {100 * r['test_before']:.2f}% | - | "
-                         f"{r['latency_ms']:.2f} | 1.00x | {r['throughput']:.0f} |")
-            continue
-        name = f"searched policy ({r['policy_from']})" if r["name"] == "searched policy" else r["name"]
-        lines.append(f"| {r['model']} | {r['ratio']} | {name} | {r['macs_ratio']:.3f} | {100 * r['test_before']:.2f}% | "
-                     f"{100 * r['test_after']:.2f}% | {r['latency_ms']:.2f} | "
-                     f"{original['latency_ms'] / r['latency_ms']:.2f}x | {r['throughput']:.0f} |")
+    for (model, ratio, name), r in rows.items():
+        if name == "searched policy":
+            name = f"searched policy ({r['policy_from']})"
+        after = "-" if math.isnan(r["test_after"]) else f"{100 * r['test_after']:.2f}%"
+        lines.append(f"| {model} | {ratio or '-'} | {name} | {r['macs_ratio']:.3f} | {100 * r['test_before']:.2f}% | "
+                     f"{after} | {r['latency_ms']:.2f} | {r['speed_up']:.2f}x | {r['throughput']:.0f} |")
     return "\n".join(lines)
 
 
@@ -165,7 +192,11 @@ def main() -> None:
     parser.add_argument("--agent", default="amc-ddpg")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--speed-only", action="store_true",
+                        help="measure the slim models' speed (and accuracy before fine-tuning) only")
     parser.add_argument("--tp-layers", choices=["units", "all"], default="units")
+    parser.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=list(CANDIDATES),
+                        help="the slim models to compare (default: all)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--checkpoint", help="the network's weights (default: the committed ones)")
     parser.add_argument("--record", type=Path, help="a JSON-lines file to append the comparison to")
@@ -190,7 +221,8 @@ def main() -> None:
                    device=args.device, checkpoint=checkpoint)
     split = SplitSpec()  # the cached pretrained checkpoints' split
     splits = load_splits(args.dataset, None, split.seed, split.calibration_size, split.reward_size)
-    rows = compare(env, policy, FinetuneRecipe(epochs=args.epochs), splits, args.tp_layers)
+    rows = compare(env, policy, None if args.speed_only else FinetuneRecipe(epochs=args.epochs), splits,
+                   args.tp_layers, tuple(args.candidates))
     policy_from = args.label or ("given" if args.policy else f"{args.policy_from} {args.agent} seed {args.seed}")
     records = [{"model": args.model, "dataset": args.dataset, "ratio": args.ratio, "policy_from": policy_from,
                 "epochs": args.epochs, "tp_layers": args.tp_layers, "threads": torch.get_num_threads(), **asdict(r)}
