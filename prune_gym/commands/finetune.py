@@ -32,7 +32,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     if result.resumed_from_epoch:
         print(f"resumed after epoch {result.resumed_from_epoch} of {recipe.epochs}")
     print(f"test accuracy {100 * result.test_accuracy_before:.2f}% -> {100 * result.test_accuracy_after:.2f}% "
-          f"after {recipe.epochs} epochs ({result.seconds:.0f} s); wrote {result.path}")
+          f"after {recipe.epochs} epoch{'s' * (recipe.epochs != 1)} ({result.seconds:.0f} s); wrote {result.path}")
     if result.note_error:
         print(f"prune-gym: warning: the search's run was not told of the fine-tune: {result.note_error}",
               file=sys.stderr)
