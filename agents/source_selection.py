@@ -30,6 +30,7 @@ from prune_gym.history.errors import HistoryError
 
 WINDOW = 21
 MIN_TRIALS = 30
+RACE_TRIALS = 100  # the most trials a candidate plays before the best one is kept
 
 
 def window_stats(accuracies: np.ndarray, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:

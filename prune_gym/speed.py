@@ -55,9 +55,9 @@ def measure_speed(model: nn.Module, input_shape: tuple[int, ...], device: torch.
     def inputs(n: int) -> torch.Tensor:
         return torch.randn((n, *input_shape), generator=generator).to(device)
 
-    speed = Speed(median_ms(model, inputs(1), min_run_seconds), 1000 * batch / median_ms(model, inputs(batch),
-                                                                                          min_run_seconds),
-                  batch, count_params(model), count_macs(model, tuple(input_shape)))
+    latency = median_ms(model, inputs(1), min_run_seconds)
+    throughput = 1000 * batch / median_ms(model, inputs(batch), min_run_seconds)
+    speed = Speed(latency, throughput, batch, count_params(model), count_macs(model, tuple(input_shape)))
     model.to(home).train(was_training)
     return speed
 

@@ -15,7 +15,7 @@ from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
 from prune_gym.agents.source_choice import AUTO, choose_sources
-from prune_gym.agents.source_selection import MIN_TRIALS, select_source
+from prune_gym.agents.source_selection import MIN_TRIALS, RACE_TRIALS, select_source
 from prune_gym.budgets import BUDGETS, DEFAULT_BUDGET
 from prune_gym.commands.export import print_speed
 from prune_gym.datasets import dataset_names
@@ -155,9 +155,6 @@ def run_search_command(args: argparse.Namespace) -> int:
             plot_learning_curves([store.read_run(run_id)], Path(args.plot), uniform_accuracy=uniform)
         print(f"learning curve: {args.plot}")
     return 0
-
-
-RACE_TRIALS = 100  # the most trials a raced candidate plays before one is kept (as `select-source`'s default)
 
 
 def auto_source(config: SearchConfig, history: Path) -> tuple[SearchConfig, list[str]]:

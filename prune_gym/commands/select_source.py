@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
-from prune_gym.agents.source_selection import MIN_TRIALS, WINDOW, select_source
+from prune_gym.agents.source_selection import MIN_TRIALS, RACE_TRIALS, WINDOW, select_source
 from prune_gym.commands.search import positive_int, ratio_type
 from prune_gym.datasets import dataset_names
 from prune_gym.models import model_names
@@ -21,8 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ratio", type=ratio_type, required=True, help="fraction of the MACs to keep (p), in (0, 1]")
     p.add_argument("--method", default="augmented", choices=list(TRANSFER_METHODS))
     p.add_argument("--trials", type=positive_int, default=300, help="the winner's episodes in all (default: 300)")
-    p.add_argument("--race-trials", type=positive_int, default=100,
-                   help="most episodes each candidate plays before the best one is kept (default: 100)")
+    p.add_argument("--race-trials", type=positive_int, default=RACE_TRIALS,
+                   help=f"most episodes each candidate plays before the best one is kept (default: {RACE_TRIALS})")
     p.add_argument("--window", type=positive_int, default=WINDOW, help=f"smoothing window (default: {WINDOW})")
     p.add_argument("--min-trials", type=positive_int, default=MIN_TRIALS,
                    help=f"episodes every candidate plays before any is stopped (default: {MIN_TRIALS})")
