@@ -166,8 +166,8 @@ STUDIES = {
     # The searcher league (issue 18): every searcher from scratch on ResNet-20 at 0.3 and 0.2, 5 seeds.
     "league": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2, 3, 4),
                     agents=tuple(SEARCHERS)),
-    # The league on two more models, with the AMC-style baseline and two black-box references (GPU-sized:
-    # a MobileNet v1 trial costs some 14 ResNet-20 ones).
+    # The league on two more models, with the AMC-style baseline and two black-box references (a MobileNet v1
+    # trial took 2.0-2.4 s on one CPU thread, about a ResNet-20 one: about 12 min a search).
     "league-models": Study("fashion-mnist", (), baselines=(("mobilenet_v1", 0.3), ("resnet56", 0.2)),
                            seeds=(0, 1, 2, 3, 4), agents=("amc-ddpg", "random", "tpe")),
     # Each league scenario's ceiling: CMA-ES for 1,000 trials a seed, the seeds pooled (3,000 trials on
