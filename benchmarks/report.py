@@ -147,7 +147,7 @@ class Row:
     t_c: int | None
     first_crossing: int | None  # version 1's rule, for the footnote
     gap_to_ceiling: float | None
-    seconds_per_trial: float  # mean over the seeds' trials
+    seconds_per_trial: float  # median over the seeds' trials (a paused search stretches one trial, not this)
 
     @property
     def row_key(self) -> tuple[str, str, str, str]:
@@ -226,7 +226,7 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
                   quality.converged_at(seeds, converged) if converged is not None else None,
                   first_reach(smoothed_mean(seeds), converged) if converged is not None else None,
                   ceiling.accuracy - final if ceiling else None,
-                  float(np.mean([s for r in found for s in r.seconds])))
+                  float(np.median([s for r in found for s in r.seconds])))
         rows.append(row)
         curves[row.name] = seeds
     head_to_head = {}
