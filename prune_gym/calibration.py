@@ -41,19 +41,14 @@ class LazyGraphRunner(fx.Interpreter):
             self.env[node] = self.run_node(node)
         return self.env[target]
 
-    def slice_channels(self, names: tuple[str, ...], index: torch.Tensor, channels: int, dim: int = 1) -> None:
-        """Keep channels `index` (of dimension `dim`: 1, or -1 for channels last) in the memoised values of
-        nodes that carry a pruned unit."""
-        for name in names:
+    def slice_channels(self, kept: dict[str, tuple[torch.Tensor, int]], dim: int = 1) -> None:
+        """In the memoised values of nodes that carry a pruned unit, keep their channels `index` of `channels`
+        (node name -> (index, channels); in dimension `dim`: 1, or -1 for channels last)."""
+        for name, (index, channels) in kept.items():
             node = self.nodes[name]
             value = self.env.get(node)
-            if value is None:
-                continue
-            index_here = index.to(value.device)
-            if dim == 1 and value.dim() == 2:  # flattened: each channel spans a block of columns
-                self.env[node] = value.unflatten(1, (channels, -1))[:, index_here].flatten(1)
-            else:
-                self.env[node] = value.index_select(dim % value.dim(), index_here)
+            if value is not None:
+                self.env[node] = _kept_channels(value, index, channels, dim)
 
     def forget_downstream(self, names: tuple[str, ...]) -> None:
         """Drop the values of these nodes and of everything computed from them."""
@@ -70,3 +65,14 @@ class LazyGraphRunner(fx.Interpreter):
         for node in list(self.env):
             if node is not self._placeholder and node.users and all(u in self.env for u in node.users):
                 del self.env[node]
+
+
+def _kept_channels(value, index: torch.Tensor, channels: int, dim: int):
+    """A memoised value with only channels `index` left: a tensor, or the equal pieces a chunk made of one."""
+    if isinstance(value, (tuple, list)):  # a chunk's pieces: cut the kept channels into as many again
+        whole = torch.cat(value, dim)
+        return _kept_channels(whole, index, channels, dim).chunk(len(value), dim)
+    index = index.to(value.device)
+    if dim == 1 and value.dim() == 2 and value.shape[1] != channels:  # flattened: a block of columns each
+        return value.unflatten(1, (channels, -1))[:, index].flatten(1)
+    return value.index_select(dim % value.dim(), index)

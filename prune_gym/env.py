@@ -127,6 +127,7 @@ class ChannelPruneEnv(gym.Env):
                                 "wall": wall / unit.channels}
         reward = 0.0
         if self._step == len(self.units):
+            self._pruner.finish()
             self._done = True
             info.update(self._final_info())
             reward = self._reward(info["accuracy"], info["macs"])

@@ -133,11 +133,11 @@ def load_slim(path: str | Path, model: nn.Module | None = None, weights: str = "
         unit = units.get(entry["producer"])
         if unit is None or unit.channels != entry["channels"]:
             raise PruneGymError(f"{spec_path}: unit {entry['producer']} does not match the model's units")
-        kept = torch.arange(entry["kept"])  # the shapes matter here; the weights come from model.pt
+        kept = torch.tensor(entry["kept_indices"], dtype=torch.long)  # the shapes matter: weights are in model.pt
         for name in (*unit.producers, *unit.members):
-            keep_output_channels(modules[name], kept)
+            keep_output_channels(modules[name], unit.part(name, kept))
         for consumer in unit.consumers:
-            keep_input_channels(modules[consumer.module], kept, consumer.block)
+            keep_input_channels(modules[consumer.module], unit.part(consumer.input_node, kept), consumer.block)
     if not (spec_path.parent / weights).is_file():
         raise PruneGymError(f"{spec_path.parent} has no {weights}")
     state = torch.load(spec_path.parent / weights, map_location="cpu", weights_only=True)

@@ -14,12 +14,15 @@ and otherwise freezes the joined set whole:
 
 * a gate (a product of two tensors with the same channels, as squeeze-excitation makes)
   joins the gate's producer to the unit: both lose the same channels;
-* residual additions and concatenations couple channels across layers. Residual
-  streams are left whole by default, as PocketFlow and AMC do for ResNets: pruning them
-  forces one kept set on every block of a stage (`residual_streams=True` makes each a
-  unit whose producers are every layer that adds into it). CIFAR ResNets' zero-padded
-  "option A" shortcut maps stream channels onto shifted positions (which torch-pruning
-  mis-groups), and freezes them;
+* a concatenation along the channels makes each input a range (a part) of one unit, and
+  a chunk makes each piece one; such a unit keeps the same share of every part, so that
+  the slim network's own code (`torch.cat`, `chunk`) still cuts and joins them right;
+* residual additions couple channels across layers. Residual streams are left whole by
+  default, as PocketFlow and AMC do for ResNets: pruning them forces one kept set on every
+  block (`residual_streams=True` makes each a unit whose producers are every layer that
+  adds into it). A CIFAR ResNet's zero-padded "option A" shortcut places a stage's stream
+  in the middle of the next, wider one (which torch-pruning mis-groups): the three stages'
+  streams are then one unit of parts, provided the pad amounts follow the input's width;
 * the network's input and output channels are fixed by the data;
 * operations this module does not know are treated as coupling, never guessed at.
 
@@ -92,7 +95,22 @@ class Unit:
     features: dict[str, float]  # static description of the producer, for observations
     dim: int = 1  # where its channels sit in the tensors it flows through: 1, or -1 (channels last)
     producers: tuple[str, ...] = ()  # every layer whose output channels are the unit's, `producer` first
-    granularity: int = 1  # channels are kept in whole groups of this many (a grouped conv member's group width)
+    granularity: int = 1  # counts go in steps of this many: a grouped conv member's group width, or see `atoms`
+    # Modules and nodes that carry only part of the unit's channels (a concatenation's inputs, a chunk's
+    # pieces, a padded shortcut's input): name -> (offset, width) among the unit's channels.
+    parts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    atoms: tuple[int, ...] = ()  # where parts begin and end, 0 and `channels` included; () if none
+
+    def part(self, name: str, index: torch.Tensor) -> torch.Tensor:
+        """The unit's kept channels `index` as indices of the channels `name` carries."""
+        if name not in self.parts:
+            return index
+        offset, width = self.parts[name]
+        return index[(index >= offset) & (index < offset + width)] - offset
+
+    def width(self, name: str) -> int:
+        """How many of the unit's channels `name` carries."""
+        return self.parts[name][1] if name in self.parts else self.channels
 
 
 @dataclass(frozen=True)
@@ -122,10 +140,18 @@ class PruningGraph:
 
 
 class _Channels:
-    """Union-find set of tensor channel dimensions that must be pruned together."""
+    """Union-find set of tensor channel dimensions that must be pruned together.
 
-    def __init__(self, producer: fx.Node | None = None, frozen: str | None = None, last: bool = False):
+    A set may hold another at an offset: a concatenation's inputs are ranges of its output,
+    a chunk's pieces ranges of its input. Each set knows where its channel 0 sits among its
+    parent's (`offset`); the root spans them all (`span`)."""
+
+    def __init__(self, producer: fx.Node | None = None, frozen: str | None = None, last: bool = False,
+                 width: int = 0):
         self.parent: _Channels = self
+        self.offset = 0  # where this set's channel 0 sits among its parent's channels
+        self.width = width  # the channels of the tensors this set was made for
+        self.span = width  # of a root: the channels of all its sets, placed at their offsets
         self.producers: list[fx.Node] = [producer] if producer is not None else []
         self.frozen = frozen
         self.last = last  # channels in the last dimension of a (N, ..., C) tensor
@@ -135,17 +161,30 @@ class _Channels:
         self.consumers: list[tuple[fx.Node, fx.Node, int]] = []  # (consumer, input node, block)
 
     def root(self) -> _Channels:
-        node = self
+        return self.locate()[0]
+
+    def locate(self) -> tuple[_Channels, int]:
+        """The root of this set, and where this set's channel 0 sits among the root's channels."""
+        node, offset = self, 0
         while node.parent is not node:
+            offset += node.offset
             node = node.parent
-        return node
+        return node, offset
 
 
-def _union(a: _Channels, b: _Channels, reason: str | None) -> _Channels:
-    """One set of the two; frozen for `reason` (None: a coupling pruning can follow)."""
-    a, b = a.root(), b.root()
-    if a is not b:
-        b.parent = a
+def _union(a: _Channels, b: _Channels, reason: str | None, at: int = 0) -> _Channels:
+    """One set of the two, `b`'s channel 0 being `a`'s channel `at`; frozen for `reason` (None: a coupling
+    pruning can follow), or when the two already meet at another offset."""
+    (a, a_at), (b, b_at) = a.locate(), b.locate()
+    shift = a_at + at - b_at  # where b's root starts among a's root's channels
+    if a is b:
+        if shift:
+            reason = reason or "channels joined at two different offsets"
+    else:
+        if shift < 0:  # the root keeps the lowest offset
+            a, b, shift = b, a, -shift
+        b.parent, b.offset = a, shift
+        a.span = max(a.span, shift + b.span)
         a.members += b.members
         a.nodes += b.nodes
         a.consumers += b.consumers
@@ -201,6 +240,22 @@ def trace(model: nn.Module, leaf_modules: Sequence[str] = ()) -> fx.GraphModule:
     return fx.GraphModule(model, graph)
 
 
+class _ShapeAndSizeProp(ShapeProp):
+    """fx's shape propagation, which also keeps the integers that shape arithmetic computes (`size`)."""
+
+    def run_node(self, n: fx.Node):
+        result = super().run_node(n)
+        if isinstance(result, int) or isinstance(result, (tuple, list)) and all(isinstance(v, int) for v in result):
+            n.meta["size"] = result
+        return result
+
+
+def _size(arg) -> int | None:
+    """An integer argument's value at trace time; None if it is not an integer."""
+    value = arg.meta.get("size") if isinstance(arg, fx.Node) else arg
+    return value if isinstance(value, int) else None
+
+
 def _follows_input(conv: nn.Conv2d) -> bool:
     """A depthwise or grouped conv with as many outputs as inputs: output group g reads input group g, so
     keeping whole groups keeps the same channels on both sides."""
@@ -234,7 +289,7 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...], leaf_modules:
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros(1, *input_shape, device=device))
+        _ShapeAndSizeProp(gm).propagate(torch.zeros(1, *input_shape, device=device))
     modules = dict(gm.named_modules())
     channels: dict[fx.Node, tuple[_Channels, int]] = {}  # node -> (channel set, columns per channel)
     called: dict[str, int] = {}
@@ -249,8 +304,9 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...], leaf_modules:
 
     def new_set(node: fx.Node, producer: fx.Node | None = None, frozen: str | None = None,
                 last: bool = False) -> None:
-        if _shape(node) is not None:
-            ch = _Channels(producer, frozen, last)
+        shape = _shape(node)
+        if shape is not None:
+            ch = _Channels(producer, frozen, last, shape[-1] if last else shape[1] if len(shape) > 1 else 1)
             ch.nodes.append(node)
             channels[node] = (ch, 1)
 
@@ -308,10 +364,10 @@ def _visit_function(node, inputs, channels, passthrough, new_set, residual_strea
     name = getattr(target, "__name__", target)
     shape = _shape(node)
     if shape is None and inputs and _holds_tensors(node):  # chunk, split, unbind: parts of the channels
-        _couple(node, inputs, channels, new_set, f"parts of a tensor ({name} at node {node.name})")
-        root = channels[inputs[0]][0].root()
-        root.nodes.append(node)
-        channels[node] = (root, 1)  # its items are read through getitem, which passes the frozen set on
+        if not _chunks_channels(node, channels):
+            _couple(node, inputs, channels, new_set, f"parts of a tensor ({name} at node {node.name})")
+        channels[inputs[0]][0].root().nodes.append(node)
+        channels[node] = channels[inputs[0]]  # its items are read through getitem
         return
     if shape is None:  # size(), shape arithmetic and other non-tensors
         return
@@ -332,10 +388,19 @@ def _visit_function(node, inputs, channels, passthrough, new_set, residual_strea
         _flatten(node, first, channels, passthrough, new_set)
     elif target in ("mean", torch.mean) and in_shape and len(in_shape) == 4 and shape[:2] == in_shape[:2]:
         passthrough(node, first)
+    elif target == operator.getitem and "chunks" in first.meta:  # one piece of a chunked tensor
+        new_set(node)
+        _union(channels[first][0], channels[node][0], None, at=node.args[1] * shape[1])
     elif target == operator.getitem and not _indexes_channels(node.args[1]):
         passthrough(node, first)
-    elif target == F.pad and len(node.args[1] if len(node.args) > 1 else node.kwargs.get("pad", ())) < 6:
-        passthrough(node, first)
+    elif target == F.pad:
+        _pad(node, first, channels, passthrough, new_set)
+    elif target in (torch.cat, torch.concat) and _concatenates_channels(node, inputs, channels):
+        new_set(node)
+        offset = 0
+        for part in (node.args or [node.kwargs["tensors"]])[0]:
+            _union(channels[node][0], channels[part][0], None, at=offset)
+            offset += _shape(part)[1]
     elif len(inputs) == 1 and target in SCALAR_ARITHMETIC:
         passthrough(node, first)  # arithmetic with a scalar
     elif len(inputs) == 2 and _same_channels(inputs) and (
@@ -349,6 +414,51 @@ def _visit_function(node, inputs, channels, passthrough, new_set, residual_strea
         _couple(node, inputs, channels, new_set, f"a product of tensors with different channels at node {node.name}")
     else:
         _couple(node, inputs, channels, new_set, f"{name} at node {node.name}")
+
+
+def _chunks_channels(node: fx.Node, channels) -> bool:
+    """Whether `node` chunks a tensor's channels into equal pieces (marked for its getitems); an equal share
+    of each piece's channels is kept, so the slim network's `chunk` cuts where the pruned pieces end."""
+    args = dict(zip(("input", "chunks", "dim"), node.args)) | node.kwargs
+    source, chunks = args["input"], _size(args.get("chunks"))
+    shape = _shape(source)
+    if node.target not in ("chunk", torch.chunk) or chunks is None or channels[source][0].root().last or \
+            shape is None or len(shape) < 2 or _size(args.get("dim", 0)) not in (1, 1 - len(shape)) or \
+            shape[1] % chunks:
+        return False
+    node.meta["chunks"] = chunks
+    return True
+
+
+def _concatenates_channels(node: fx.Node, inputs: list[fx.Node], channels) -> bool:
+    """Whether `node` concatenates (N, C, ...) tensors along their channels: each becomes a range of the
+    output's channels, and the slim network concatenates what each kept."""
+    args = dict(zip(("tensors", "dim"), node.args)) | node.kwargs
+    parts, dim = args.get("tensors"), _size(args.get("dim", 0))
+    shape = _shape(node)
+    return isinstance(parts, (list, tuple)) and all(p in inputs for p in parts) and len(shape) > 1 and \
+        dim in (1, 1 - len(shape)) and not any(channels[p][0].root().last for p in parts)
+
+
+def _pad(node, source, channels, passthrough, new_set) -> None:
+    """A spatial pad keeps the channels; a channel pad places them at an offset among zeros (a CIFAR ResNet's
+    "option A" shortcut). Its amounts must follow the input's width, as `PadShortcut`'s do, for the slim
+    network to pad its pruned input by the same share: fixed amounts freeze the channels."""
+    pad = node.args[1] if len(node.args) > 1 else node.kwargs["pad"]
+    shape = _shape(source)
+    channel_pad = pad[2 * (len(shape) - 2):]
+    if len(pad) < 2 * (len(shape) - 1) or all(p == 0 for p in channel_pad):  # the spatial dimensions only
+        passthrough(node, source)
+        return
+    front = _size(channel_pad[0])
+    fixed = not any(isinstance(p, fx.Node) for p in channel_pad)
+    if front is None or fixed or len(channel_pad) > 2 or channels[source][0].root().last:
+        reason = f"a channel pad by fixed amounts at node {node.name} (compute them from the input's width)" \
+            if fixed else f"pad at node {node.name}"
+        _couple(node, [source], channels, new_set, reason)
+        return
+    new_set(node)
+    _union(channels[node][0], channels[source][0], None, at=front)
 
 
 def _is_stochastic_depth(target) -> bool:
@@ -419,11 +529,17 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
         if reason is not None:
             frozen.update({p.target: reason for p in root.producers})
             continue
+        parts = {node.name: _part(channels[node][0], root) for node in root.nodes}
+        parts.update({n.target: parts[n.name] for n in (*root.producers, *root.members)})
+        parts = {name: part for name, part in parts.items() if part != (0, root.span)}
+        atoms = tuple(sorted({0, root.span, *(b for o, w in parts.values() for b in (o, o + w))})) if parts else ()
+        if atoms and root.granularity > 1:
+            frozen.update({p.target: "a grouped conv on part of a unit's channels" for p in root.producers})
+            continue
         producer_nodes = sorted(root.producers, key=order.__getitem__)  # several when a gate joined them
         producer_node = producer_nodes[0]
         producer = producer_node.target
         module = modules[producer]
-        out_shape = _shape(producer_node)
         in_shape = _shape(producer_node.all_input_nodes[0])
         conv = isinstance(module, nn.Conv2d)
         features = {
@@ -440,11 +556,20 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
         single = len(root.consumers) == 1
         consumers = tuple(Consumer(c.target, c.name, inp.name, block, _residual_link(c, modules) if single else None)
                           for c, inp, block in root.consumers)
-        units.append(Unit(len(units), producer, out_shape[-1 if root.last else 1],
-                          tuple(m.target for m in root.members), tuple(n.name for n in root.nodes), consumers,
-                          features, -1 if root.last else 1, tuple(p.target for p in producer_nodes),
-                          root.granularity))
+        # A unit with parts keeps the same share of each (see `proportional`): counts go in steps of the
+        # channels over the largest width that divides every part.
+        step = root.span // math.gcd(*(b - a for a, b in zip(atoms, atoms[1:]))) if atoms else root.granularity
+        units.append(Unit(len(units), producer, root.span, tuple(m.target for m in root.members),
+                          tuple(n.name for n in root.nodes), consumers, features, -1 if root.last else 1,
+                          tuple(p.target for p in producer_nodes), step, parts, atoms))
     return units, frozen
+
+
+def _part(channels: _Channels, root: _Channels) -> tuple[int, int]:
+    """(offset, width) of a set's channels among its root's."""
+    found, offset = channels.locate()
+    assert found is root
+    return offset, channels.width
 
 
 def _layers(gm, modules, units) -> list[Layer]:

@@ -18,6 +18,7 @@ refit only span the kept channels. The refit follows one of three modes:
 from __future__ import annotations
 
 import copy
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,14 +133,19 @@ def prepare_reconstruction(graph: PruningGraph, chunks: list[torch.Tensor], posi
 
 def rank_channels(unit: Unit, modules: dict[str, nn.Module], targets: dict[str, ConsumerTarget]) -> torch.Tensor:
     """The unit's channels along the LASSO path of its consumers' reconstruction error, most useful first."""
-    m = v = 0
+    m = v = None
     for consumer in unit.consumers:
         target = targets[consumer.node]
         block = _columns_per_channel(modules[consumer.module], consumer)
-        n = unit.channels * block  # leaves out the bias column, if any
+        offset, width = unit.parts.get(consumer.input_node, (0, unit.channels))
+        n = width * block  # leaves out the bias column, if any
         mc, vc = channel_gram(flat_weight(modules[consumer.module]), target.gram[:n, :n], target.cross[:n], block)
         scale = torch.diagonal(mc).sum().clamp_min(1e-12)  # weigh consumers equally
-        m, v = m + mc / scale, v + vc / scale
+        if m is None:
+            m = mc.new_zeros(unit.channels, unit.channels)
+            v = vc.new_zeros(unit.channels, *vc.shape[1:])
+        m[offset:offset + width, offset:offset + width] += mc / scale
+        v[offset:offset + width] += vc / scale
     return lasso_ranking(m, v).cpu()
 
 
@@ -150,6 +156,22 @@ def whole_groups(ranking: torch.Tensor, width: int) -> torch.Tensor:
     rank[ranking] = torch.arange(len(ranking), device=ranking.device)
     groups = rank.reshape(-1, width).float().mean(1).argsort()
     return (groups[:, None] * width + torch.arange(width, device=ranking.device)).reshape(-1)
+
+
+def proportional(ranking: torch.Tensor, atoms: tuple[int, ...]) -> torch.Tensor:
+    """A channel ranking that keeps the same share of every part between consecutive `atoms`: keeping a
+    multiple of (channels / the largest width dividing every part) keeps that share of each, in the order
+    of the original ranking within it. A concatenation then keeps the same share of each input, and a chunk
+    or a padded shortcut splits the kept channels where the slim network's code expects."""
+    bounds = torch.tensor(atoms, device=ranking.device)
+    widths = bounds.diff()
+    rounds = math.gcd(*widths.tolist())  # each round takes width / rounds channels of every part
+    part = torch.bucketize(ranking, bounds[1:], right=True)  # the part each ranked channel is in
+    order_in_part = torch.empty_like(ranking)
+    for p, width in enumerate(widths.tolist()):
+        order_in_part[part == p] = torch.arange(width, device=ranking.device)
+    round_taken = order_in_part // (widths[part] // rounds)
+    return ranking[torch.argsort(round_taken * len(widths) + part, stable=True)]
 
 
 def _columns_per_channel(module: nn.Module, consumer: Consumer) -> int:
@@ -179,6 +201,11 @@ class WorkingCopy:
 class EpisodePruner:
     """Prunes the network, unit by unit in graph order; keeps a breakdown of where time goes.
 
+    A consumer is refit once every layer before it in the graph has its final weights: just
+    before the first unit that it, or a layer after it, produces is pruned (or at `finish`).
+    A unit's consumers usually follow it at once; a residual stream's are spread over the
+    network, and each is refit on the inputs the blocks before it really compute.
+
     The calibration images come in chunks, each with its own lazy runner, and the Gram
     matrices are summed over chunks: on a CPU, cache-sized batches run several times faster
     than one large batch.
@@ -194,6 +221,9 @@ class EpisodePruner:
         self.seconds = {"calibration": 0.0, "selection": 0.0, "refit": 0.0}
         self._kept_outputs: dict[str, torch.Tensor] = {}  # layers whose outputs a unit pruned: the kept ones
         self._cuda = next(network.parameters()).is_cuda
+        self._order = {node.name: i for i, node in enumerate(network.graph.nodes)}
+        self._module_order = {node.target: i for i, node in enumerate(network.graph.nodes) if node.op == "call_module"}
+        self._pending: list[tuple[Consumer, torch.Tensor]] = []  # consumers to refit, with their kept inputs
 
     @contextmanager
     def _timed(self, key: str):
@@ -210,27 +240,50 @@ class EpisodePruner:
         """Keep `n_keep` channels of `unit`; returns their indices (sorted)."""
         with self._timed("selection"):
             if self.mode == "magnitude":
-                ranking = flat_weight(self.modules[unit.producer]).abs().sum(1).argsort(descending=True).cpu()
+                ranking = self._magnitude_ranking(unit)
             else:
                 ranking = self.rankings[unit.index]
-            if unit.granularity > 1:
+            if unit.atoms:
+                ranking = proportional(ranking, unit.atoms)
+            elif unit.granularity > 1:
                 ranking = whole_groups(ranking, unit.granularity)
             index = ranking[:n_keep].sort().values
+        self._refit_pending(before=self._module_order[unit.producer])
         with self._timed("refit"):
             self._remove(unit, index)
-        if self.mode == "magnitude":
-            return index
-        with self._timed("calibration"):
-            stats = [self._statistics(c, index) for c in unit.consumers]
-        with self._timed("refit"):
-            for consumer, (gram, cross, has_bias) in zip(unit.consumers, stats):
+        if self.mode != "magnitude":
+            self._pending += [(c, unit.part(c.input_node, index)) for c in unit.consumers]
+        return index
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        """Refit the consumers still waiting: call after the last unit."""
+        self._refit_pending(before=len(self._order))
+
+    def _refit_pending(self, before: int) -> None:
+        """Refit, in graph order, the waiting consumers at or before node number `before`."""
+        ready = sorted((p for p in self._pending if self._order[p[0].node] <= before),
+                       key=lambda p: self._order[p[0].node])
+        self._pending = [p for p in self._pending if self._order[p[0].node] > before]
+        for consumer, kept in ready:
+            with self._timed("calibration"):
+                gram, cross, has_bias = self._statistics(consumer, kept)
+            with self._timed("refit"):
                 solution = refit(gram, cross)  # (kept columns [+ bias], out)
                 weight, bias = (solution[:-1], solution[-1]) if has_bias else (solution, None)
                 set_flat_weight(self.modules[consumer.module], weight.T, bias)
-            for runner in self.runners:
-                runner.forget_downstream(tuple(c.node for c in unit.consumers))
-                runner.release()
-        return index
+                for runner in self.runners:
+                    runner.forget_downstream((consumer.node,))
+                    runner.release()
+
+    def _magnitude_ranking(self, unit: Unit) -> torch.Tensor:
+        """The unit's channels by the L1 norm of their filters in the first producer that writes them."""
+        norms = torch.full((unit.channels,), float("nan"))
+        for name in unit.producers:
+            offset, width = unit.parts.get(name, (0, unit.channels))
+            written = norms[offset:offset + width]
+            written[:] = torch.where(written.isnan(), flat_weight(self.modules[name]).abs().sum(1).cpu(), written)
+        return norms.nan_to_num(0.0).argsort(descending=True)
 
     def _statistics(self, consumer: Consumer, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """G = X^T X and B = X^T Y over the kept input channels' columns (and the bias column, if any)."""
@@ -275,10 +328,11 @@ class EpisodePruner:
 
     def _remove(self, unit: Unit, index: torch.Tensor) -> None:
         for name in (*unit.producers, *unit.members):
-            keep_output_channels(self.modules[name], index)
+            keep_output_channels(self.modules[name], unit.part(name, index))
         for name in unit.producers:  # a gate's producer may be refit later, as another unit's consumer
-            self._kept_outputs[name] = index
+            self._kept_outputs[name] = unit.part(name, index)
         for consumer in unit.consumers:
-            keep_input_channels(self.modules[consumer.module], index, consumer.block)
+            keep_input_channels(self.modules[consumer.module], unit.part(consumer.input_node, index), consumer.block)
+        kept = {name: (unit.part(name, index), unit.width(name)) for name in unit.nodes}
         for runner in self.runners:
-            runner.slice_channels(unit.nodes, index, unit.channels, unit.dim)
+            runner.slice_channels(kept, unit.dim)

@@ -19,6 +19,7 @@ from prune_gym.env import OBSERVATION_FEATURES, ChannelPruneEnv
 from prune_gym.errors import PruneGymError
 from prune_gym.export import export_slim, load_slim
 from prune_gym.models import build_model, model_names
+from prune_gym.models.cifar_resnet import CifarResNet
 from prune_gym.policies import play, random_policy, uniform_policy
 from prune_gym.workload import Workload
 
@@ -147,7 +148,7 @@ def test_every_zoo_model_meets_the_budget_and_exports_its_macs(name, tmp_path):
 
 
 class ChunkedNet(nn.Module):
-    """conv1's channels feed conv2 whole and, split in two by chunk, conv3 and conv4; conv2's are a unit."""
+    """conv1's channels feed conv2 whole and, cut in two by chunk, conv3 and conv4; conv2's are a unit."""
 
     def __init__(self):
         super().__init__()
@@ -157,8 +158,39 @@ class ChunkedNet(nn.Module):
 
     def forward(self, x):
         y = torch.relu(self.conv1(x))
-        a, b = y.chunk(2, 1)
+        a, b = self.parts(y)
         return self.fc((self.conv5(torch.relu(self.conv2(y))) + self.conv3(a) + self.conv4(b)).mean((2, 3)))
+
+    def parts(self, y):
+        return y.chunk(2, 1)
+
+
+class SplitNet(ChunkedNet):
+    """The same cut written as a split of 8 channels: a fixed size the slim network could not follow."""
+
+    def parts(self, y):
+        return y.split(8, 1)
+
+
+class ConcatNet(nn.Module):
+    """An Inception-like module: branches of 8 and 4 channels concatenated, read whole and in part."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.bn, self.right = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Conv2d(1, 4, 3, padding=1)
+        self.after, self.left_only, self.fc = nn.Conv2d(12, 8, 3, padding=1), nn.Conv2d(8, 8, 1), nn.Linear(8, 10)
+
+    def forward(self, x):
+        left = torch.relu(self.bn(self.left(x)))
+        y = self.after(torch.relu(torch.cat([left, self.right(x)], 1))) + self.left_only(left)
+        return self.fc(y.mean((2, 3)))
+
+
+class TinyCifarResNet(CifarResNet):
+    """ResNet-8: one block a stage, its option-A shortcuts padding 16 -> 32 -> 64 channels."""
+
+    def __init__(self):
+        super().__init__(8, in_channels=1)
 
 
 class WidthMixingNet(nn.Module):
@@ -204,7 +236,7 @@ class HardGatedNet(nn.Module):
 
 
 @pytest.mark.parametrize("net, frozen, reason", [
-    (ChunkedNet, "conv1", "parts of a tensor (chunk at node chunk)"),
+    (SplitNet, "conv1", "parts of a tensor (split at node split)"),
     (WidthMixingNet, "conv1", "Linear at mix reads dimension -1 of a tensor whose channels are in dimension 1"),
     (WidthMixingNet, "mix", "Conv2d at conv2 reads dimension 1 of a tensor whose channels are in dimension -1"),
 ])
@@ -222,14 +254,17 @@ def test_coupled_channels_are_frozen_with_their_reason_and_episodes_run(net, fro
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def prune_refit_and_export(net: type[nn.Module], ratio: float, out, **env_kwargs) -> tuple[ChannelPruneEnv, dict]:
-    """A uniform episode of `net` refit by reconstruction: it ends within budget, its logits lie closer to
-    the original's than magnitude pruning's, and its slim export, loaded into a fresh `net`, gives them."""
+def prune_refit_and_export(net: type[nn.Module], ratio: float, out, images: int = 48,
+                           **env_kwargs) -> tuple[ChannelPruneEnv, dict]:
+    """A uniform episode of `net` refit by reconstruction (on half the `images`): it ends within budget, its
+    logits lie closer to the original's than magnitude pruning's, and its slim export, loaded into a fresh
+    `net`, gives them."""
     torch.manual_seed(0)
-    images, labels = torch.randn(48, 1, 12, 12), torch.randint(0, 10, (48,))
+    half = images // 2
+    images, labels = torch.randn(2 * half, 1, 12, 12), torch.randint(0, 10, (2 * half,))
     model = net().eval()
-    workload = Workload.from_module(model, [(images[:24], labels[:24])], [(images[24:], labels[24:])])
-    env = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", calibration_images=24, **env_kwargs)
+    workload = Workload.from_module(model, [(images[:half], labels[:half])], [(images[half:], labels[half:])])
+    env = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", calibration_images=half, **env_kwargs)
     info = play(env, uniform_policy(env.budget))
     assert info["macs_ratio"] <= ratio
     magnitude = ChannelPruneEnv(workload=workload, target_ratio=ratio, device="cpu", reconstruction="magnitude",
@@ -261,6 +296,39 @@ def test_a_squeeze_excitation_gate_joins_its_channels_unit(tmp_path):
     assert gated.producers == ("conv1", "expand") and [c.module for c in gated.consumers] == ["squeeze", "conv2"]
     net = env.pruned_network
     assert net.conv1.out_channels == net.expand.out_channels == net.squeeze.in_channels == net.conv2.in_channels < 16
+
+
+def test_a_concatenation_prunes_the_same_share_of_each_input(tmp_path):
+    env, info = prune_refit_and_export(ConcatNet, 0.6, tmp_path)
+    unit = next(u for u in env.units if u.producers == ("left", "right"))
+    kept = info["kept_channels_per_unit"][unit.index]
+    net = env.pruned_network
+    assert kept % 3 == 0 and kept < 12 and net.after.in_channels == kept
+    assert net.left.out_channels == net.bn.num_features == net.left_only.in_channels == 2 * kept // 3
+    assert net.right.out_channels == kept // 3
+
+
+def test_a_chunked_unit_keeps_as_many_channels_in_each_piece(tmp_path):
+    env, info = prune_refit_and_export(ChunkedNet, 0.6, tmp_path)
+    unit = env.units[0]
+    assert (unit.producer, unit.atoms, [c.module for c in unit.consumers]) == ("conv1", (0, 8, 16),
+                                                                              ["conv2", "conv3", "conv4"])
+    kept = info["kept_channels_per_unit"][0]
+    net = env.pruned_network
+    assert kept < 16 and net.conv3.in_channels == net.conv4.in_channels == kept // 2
+
+
+def test_option_a_shortcuts_pad_the_pruned_stream_by_the_same_share(tmp_path):
+    """ResNet-8's stream, 16 channels in the middle of 32 in the middle of 64, is one unit; its consumers,
+    spread over the network, are refit in graph order, each on what the blocks before it compute once they
+    are refit (it takes more calibration rows than the 64 * 9 columns of stage 3's conv1)."""
+    env, info = prune_refit_and_export(TinyCifarResNet, 0.6, tmp_path, images=400, residual_streams=True)
+    stream = env.units[0]
+    assert stream.atoms == (0, 16, 24, 40, 48, 64) and stream.granularity == 8
+    kept = info["kept_channels_per_unit"][0]
+    net = env.pruned_network
+    assert kept < 64 and (net.conv1.out_channels, net.get_submodule("layer2.0.conv2").out_channels, net.fc.in_features) == (
+        kept // 4, kept // 2, kept)
 
 
 class GroupedNet(nn.Module):

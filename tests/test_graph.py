@@ -50,15 +50,30 @@ def test_flatten_into_a_linear_layer_spans_a_block_of_columns():
 
 
 class Concatenated(nn.Module):
-    """A concatenation couples its inputs' channels into index ranges of one tensor: they stay whole."""
+    """Two branches of 8 and 4 channels, concatenated into `head`: each is a range of one unit."""
 
     def __init__(self):
         super().__init__()
-        self.left, self.right = nn.Conv2d(3, 8, 3), nn.Conv2d(3, 8, 3)
-        self.head = nn.Conv2d(16, 4, 1)
+        self.left, self.right = nn.Conv2d(3, 8, 3), nn.Conv2d(3, 4, 3)
+        self.left_only = nn.Conv2d(8, 4, 1)
+        self.head = nn.Conv2d(12, 4, 1)
 
     def forward(self, x):
-        return self.head(torch.cat([self.left(x), self.right(x)], 1)).mean((2, 3))
+        left = torch.relu(self.left(x))
+        return (self.head(torch.cat([left, self.right(x)], 1)) + self.left_only(left)).mean((2, 3))
+
+
+class PaddedByFixedAmounts(nn.Module):
+    """An option-A shortcut whose channel pad is written as constants: the slim net could not follow it."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 8, 3, padding=1)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        return self.head(torch.relu(self.conv(x) + F.pad(x, (0, 0, 0, 0, 2, 2)))).mean((2, 3))
 
 
 class Gated(nn.Module):
@@ -76,10 +91,32 @@ class Gated(nn.Module):
         return self.head(x).mean((2, 3))
 
 
-def test_coupling_operations_freeze_channels():
+def test_a_concatenation_makes_its_inputs_ranges_of_one_unit():
     graph = discover_units(Concatenated(), (3, 8, 8))
-    assert graph.units == []
-    assert graph.frozen["left"] == graph.frozen["right"] == "cat at node cat"
+    (unit,) = graph.units
+    assert (unit.producers, unit.channels, unit.atoms, unit.granularity) == (("left", "right"), 12, (0, 8, 12), 3)
+    assert unit.parts["left"] == (0, 8) and unit.parts["right"] == (8, 4)
+    reads = {c.module: unit.parts.get(c.input_node, (0, 12)) for c in unit.consumers}
+    assert reads == {"head": (0, 12), "left_only": (0, 8)}
+    assert unit.part("right", torch.tensor([1, 7, 8, 11])).tolist() == [0, 3]
+
+
+def test_a_channel_pad_by_fixed_amounts_freezes_with_the_remedy():
+    graph = discover_units(PaddedByFixedAmounts(), (3, 8, 8), residual_streams=True)
+    assert graph.frozen["stem"] == graph.frozen["conv"] == (
+        "a channel pad by fixed amounts at node pad (compute them from the input's width)")
+
+
+def test_resnet20s_residual_streams_are_one_unit_through_its_padded_shortcuts():
+    """Stage 1's 16 stream channels sit in the middle of stage 2's 32, which sit in the middle of stage 3's 64."""
+    graph = discover_units(build_model("resnet20", 1, 10, 28), (1, 28, 28), residual_streams=True)
+    stream = graph.units[0]
+    assert stream.producers[0] == "conv1" and len(stream.producers) == 10 and stream.channels == 64
+    assert stream.atoms == (0, 16, 24, 40, 48, 64) and stream.granularity == 8
+    assert stream.parts["conv1"] == stream.parts["layer1.2.conv2"] == (24, 16)
+    assert stream.parts["layer2.0.conv2"] == (16, 32) and "layer3.0.conv2" not in stream.parts
+    assert [u.producer for u in graph.units[1:]] == [f"layer{s}.{b}.conv1" for s in (1, 2, 3) for b in range(3)]
+    assert graph.frozen == {"fc": "network output"}
 
 
 def test_a_gate_joins_its_producer_to_the_gated_unit():

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prune_gym.pruner import proportional
 from prune_gym.reconstruction import (channel_gram, conv_outputs, conv_patches, lasso_ranking, refit,
                                       sample_positions)
 
@@ -64,3 +65,12 @@ def test_lasso_ranks_the_channels_that_explain_the_target_first():
     ranking = lasso_ranking(*channel_gram(weight, x.T @ x, x.T @ y, block))
     assert sorted(ranking[:3].tolist()) == useful
     assert sorted(ranking.tolist()) == list(range(c))
+
+
+def test_a_proportional_ranking_keeps_the_same_share_of_every_part_in_the_rankings_order():
+    ranking = torch.tensor([5, 0, 4, 1, 2, 3])  # parts [0, 4) and [4, 6): steps of 3 channels, 2 + 1
+    ranked = proportional(ranking, (0, 4, 6))
+    assert ranked.tolist() == [0, 1, 5, 2, 3, 4]
+    for keep in (3, 6):
+        kept = ranked[:keep]
+        assert (kept < 4).sum() == 2 * keep // 3 and (kept >= 4).sum() == keep // 3

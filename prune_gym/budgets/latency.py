@@ -78,16 +78,14 @@ def measure_table(graph: PruningGraph, min_channels: np.ndarray, device: torch.d
     for layer in graph.layers:
         module, shape = modules[layer.module], inputs[layer.module]
         full_in, full_out = _sides(module)
-        block = 1  # a linear layer after a flatten reads `block` columns per channel
-        if layer.in_unit is not None:
-            block = full_in // channels[layer.in_unit]
-            grid_in = _grid(min_channels[layer.in_unit], channels[layer.in_unit], steps[layer.in_unit])
-        else:
-            grid_in = [full_in]
-        grid_out = (_grid(min_channels[layer.out_unit], full_out, steps[layer.out_unit]) if layer.out_unit is not None
-                    else [full_out])
-        table = [[median_ms(_slim_layer(module, c_in * block, c_out).to(device),
-                            torch.zeros(_slim_input(module, shape, c_in * block), device=device), min_run_seconds)
+        # Grids count the unit's channels; the layer's width per unit channel is a flatten's block of columns,
+        # or the share of the unit a part (a concatenation's input, a padded shortcut's) carries.
+        (grid_in, in_scale), (grid_out, out_scale) = (
+            ((_grid(min_channels[u], channels[u], steps[u]), full / channels[u]) if u is not None else ([full], 1.0))
+            for u, full in ((layer.in_unit, full_in), (layer.out_unit, full_out)))
+        table = [[median_ms(_slim_layer(module, round(c_in * in_scale), round(c_out * out_scale)).to(device),
+                            torch.zeros(_slim_input(module, shape, round(c_in * in_scale)), device=device),
+                            min_run_seconds)
                   for c_out in grid_out] for c_in in grid_in]
         grids.append((grid_in, grid_out))
         values.append(table)
@@ -108,8 +106,9 @@ def _add_batchnorms(graph: PruningGraph, modules: dict[str, nn.Module], shapes: 
         for member in unit.members:
             if isinstance(modules[member], nn.BatchNorm2d):
                 for j, count in enumerate(grids[i][1]):
-                    x = torch.zeros((1, count, *shapes[member][2:]), device=device)
-                    cost = median_ms(nn.BatchNorm2d(count).to(device).eval(), x, min_run_seconds)
+                    width = count * modules[member].num_features // unit.channels  # a part's share, if a part
+                    x = torch.zeros((1, width, *shapes[member][2:]), device=device)
+                    cost = median_ms(nn.BatchNorm2d(width).to(device).eval(), x, min_run_seconds)
                     for row in values[i]:
                         row[j] += cost
 

@@ -12,17 +12,23 @@ from torch import nn
 
 
 class PadShortcut(nn.Module):
-    """Option-A shortcut: subsample by `stride`, then zero-pad the channels to `out_channels`."""
+    """Option-A shortcut: subsample by `stride`, then zero-pad the channels to `out_channels`.
+
+    The pad amounts are computed from the input's width, in the proportions of the full
+    network, so that a network whose residual streams were pruned (keeping the same share
+    of the padded and unpadded channels) still lines its shortcut up with its blocks."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
         self.stride = stride
-        self.extra = out_channels - in_channels
+        self.in_channels = in_channels
+        self.front = (out_channels - in_channels) // 2
+        self.back = out_channels - in_channels - self.front
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, :, :: self.stride, :: self.stride]
-        front = self.extra // 2
-        return F.pad(x, (0, 0, 0, 0, front, self.extra - front))
+        width = x.shape[1]
+        return F.pad(x, (0, 0, 0, 0, width * self.front // self.in_channels, width * self.back // self.in_channels))
 
 
 class BasicBlock(nn.Module):
