@@ -99,7 +99,7 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
     jobs = [job for job in study.jobs() if job.key not in held]
     runs = finished_runs(out, jobs)
     scores = Scores(out / "scores.json", env_settings or {"device": "auto", "checkpoint": None, "data_root": None,
-                                                           "env_kwargs": {}})
+                                                           "env_kwargs": dict(study.env_options)})
     digests = committed_digests(study_name, data)
     trials, policies = [], []
     for job in jobs:
@@ -173,7 +173,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="where the compressed tables go")
     parser.add_argument("--device", default="auto", help="where the best policies are scored again")
     args = parser.parse_args()
-    settings = {"device": args.device, "checkpoint": None, "data_root": None, "env_kwargs": {}}
+    settings = {"device": args.device, "checkpoint": None, "data_root": None,
+                "env_kwargs": dict(STUDIES[args.study].env_options)}
     trials, policies, n = export_study(args.study, STUDIES[args.study], args.out, args.data, settings)
     print(f"{n} runs: {trials}, {policies}")
 

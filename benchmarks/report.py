@@ -268,9 +268,9 @@ def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies
     """Write results.md, results.csv and a plot per scenario of `study`'s committed data, each scenario's
     ceiling taken from the runs of `ceiling_studies`; return the Markdown."""
     out = Path(out)
-    runs = load_runs(_data_file(data, study, "export the study first (benchmarks/data_export.py)"))
+    runs = load_runs(data_file(data, study, "export the study first (benchmarks/data_export.py)"))
     ceiling_runs = [run for name in ceiling_studies
-                    for run in load_runs(_data_file(data, name, "run and export the ceiling study first"))]
+                    for run in load_runs(data_file(data, name, "run and export the ceiling study first"))]
     ceiling = ceilings(r for r in ceiling_runs if device_kind is None or r.device_kind == device_kind)
     tables = scenarios(runs, ceiling, device_kind)
     out.mkdir(parents=True, exist_ok=True)
@@ -284,7 +284,8 @@ def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies
     return markdown
 
 
-def _data_file(data: Path, study: str, advice: str) -> Path:
+def data_file(data: Path, study: str, advice: str) -> Path:
+    """`study`'s trials file in `data`; refused with `advice` if there is none."""
     path = data / f"{study}-trials.csv.gz"
     if not path.exists():
         raise PruneGymError(f"{path} does not exist: {advice}")

@@ -41,6 +41,7 @@ from prune_gym.pretrain import pretrain
 SOURCE_RUN = "run-0001"  # a job's file holds its run alone
 CHECKPOINTS = Path(__file__).parent / "checkpoints"  # the trained networks the committed data pruned
 INVARIANT_SOURCES = ("augmented", "assistant")  # methods whose source must have run with the invariant actor
+SCENARIO_OPTIONS = ("residual_streams", "budget")  # env options a run adopted into a study must share with it
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Study:
     trials: int = 300
     source_seed: int = 0
     agents: tuple[str, ...] = (DEFAULT_SEARCHER,)
+    env_options: tuple[tuple[str, Any], ...] = ()  # the env's keyword arguments in every search of the study
 
     def source_job(self, transfer: Transfer, method: str, agent: str = DEFAULT_SEARCHER) -> Job:
         """The baseline a transfer starts from: of the same searcher when it takes weights, else the default's."""
@@ -176,6 +178,10 @@ STUDIES = {
                      trials=1000, agents=("cmaes",)),
     "ceiling-models": Study("fashion-mnist", (), baselines=(("mobilenet_v1", 0.3), ("resnet56", 0.2)), seeds=(0,),
                             trials=1000, agents=("cmaes",)),
+    # Issue 20's residual streams as units: the league's scenarios and main searchers, to set beside it
+    # (`compare.py streams league`).
+    "streams": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2, 3, 4),
+                     agents=("cmaes", "amc-ddpg", "random", "tpe"), env_options=(("residual_streams", True),)),
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
 }
@@ -261,7 +267,8 @@ def adopt(study: Study, out: str | Path, files: Sequence[str | Path]) -> list[st
         for file in files:
             with HistoryStore(file) as store:
                 run_id = next((info.run_id for info in store.find_runs(job.model, study.dataset, job.ratio, job.method,
-                                                                        "finished") if _matches(store, info, job)), None)
+                                                                        "finished")
+                              if _matches(store, info, job, dict(study.env_options))), None)
             if run_id is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with HistoryStore(path, "a") as store:
@@ -271,10 +278,17 @@ def adopt(study: Study, out: str | Path, files: Sequence[str | Path]) -> list[st
     return adopted
 
 
-def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
-    """Whether `info` (a run in `store`) is the run `job` would make."""
-    config = job.config(info.scenario.dataset, "auto", None, None, {})
+def _scenario_options(env_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The env options that change what is pruned or what p measures (others, e.g. the calibration size in
+    a test, leave the scenario as it is)."""
+    return {k: v for k, v in env_options.items() if k in SCENARIO_OPTIONS}
+
+
+def _matches(store: HistoryStore, info: RunInfo, job: Job, env_options: dict[str, Any]) -> bool:
+    """Whether `info` (a run in `store`) is the run `job` would make with `env_options`."""
+    config = job.config(info.scenario.dataset, "auto", None, None, env_options)
     if (info.seed, info.n_trials, info.method, info.agent) != (job.seed, job.trials, job.method, job.agent) or \
+            _scenario_options(info.settings.get("env_kwargs", {})) != _scenario_options(env_options) or \
             info.settings.get("agent_kwargs", {}) != config.agent_settings or \
             info.settings.get("assistant") != config.assistant_settings:
         return False
@@ -284,7 +298,7 @@ def _matches(store: HistoryStore, info: RunInfo, job: Job) -> bool:
         return False
     source = store.read_run(info.sources[0]).info
     return (source.scenario.model, source.scenario.target_ratio) == (job.source.model, job.source.ratio) and \
-        _matches(store, source, job.source)
+        _matches(store, source, job.source, env_options)
 
 
 def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto", checkpoint: str | None = None,
@@ -328,7 +342,8 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
             for job in list(waiting):
                 source_outcome = result.outcomes.get(job.source.key) if job.source else "skipped"
                 if source_outcome in ("skipped", "done"):
-                    config = job.config(study.dataset, device, paths[job.model], data_root, env_kwargs or {})
+                    config = job.config(study.dataset, device, paths[job.model], data_root,
+                                        {**dict(study.env_options), **(env_kwargs or {})})
                     library = history_of(out, job.source) if job.source else None
                     running[runner.submit(search_to_completion, config, history_of(out, job), library)] = job
                     waiting.remove(job)
@@ -409,7 +424,7 @@ def main() -> None:
         for key, why in outcome.failed.items():
             print(f"{key}: {why}")
         settings = {"device": args.device, "checkpoint": args.checkpoint, "data_root": args.data_root,
-                    "env_kwargs": {}}
+                    "env_kwargs": dict(study.env_options)}
         export_study(args.study, study, out, args.data, settings)
     try:
         print(write_report(args.study, out / "report", args.data))

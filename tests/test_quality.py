@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from prune_gym.benchmarks import quality
+from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.convergence import first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import TRIAL_COLUMNS, write_csv_gz
 from prune_gym.benchmarks.report import load_runs, scenarios, write_report
@@ -154,3 +155,24 @@ def test_the_report_refuses_to_mix_device_kinds_in_one_table(tmp_path):
     write_csv_gz(tmp_path / "old-trials.csv.gz", ("study", "model", "trial", "accuracy"), [["x", "resnet20", 0, 0.5]])
     with pytest.raises(PruneGymError, match="lacks the columns job, ratio"):
         write_report("old", tmp_path / "out", tmp_path)
+
+
+def test_two_studies_compare_searcher_by_searcher_with_intervals_on_one_device_kind(tmp_path):
+    better = [("cmaes", s, "cpu", climbing(300, 0.86, 0.90, 0.003, s), -0.01, 0.3) for s in range(3)]
+    worse = [("cmaes", s, "cpu", climbing(300, 0.84, 0.87, 0.003, 10 + s), -0.01, 0.3) for s in range(5)]
+    worse += [("tpe", 0, "cpu", climbing(300, 0.84, 0.87), 0.0, 0.3)]  # in one study only: left out
+    write_trials(tmp_path / "streams-trials.csv.gz", better)
+    write_trials(tmp_path / "league-trials.csv.gz", worse)
+    (header, _, row) = compare("streams", "league", tmp_path).splitlines()
+    assert "b(30): streams - league" in header and "tpe" not in row
+    cells = row.split(" | ")
+    assert cells[:3] == ["| resnet20 0.3", "cmaes", "3 / 5"]
+    for cell, t in zip(cells[3:6], (30, 100, 300)):
+        mine, theirs = (quality.best_so_far_at([r[3] for r in runs], t)[0] for runs in (better, worse[:5]))
+        assert cell.startswith(f"{100 * mine:.2f} - {100 * theirs:.2f} = +") and cell.endswith("beats")
+    write_trials(tmp_path / "gpu-trials.csv.gz", [("cmaes", 0, "cuda (NVIDIA H200)", climbing(300, 0.8, 0.9), 0, 0.3)])
+    with pytest.raises(PruneGymError, match="runs made on cpu and cuda .*one device kind"):
+        compare("gpu", "league", tmp_path)
+    with pytest.raises(PruneGymError, match="share no scenario and searcher"):
+        write_trials(tmp_path / "other-trials.csv.gz", [("random", 0, "cpu", climbing(300, 0.8, 0.9), 0, 0.2)])
+        compare("other", "league", tmp_path)

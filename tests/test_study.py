@@ -198,3 +198,20 @@ def test_a_failed_source_keeps_only_its_own_transfers_from_starting(tiny_checkpo
             assert job_status(history_of(tmp_path, job)) == ("new", 0)
         elif job != broken:
             assert outcomes[job.key] == "done"
+
+
+def test_a_studys_env_options_reach_its_searches_and_keep_other_runs_out(tiny_checkpoint, fashion_root, tmp_path):
+    """The streams study prunes residual streams too; its runs are adopted into no study without them."""
+    streams = replace(STUDIES["streams"], baselines=(("resnet20", 0.3),), agents=("random",), seeds=(0,), trials=2)
+    settings = {"device": "cpu", "checkpoint": str(tiny_checkpoint), "data_root": str(fashion_root),
+                "env_kwargs": {"calibration_images": 100}}
+    assert run_study(streams, tmp_path, progress=False, backend="processes", **settings).outcomes == {
+        "resnet20-p0.3-random-baseline-seed0": "done"}
+    (job,) = streams.jobs()
+    with HistoryStore(history_of(tmp_path, job)) as store:
+        info = store.read_run(SOURCE_RUN).info
+    assert info.settings["env_kwargs"] == {"residual_streams": True, "calibration_images": 100}
+    assert info.scenario.unit_names[0] == "conv1" and len(info.scenario.unit_names) == 10  # the stream first
+    files = [history_of(tmp_path, job)]
+    assert adopt(replace(streams, env_options=()), tmp_path / "plain", files) == []
+    assert adopt(streams, tmp_path / "again", files) == [job.key]
