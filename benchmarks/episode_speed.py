@@ -6,7 +6,7 @@ surgery, and the final evaluation on the reward split. The reference is the expo
 model (a plain nn.Module) run over the reward split with the same batch size. Target:
 episode <= 1.5x that forward pass. Medians over --episodes episodes after one warm-up.
 
-    .venv/bin/python benchmarks/episode_speed.py [--ratios 0.5 0.3 0.2] [--device cpu|cuda]
+    .venv/bin/python benchmarks/episode_speed.py [--ratios 0.5 0.3 0.2] [--device cpu|cuda] [--residual-streams]
 """
 
 from __future__ import annotations
@@ -42,17 +42,20 @@ def main() -> None:
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.5, 0.3, 0.2])
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--residual-streams", action="store_true", help="make the residual streams units too")
+    parser.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
     args = parser.parse_args()
 
     stages = ("reset", "calibration", "selection", "refit", "evaluation")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| p | device | episode (s) | slim forward (s) | ratio | " + " | ".join(stages) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(stages))
+    print("| p | device | uniform accuracy | episode (s) | slim forward (s) | ratio | " + " | ".join(stages) + " |")
+    print("|---|---|---|---|---|---|" + "---|" * len(stages))
     for ratio in args.ratios:
-        env = gym.make(ENV_ID, model=args.model, dataset=args.dataset, target_ratio=ratio, device=args.device)
+        env = gym.make(ENV_ID, model=args.model, dataset=args.dataset, target_ratio=ratio, device=args.device,
+                       residual_streams=args.residual_streams, checkpoint=args.checkpoint)
         unwrapped = env.unwrapped
         policy = uniform_policy(unwrapped.budget)
-        play(env, policy)  # warm-up
+        uniform = play(env, policy)["accuracy"]  # also the warm-up
         episodes, splits = [], {s: [] for s in stages}
         for _ in range(args.episodes):
             episodes.append(timed(lambda: play(env, policy), unwrapped.device))
@@ -67,7 +70,7 @@ def main() -> None:
         batches()  # warm-up
         forward = statistics.median(timed(batches, unwrapped.device) for _ in range(args.episodes))
         episode = statistics.median(episodes)
-        print(f"| {ratio} | {unwrapped.device} | {episode:.3f} | {forward:.3f} | {episode / forward:.2f} | "
+        print(f"| {ratio} | {unwrapped.device} | {uniform:.2%} | {episode:.3f} | {forward:.3f} | {episode / forward:.2f} | "
               + " | ".join(f"{statistics.median(splits[s]):.3f}" for s in stages) + " |", flush=True)
 
 
