@@ -20,7 +20,10 @@ cuts the last ones to the minimum, and the critic learns from collapsed networks
 Warm-up actions are drawn instead from a truncated normal around the target ratio p
 (`warmup_sigma`, 0.1), an alternative that AMC's own search script carries commented
 out: those trials cover the policies near uniform that the search must beat (figures in
-benchmarks/RESULTS.md). `warmup_sigma=None` restores AMC's uniform draw.
+benchmarks/RESULTS.md). `warmup_sigma=None` restores AMC's uniform draw. Where a layer's
+MACs grow with two units' fractions (the residual streams as units, a depthwise net's
+pointwise convs), fractions around p spend about p^2 of the MACs: `warmup_center="uniform"`
+draws around the fraction that, kept in every unit, fills the budget instead.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from stable_baselines3.common.utils import update_learning_rate
 
 from prune_gym.agents.invariant import InvariantPolicy
 from prune_gym.agents.replay import EpisodeRewardReplayBuffer
-from prune_gym.agents.searcher import truncated_normal, warmup_action
+from prune_gym.agents.searcher import truncated_normal, warmup_action, warmup_center
 from prune_gym.env import OBSERVATION_FEATURES
 
 
@@ -46,7 +49,8 @@ class AMCDDPG(DDPG):
     """
 
     def __init__(self, policy: str | type, env: Any, episode_length: int | None = None, *, warmup_episodes: int = 100,
-                 warmup_sigma: float | None = 0.1, sigma0: float = 0.5, sigma_decay: float = 0.95,
+                 warmup_sigma: float | None = 0.1, warmup_center: str = "p", sigma0: float = 0.5,
+                 sigma_decay: float = 0.95,
                  actor_lr: float = 1e-4, critic_lr: float = 1e-3, moving_average_alpha: float = 0.5,
                  net_arch: list[int] | None = None, batch_size: int = 64, tau: float = 0.01, gamma: float = 1.0,
                  buffer_episodes: int = 100, invariant_actor: bool = False, seed: int | None = None,
@@ -58,7 +62,7 @@ class AMCDDPG(DDPG):
         self.sigma0, self.sigma_decay = sigma0, sigma_decay
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.noise_rng = np.random.default_rng(seed)
-        self.target_ratio = _target_ratio(env)
+        self.warmup_mean = _warmup_center(env, warmup_center)
         policy_kwargs = {"net_arch": net_arch or [300, 300], **kwargs.pop("policy_kwargs", {})}
         if invariant_actor:
             policy = InvariantPolicy
@@ -89,7 +93,7 @@ class AMCDDPG(DDPG):
         low, high = self.action_space.low, self.action_space.high
         shape = (n_envs, *self.action_space.shape)
         if self.in_warmup:
-            action = warmup_action(self.noise_rng, self.target_ratio, self.warmup_sigma, shape)
+            action = warmup_action(self.noise_rng, self.warmup_mean, self.warmup_sigma, shape)
         else:
             mean, _ = self.predict(self._last_obs, deterministic=True)
             action = truncated_normal(self.noise_rng, mean, self.sigma, low, high)
@@ -109,6 +113,6 @@ def _unit_count(env: gym.Env | VecEnv) -> int:
     return len(units)
 
 
-def _target_ratio(env: gym.Env | VecEnv) -> float:
-    """p of a ChannelPrune env, wrapped or inside an SB3 VecEnv."""
-    return env.get_attr("target_ratio")[0] if isinstance(env, VecEnv) else env.unwrapped.target_ratio
+def _warmup_center(env: gym.Env | VecEnv, center: str) -> float:
+    """`warmup_center` of a ChannelPrune env, wrapped or inside an SB3 VecEnv."""
+    return warmup_center(env.envs[0] if isinstance(env, VecEnv) else env, center)

@@ -32,13 +32,25 @@ import gymnasium as gym
 import numpy as np
 
 from prune_gym.errors import PruneGymError
+from prune_gym.policies import uniform_policy
 
 if TYPE_CHECKING:  # the loop imports this module; only type hints go the other way
     from prune_gym.agents.augmentation import Episode
     from prune_gym.agents.recorder import Trial
 
 WARMUP_SIGMA = 0.1  # the warm-up's spread around p (AMC's own draw, uniform over [0, 1], is sigma None)
+WARMUP_CENTERS = ("p", "uniform")  # what random kept fractions are drawn around
 STATE_FILE = "searcher.pkl"
+
+
+def warmup_center(env: gym.Env, center: str) -> float:
+    """The kept fraction random draws center on: p itself, or ("uniform") the fraction that, kept in every
+    unit, fills the budget. The two differ where a layer's MACs grow with two units' fractions (a depthwise
+    net's pointwise convs, the residual streams as units): there fractions around p spend about p^2."""
+    if center not in WARMUP_CENTERS:
+        raise PruneGymError(f"a warm-up center is one of {', '.join(WARMUP_CENTERS)}, got {center!r}")
+    unwrapped = env.unwrapped
+    return unwrapped.target_ratio if center == "p" else max(uniform_policy(unwrapped.budget))
 
 
 def truncated_normal(rng: np.random.Generator, mean: np.ndarray, sigma: float, low: np.ndarray,
@@ -83,6 +95,7 @@ class Searcher:
     takes_weights: ClassVar[bool] = False  # can start from a stored run's weights (vanilla transfer)
     takes_trials: ClassVar[bool] = False  # can start from a source's trials rewritten for the target (augmented)
     warmup_sigma: float | None = WARMUP_SIGMA  # the warm-up draw's spread (None: uniform over [0, 1])
+    warmup_mean: float | None = None  # the warm-up draw's center (None: p), see `warmup_center`
     _not_pickled: ClassVar[tuple[str, ...]] = ("env",)  # attributes `save` leaves to `_attach` or subclasses
 
     def __init__(self, env: gym.Env, *, seed: int = 0, warmup: int | None = None, **settings: Any):
@@ -119,7 +132,8 @@ class Searcher:
     def act(self, observation: np.ndarray, step: int) -> float:
         """The kept fraction asked for unit `step`, given the env's observation before it."""
         if self._warming_up:
-            return float(warmup_action(self.rng, self.target_ratio, self.warmup_sigma)[0, 0])
+            center = self.target_ratio if self.warmup_mean is None else self.warmup_mean
+            return float(warmup_action(self.rng, center, self.warmup_sigma)[0, 0])
         return self._act(observation, step)
 
     def admits(self, trial: Trial) -> bool:
@@ -169,6 +183,7 @@ class Searcher:
         searcher = cls.__new__(cls)
         with open(Path(directory) / STATE_FILE, "rb") as f:
             searcher.__dict__.update(pickle.load(f))
+        searcher.settings = {**cls.settings_defaults, **searcher.settings}  # settings added since it was saved
         searcher._attach(env)
         return searcher
 

@@ -123,6 +123,23 @@ def test_random_spreads_around_p_or_uniformly(base, shared_env):
         searcher_class("random")(env, spread="wide")
 
 
+def test_a_warm_up_centered_on_the_uniform_fraction_fills_a_quadratic_budget(base, tmp_path):
+    """With the residual streams as units, a layer's MACs grow with two units' fractions: draws around p spend
+    about p^2, draws around the uniform policy's fraction about p, for the AMC-style baseline and random."""
+    config = dataclasses.replace(base, ratio=0.3, trials=4, warmup=4,
+                                 env_kwargs={**base.env_kwargs, "residual_streams": True})
+    env = make_env(config)
+    spent = {}
+    for center in ("p", "uniform"):
+        ddpg = search_and_read(dataclasses.replace(config, agent_kwargs={"warmup_center": center}), tmp_path, env)
+        spent[center] = ddpg.macs_ratios.mean()
+        assert searcher_class("random")(env, center=center).center == searcher_class("amc-ddpg")(
+            env, warmup_center=center).warmup_mean
+    assert spent["p"] < 0.2 < 0.25 < spent["uniform"] <= 0.3
+    with pytest.raises(PruneGymError, match="a warm-up center is one of p, uniform, got 'mean'"):
+        searcher_class("random")(env, center="mean")
+
+
 def test_the_assistant_acts_for_td3_and_tpe(base, invariant_source, tmp_path):
     library, source = invariant_source
     for agent in ("td3", "tpe"):

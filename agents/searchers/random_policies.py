@@ -7,22 +7,28 @@ from typing import Any
 
 import gymnasium as gym
 
-from prune_gym.agents.searcher import PolicySearcher, warmup_action
+from prune_gym.agents.searcher import PolicySearcher, warmup_action, warmup_center
 from prune_gym.errors import PruneGymError
 
 
 class RandomSearcher(PolicySearcher):
     """Each unit keeps a fraction drawn from a normal around p (`sigma`) truncated to [0, 1];
-    `spread=uniform` draws it uniformly from [0, 1], AMC's warm-up. Learns nothing."""
+    `center=uniform` draws around the fraction that, kept in every unit, fills the budget
+    (see `warmup_center`); `spread=uniform` draws uniformly from [0, 1], AMC's warm-up.
+    Learns nothing."""
 
     name = "random"
-    settings_defaults = {**PolicySearcher.settings_defaults, "spread": "normal", "sigma": 0.1}
+    settings_defaults = {**PolicySearcher.settings_defaults, "spread": "normal", "sigma": 0.1, "center": "p"}
 
     def __init__(self, env: gym.Env, **kwargs: Any):
         super().__init__(env, **kwargs)
         if self.settings["spread"] not in ("normal", "uniform"):
             raise PruneGymError(f"random setting spread is normal or uniform, got {self.settings['spread']!r}")
 
+    def _attach(self, env: gym.Env) -> None:
+        super()._attach(env)
+        self.center = warmup_center(env, self.settings["center"])
+
     def _propose(self, trial: int) -> Sequence[float]:
         sigma = self.settings["sigma"] if self.settings["spread"] == "normal" else None
-        return [float(warmup_action(self.rng, self.target_ratio, sigma)[0, 0]) for _ in range(self.n_units)]
+        return [float(warmup_action(self.rng, self.center, sigma)[0, 0]) for _ in range(self.n_units)]
