@@ -115,4 +115,4 @@ def _unit_count(env: gym.Env | VecEnv) -> int:
 
 def _warmup_center(env: gym.Env | VecEnv, center: str) -> float:
     """`warmup_center` of a ChannelPrune env, wrapped or inside an SB3 VecEnv."""
-    return warmup_center(env.envs[0] if isinstance(env, VecEnv) else env, center)
+    return warmup_center(env.get_attr("budget")[0] if isinstance(env, VecEnv) else env.unwrapped.budget, center)

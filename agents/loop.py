@@ -200,6 +200,11 @@ def _check_resumable(config: SearchConfig, history_path: Path, scenario: Scenari
         raise PruneGymError(f"run {interrupted[-1].run_id} in {history_path} pruned weights "
                             f"{interrupted[-1].scenario.checkpoint_digest[:12]}, this search's checkpoint holds "
                             f"{scenario.checkpoint_digest[:12]}: resume it with the checkpoint it started with")
+    if interrupted and interrupted[-1].scenario.unit_names != scenario.unit_names:
+        run = interrupted[-1]
+        raise PruneGymError(f"run {run.run_id} in {history_path} pruned {len(run.scenario.unit_names)} units, this "
+                            f"search's env has {len(scenario.unit_names)}: resume it with the env options it started "
+                            f"with ({run.settings.get('env_kwargs', {})})")
     if interrupted:
         return
     others = runs_of(store, config, "interrupted", any_agent=True) if store is not None else []

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from prune_gym.budgets import Budget
 from prune_gym.errors import PruneGymError
 from prune_gym.policies import uniform_policy
 
@@ -43,14 +44,13 @@ WARMUP_CENTERS = ("p", "uniform")  # what random kept fractions are drawn around
 STATE_FILE = "searcher.pkl"
 
 
-def warmup_center(env: gym.Env, center: str) -> float:
+def warmup_center(budget: Budget, center: str) -> float:
     """The kept fraction random draws center on: p itself, or ("uniform") the fraction that, kept in every
     unit, fills the budget. The two differ where a layer's MACs grow with two units' fractions (a depthwise
     net's pointwise convs, the residual streams as units): there fractions around p spend about p^2."""
     if center not in WARMUP_CENTERS:
         raise PruneGymError(f"a warm-up center is one of {', '.join(WARMUP_CENTERS)}, got {center!r}")
-    unwrapped = env.unwrapped
-    return unwrapped.target_ratio if center == "p" else max(uniform_policy(unwrapped.budget))
+    return budget.target_ratio if center == "p" else max(uniform_policy(budget))
 
 
 def truncated_normal(rng: np.random.Generator, mean: np.ndarray, sigma: float, low: np.ndarray,

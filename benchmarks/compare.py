@@ -4,7 +4,8 @@ What a change of the env buys each searcher (the `streams` study makes the resid
 streams units; the `league` leaves them whole), by version 2 of the rule: per scenario
 and searcher found in both studies, the mean best-so-far b(T) of each at T = 30, 100, 300,
 the difference with a 90% bootstrap interval over both studies' seeds and its verdict,
-and the mean test-split accuracy of the policies that hold b(300). A table holds one
+and the mean test-split accuracy of the best policies (those that hold b at the trials both
+studies' runs have). A table holds one
 device kind: the two studies' runs of a scenario must share it.
 
     .venv/bin/python benchmarks/compare.py streams league
@@ -40,7 +41,7 @@ def compare(study: str, reference: str, data: Path = DATA) -> str:
     if not common:
         raise PruneGymError(f"{study} and {reference} share no scenario and searcher")
     lines = [f"| scenario | searcher | seeds | {' | '.join(f'b({t}): {study} - {reference}' for t in HEAD_TO_HEAD_BUDGETS)}"
-             f" | test of b(300): {study} / {reference} |",
+             f" | test accuracy of the best policy: {study} / {reference} |",
              "|---|---|---|" + "---|" * (len(HEAD_TO_HEAD_BUDGETS) + 1)]
     for model, ratio, agent in common:
         runs, refs = mine[model, ratio, agent], theirs[model, ratio, agent]
@@ -56,8 +57,8 @@ def compare(study: str, reference: str, data: Path = DATA) -> str:
                 cells.append("-")
                 continue
             (diff, (low, high)) = difference = quality.difference_at(curves, ref_curves, t)
-            cells.append(f"{100 * quality.best_so_far_at(curves, t)[0]:.2f} - "
-                         f"{100 * quality.best_so_far_at(ref_curves, t)[0]:.2f} = {100 * diff:+.2f} pp "
+            cells.append(f"{100 * quality.mean_best_so_far(curves)[t - 1]:.2f} - "
+                         f"{100 * quality.mean_best_so_far(ref_curves)[t - 1]:.2f} = {100 * diff:+.2f} pp "
                          f"[{100 * low:+.2f}, {100 * high:+.2f}], {quality.verdict(difference)}")
         tests = [f"{100 * np.mean([r.test_of_best_so_far(n) for r in group]):.2f}%" for group in (runs, refs)]
         lines.append(f"| {model} {ratio} | {agent} | {len(runs)} / {len(refs)} | {' | '.join(cells)} | "

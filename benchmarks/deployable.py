@@ -146,7 +146,7 @@ def compare(env: gym.Env, policy: list[float], recipe: FinetuneRecipe | None, sp
             export_slim(env, Path(tmp) / key, info)
             slims[key] = (name, load_slim(Path(tmp) / key))
     if "torch-pruning" in candidates:
-        unit_layers = {name for u in unwrapped.units for name in (u.producer, *u.members)}
+        unit_layers = {name for u in unwrapped.units for name in (*u.producers, *u.members)}
         macs_budget = count_macs(slims["searched"][1], shape)
         slims["torch-pruning"] = (f"Torch-Pruning uniform ({tp_layers})",
                                   torch_pruning_uniform(original, shape, macs_budget, tp_layers, unit_layers))

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
+from prune_gym.budgets import DEFAULT_BUDGET
 from prune_gym.checkpoints import checkpoint_digest
 from prune_gym.cluster import Task, open_backend
 from prune_gym.errors import PruneGymError
@@ -41,7 +42,8 @@ from prune_gym.pretrain import pretrain
 SOURCE_RUN = "run-0001"  # a job's file holds its run alone
 CHECKPOINTS = Path(__file__).parent / "checkpoints"  # the trained networks the committed data pruned
 INVARIANT_SOURCES = ("augmented", "assistant")  # methods whose source must have run with the invariant actor
-SCENARIO_OPTIONS = ("residual_streams", "budget")  # env options a run adopted into a study must share with it
+# The env options (with their defaults) that a study's runs must share with it.
+SCENARIO_OPTIONS = {"residual_streams": False, "budget": DEFAULT_BUDGET}
 
 
 @dataclass(frozen=True)
@@ -279,9 +281,9 @@ def adopt(study: Study, out: str | Path, files: Sequence[str | Path]) -> list[st
 
 
 def _scenario_options(env_options: Mapping[str, Any]) -> dict[str, Any]:
-    """The env options that change what is pruned or what p measures (others, e.g. the calibration size in
-    a test, leave the scenario as it is)."""
-    return {k: v for k, v in env_options.items() if k in SCENARIO_OPTIONS}
+    """The env options that change what is pruned or what p measures, less those at their defaults (others,
+    e.g. the calibration size in a test, leave the scenario as it is)."""
+    return {k: v for k, v in env_options.items() if k in SCENARIO_OPTIONS and v != SCENARIO_OPTIONS[k]}
 
 
 def _matches(store: HistoryStore, info: RunInfo, job: Job, env_options: dict[str, Any]) -> bool:
@@ -326,7 +328,7 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
     result = StudyRun()
     all_jobs = study.jobs()
     committed = committed or {}
-    waiting = [job for job in all_jobs if not _finished(out, job, result)]
+    waiting = [job for job in all_jobs if not _finished(out, job, result, dict(study.env_options))]
     needed = {job.source.key for job in waiting if job.source and job.key not in committed}
     for job in [job for job in waiting if job.key in committed and job.key not in needed]:
         waiting.remove(job)
@@ -363,13 +365,20 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
     return result
 
 
-def _finished(out: Path, job: Job, result: StudyRun) -> bool:
+def _finished(out: Path, job: Job, result: StudyRun, env_options: Mapping[str, Any]) -> bool:
     """Whether `job`'s file already holds a finished run; records its outcome: skipped, or failed when
-    that run had another trial budget."""
-    status, trials = job_status(history_of(out, job))
+    that run had another trial budget or other scenario options (another study's, in the same directory)."""
+    path = history_of(out, job)
+    status, trials = job_status(path)
+    if status == "finished":
+        with HistoryStore(path) as store:
+            options = _scenario_options(store.find_runs()[-1].settings.get("env_kwargs", {}))
     if status == "finished" and trials != job.trials:
-        result.outcomes[job.key] = (f"failed: {history_of(out, job)} holds a finished run of {trials} trials, "
+        result.outcomes[job.key] = (f"failed: {path} holds a finished run of {trials} trials, "
                                     f"the study asks for {job.trials}; use another output directory")
+    elif status == "finished" and options != _scenario_options(env_options):
+        result.outcomes[job.key] = (f"failed: {path} holds a finished run with env options {options}, the study "
+                                    f"asks for {_scenario_options(env_options)}; use another output directory")
     elif status == "finished":
         result.outcomes[job.key] = "skipped"
     return status == "finished"

@@ -168,7 +168,8 @@ class ChannelPruneEnv(gym.Env):
 
     @property
     def pruned_network(self) -> torch.nn.Module:
-        """The network of the current episode, with the channels removed so far (valid until the next reset)."""
+        """The network of the current episode, with the channels removed so far (valid until the next reset);
+        mid-episode, the consumers of the last units wait for their refit (see `EpisodePruner`)."""
         if self._pruner is None:
             raise gym.error.ResetNeeded("no episode has started")
         return self._pruner.network

@@ -15,8 +15,9 @@ and otherwise freezes the joined set whole:
 * a gate (a product of two tensors with the same channels, as squeeze-excitation makes)
   joins the gate's producer to the unit: both lose the same channels;
 * a concatenation along the channels makes each input a range (a part) of one unit, and
-  a chunk makes each piece one; such a unit keeps the same share of every part, so that
-  the slim network's own code (`torch.cat`, `chunk`) still cuts and joins them right;
+  a chunk makes each piece one; such a unit keeps the same share of every part: the slim
+  network's own `chunk` then still cuts equal pieces and a pad keeps its proportions, and
+  every layer's MACs stay linear in the unit's kept fraction;
 * residual additions couple channels across layers. Residual streams are left whole by
   default, as PocketFlow and AMC do for ResNets: pruning them forces one kept set on every
   block (`residual_streams=True` makes each a unit whose producers are every layer that
@@ -36,6 +37,7 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -388,9 +390,9 @@ def _visit_function(node, inputs, channels, passthrough, new_set, residual_strea
         _flatten(node, first, channels, passthrough, new_set)
     elif target in ("mean", torch.mean) and in_shape and len(in_shape) == 4 and shape[:2] == in_shape[:2]:
         passthrough(node, first)
-    elif target == operator.getitem and "chunks" in first.meta:  # one piece of a chunked tensor
+    elif target == operator.getitem and "chunks" in first.meta and isinstance(node.args[1], int):  # one piece
         new_set(node)
-        _union(channels[first][0], channels[node][0], None, at=node.args[1] * shape[1])
+        _union(channels[first][0], channels[node][0], None, at=node.args[1] % first.meta["chunks"] * shape[1])
     elif target == operator.getitem and not _indexes_channels(node.args[1]):
         passthrough(node, first)
     elif target == F.pad:
@@ -403,11 +405,11 @@ def _visit_function(node, inputs, channels, passthrough, new_set, residual_strea
             offset += _shape(part)[1]
     elif len(inputs) == 1 and target in SCALAR_ARITHMETIC:
         passthrough(node, first)  # arithmetic with a scalar
-    elif len(inputs) == 2 and _same_channels(inputs) and (
+    elif len(inputs) == 2 and _same_channels(inputs, channels) and (
             target in PRODUCTS or target in ADDITIONS and residual_streams):
         root = _union(channels[inputs[0]][0], channels[inputs[1]][0], None)  # channel i meets channel i
         root.nodes.append(node)
-        channels[node] = (root, 1)
+        channels[node] = (channels[inputs[0]][0], 1)  # the channels of its inputs, wherever they sit in the root
     elif target in ADDITIONS:
         _couple(node, inputs, channels, new_set, "residual addition")
     elif target in PRODUCTS:
@@ -424,7 +426,7 @@ def _chunks_channels(node: fx.Node, channels) -> bool:
     shape = _shape(source)
     if node.target not in ("chunk", torch.chunk) or chunks is None or channels[source][0].root().last or \
             shape is None or len(shape) < 2 or _size(args.get("dim", 0)) not in (1, 1 - len(shape)) or \
-            shape[1] % chunks:
+            shape[1] % chunks or not _unflattened([source], channels):
         return False
     node.meta["chunks"] = chunks
     return True
@@ -437,7 +439,8 @@ def _concatenates_channels(node: fx.Node, inputs: list[fx.Node], channels) -> bo
     parts, dim = args.get("tensors"), _size(args.get("dim", 0))
     shape = _shape(node)
     return isinstance(parts, (list, tuple)) and all(p in inputs for p in parts) and len(shape) > 1 and \
-        dim in (1, 1 - len(shape)) and not any(channels[p][0].root().last for p in parts)
+        dim in (1, 1 - len(shape)) and not any(channels[p][0].root().last for p in parts) and \
+        _unflattened(parts, channels)
 
 
 def _pad(node, source, channels, passthrough, new_set) -> None:
@@ -450,15 +453,38 @@ def _pad(node, source, channels, passthrough, new_set) -> None:
     if len(pad) < 2 * (len(shape) - 1) or all(p == 0 for p in channel_pad):  # the spatial dimensions only
         passthrough(node, source)
         return
-    front = _size(channel_pad[0])
-    fixed = not any(isinstance(p, fx.Node) for p in channel_pad)
-    if front is None or fixed or len(channel_pad) > 2 or channels[source][0].root().last:
+    width, amounts = shape[1], [_size(p) for p in channel_pad]
+    proportional = len(channel_pad) == 2 and None not in amounts and all(
+        [_size_at_width(p, source, w) for p in channel_pad] == [a * w // width for a in amounts]
+        for w in (2 * width, width // math.gcd(width, *amounts)))
+    if not proportional or channels[source][0].root().last or not _unflattened([source], channels):
         reason = f"a channel pad by fixed amounts at node {node.name} (compute them from the input's width)" \
-            if fixed else f"pad at node {node.name}"
+            if not any(isinstance(p, fx.Node) for p in channel_pad) else \
+            f"a channel pad at node {node.name} whose amounts do not keep the input's share of the output"
         _couple(node, [source], channels, new_set, reason)
         return
     new_set(node)
-    _union(channels[node][0], channels[source][0], None, at=front)
+    _union(channels[node][0], channels[source][0], None, at=amounts[0])
+
+
+SHAPE_ARITHMETIC = {operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub}
+
+
+def _size_at_width(arg, source: fx.Node, width: int) -> Any:
+    """What an integer argument would be, were `source` `width` channels wide: its shape arithmetic on
+    `source`, computed again; None where it reads anything else."""
+    if not isinstance(arg, fx.Node):
+        return arg if isinstance(arg, int) else None
+    shape = (_shape(source)[0], width, *_shape(source)[2:])
+    if arg.op == "call_function" and arg.target is getattr and arg.args == (source, "shape") or \
+            arg.op == "call_method" and arg.target == "size" and arg.args == (source,):
+        return shape
+    if arg.op == "call_method" and arg.target == "size" and len(arg.args) == 2 and arg.args[0] is source:
+        return shape[arg.args[1]]
+    if arg.op == "call_function" and arg.target in SHAPE_ARITHMETIC:
+        values = [_size_at_width(a, source, width) for a in arg.args]
+        return None if None in values else arg.target(*values)
+    return None
 
 
 def _is_stochastic_depth(target) -> bool:
@@ -467,11 +493,16 @@ def _is_stochastic_depth(target) -> bool:
         getattr(target, "__module__", "").startswith("torchvision.ops")
 
 
-def _same_channels(inputs: list[fx.Node]) -> bool:
+def _same_channels(inputs: list[fx.Node], channels) -> bool:
     """Whether two (N, C, ...) tensors have the same channels, whatever they broadcast over."""
     shapes = [_shape(a) for a in inputs]
     return all(shape is not None and len(shape) == len(shapes[0]) >= 2 for shape in shapes) and \
-        shapes[0][1] == shapes[1][1]
+        shapes[0][1] == shapes[1][1] and _unflattened(inputs, channels)
+
+
+def _unflattened(inputs, channels) -> bool:
+    """Whether each input holds one column per channel in dimension 1 (not a flatten's block of them)."""
+    return all(channels[a][1] == 1 for a in inputs)
 
 
 def _couple(node, inputs, channels, new_set, reason: str) -> None:
@@ -534,7 +565,11 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
         parts = {name: part for name, part in parts.items() if part != (0, root.span)}
         atoms = tuple(sorted({0, root.span, *(b for o, w in parts.values() for b in (o, o + w))})) if parts else ()
         if atoms and root.granularity > 1:
-            frozen.update({p.target: "a grouped conv on part of a unit's channels" for p in root.producers})
+            frozen.update({p.target: "a grouped conv on a unit with parts" for p in root.producers})
+            continue
+        if atoms and math.gcd(*(b - a for a, b in zip(atoms, atoms[1:]))) == 1:
+            frozen.update({p.target: f"parts of {root.span} channels with no common width: an equal share of each "
+                                     f"keeps them all" for p in root.producers})
             continue
         producer_nodes = sorted(root.producers, key=order.__getitem__)  # several when a gate joined them
         producer_node = producer_nodes[0]
@@ -545,7 +580,7 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
         features = {
             "layer_type": 0.0 if conv else 1.0,
             "in_channels": float(module.in_channels if conv else module.in_features),
-            "out_channels": float(module.out_channels if conv else module.out_features),
+            "out_channels": float(root.span),  # the unit's, when the producer writes only part of it
             "kernel": float(module.kernel_size[0]) if conv else 1.0,
             "stride": float(module.stride[0]) if conv else 1.0,
             "feature_map": float(in_shape[2] * in_shape[3]) if conv and in_shape else 1.0,

@@ -161,8 +161,8 @@ def whole_groups(ranking: torch.Tensor, width: int) -> torch.Tensor:
 def proportional(ranking: torch.Tensor, atoms: tuple[int, ...]) -> torch.Tensor:
     """A channel ranking that keeps the same share of every part between consecutive `atoms`: keeping a
     multiple of (channels / the largest width dividing every part) keeps that share of each, in the order
-    of the original ranking within it. A concatenation then keeps the same share of each input, and a chunk
-    or a padded shortcut splits the kept channels where the slim network's code expects."""
+    of the original ranking within it. A chunk or a padded shortcut then splits the kept channels where the
+    slim network's code expects, and each layer's MACs follow the unit's kept fraction."""
     bounds = torch.tensor(atoms, device=ranking.device)
     widths = bounds.diff()
     rounds = math.gcd(*widths.tolist())  # each round takes width / rounds channels of every part

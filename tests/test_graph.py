@@ -107,6 +107,33 @@ def test_a_channel_pad_by_fixed_amounts_freezes_with_the_remedy():
         "a channel pad by fixed amounts at node pad (compute them from the input's width)")
 
 
+class PartsAtTheEdges(nn.Module):
+    """A chunk read by a negative index and gated; a pad that widens to a fixed width; flattened maps
+    concatenated. Only the first makes parts: the others would not survive a pruned input."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.gate, self.head = nn.Conv2d(3, 8, 1), nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1)
+        self.narrow, self.wide = nn.Conv2d(3, 4, 1), nn.Conv2d(8, 4, 1)
+        self.left, self.right, self.fc = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 2, 1), nn.Linear(4 * 8 * 8, 4)
+
+    def forward(self, x):
+        gated = self.conv(x).chunk(2, 1)[-1] * torch.sigmoid(self.gate(x))
+        y = self.narrow(x)
+        widened = self.wide(F.pad(y, (0, 0, 0, 0, 0, 8 - y.shape[1])))
+        flat = torch.cat([self.left(x).flatten(1), self.right(x).flatten(1)], 1)
+        return self.head(gated).mean((2, 3)) + widened.mean((2, 3)) + self.fc(flat)
+
+
+def test_parts_need_whole_channels_and_pads_that_keep_the_share():
+    graph = discover_units(PartsAtTheEdges(), (3, 8, 8), residual_streams=True)
+    gated = next(u for u in graph.units if u.producer == "conv")
+    assert gated.producers == ("conv", "gate") and (gated.channels, gated.atoms) == (8, (0, 4, 8))
+    assert gated.parts["gate"] == (4, 4) and gated.parts["mul"] == (4, 4)  # the product carries the last piece
+    assert graph.frozen["narrow"] == "a channel pad at node pad whose amounts do not keep the input's share of the output"
+    assert graph.frozen["left"] == graph.frozen["right"] == "cat at node cat"
+
+
 def test_resnet20s_residual_streams_are_one_unit_through_its_padded_shortcuts():
     """Stage 1's 16 stream channels sit in the middle of stage 2's 32, which sit in the middle of stage 3's 64."""
     graph = discover_units(build_model("resnet20", 1, 10, 28), (1, 28, 28), residual_streams=True)
@@ -158,3 +185,11 @@ def test_layers_macs_add_up_to_the_models():
     model = build_model("mobilenet_v2", 1, 10, 28)
     graph = discover_units(model, (1, 28, 28))
     assert graph.total_macs == count_macs(model, (1, 28, 28))
+
+
+@pytest.mark.parametrize("name, units", [("resnet20", 10), ("resnet56", 28), ("resnet18", 12), ("resnet34", 20),
+                                         ("resnet50", 37), ("mobilenet_v2", 25)])
+def test_every_zoo_model_with_residual_streams_has_every_mac_in_units(name, units):
+    graph = discover_units(build_model(name, 1, 10, 28), (1, 28, 28), residual_streams=True)
+    assert len(graph.units) == units and set(graph.frozen.values()) == {"network output"}
+    assert all(layer.in_unit is not None or layer.out_unit is not None for layer in graph.layers)

@@ -168,7 +168,7 @@ def test_two_studies_compare_searcher_by_searcher_with_intervals_on_one_device_k
     cells = row.split(" | ")
     assert cells[:3] == ["| resnet20 0.3", "cmaes", "3 / 5"]
     for cell, t in zip(cells[3:6], (30, 100, 300)):
-        mine, theirs = (quality.best_so_far_at([r[3] for r in runs], t)[0] for runs in (better, worse[:5]))
+        mine, theirs = (quality.mean_best_so_far([r[3] for r in runs])[t - 1] for runs in (better, worse[:5]))
         assert cell.startswith(f"{100 * mine:.2f} - {100 * theirs:.2f} = +") and cell.endswith("beats")
     write_trials(tmp_path / "gpu-trials.csv.gz", [("cmaes", 0, "cuda (NVIDIA H200)", climbing(300, 0.8, 0.9), 0, 0.3)])
     with pytest.raises(PruneGymError, match="runs made on cpu and cuda .*one device kind"):

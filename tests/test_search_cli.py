@@ -78,7 +78,7 @@ def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tin
     assert history.read_bytes() == before
 
 
-def test_resume_on_other_weights_is_refused_and_leaves_the_history(cli, tiny_checkpoint, retrained_checkpoint,
+def test_resume_on_other_weights_or_units_is_refused_and_leaves_the_history(cli, tiny_checkpoint, retrained_checkpoint,
                                                                    fashion_root, tmp_path):
     history = tmp_path / "history.h5"
     args = ["search", "--ratio", "0.5", "--trials", "30", "--warmup", "30", "--device", "cpu",
@@ -87,6 +87,8 @@ def test_resume_on_other_weights_is_refused_and_leaves_the_history(cli, tiny_che
     before = history.read_bytes()
     result = cli(*args, "--checkpoint", str(retrained_checkpoint), "--resume")
     assert result.returncode == 2 and "resume it with the checkpoint it started with" in result.stderr
+    result = cli(*args, "--checkpoint", str(tiny_checkpoint), "--residual-streams", "--resume")
+    assert result.returncode == 2 and "pruned 9 units, this search's env has 10" in result.stderr
     assert history.read_bytes() == before
 
 

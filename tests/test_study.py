@@ -213,5 +213,8 @@ def test_a_studys_env_options_reach_its_searches_and_keep_other_runs_out(tiny_ch
     assert info.settings["env_kwargs"] == {"residual_streams": True, "calibration_images": 100}
     assert info.scenario.unit_names[0] == "conv1" and len(info.scenario.unit_names) == 10  # the stream first
     files = [history_of(tmp_path, job)]
-    assert adopt(replace(streams, env_options=()), tmp_path / "plain", files) == []
+    plain = replace(streams, env_options=())
+    assert adopt(plain, tmp_path / "plain", files) == []
     assert adopt(streams, tmp_path / "again", files) == [job.key]
+    outcome = run_study(plain, tmp_path, progress=False, backend="processes", **settings).outcomes[job.key]
+    assert outcome.startswith("failed: ") and "env options {'residual_streams': True}, the study asks for {}" in outcome

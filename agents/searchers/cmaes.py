@@ -10,8 +10,9 @@ from prune_gym.agents.optuna_search import OptunaSearcher
 
 
 class CMAESSearcher(OptunaSearcher):
-    """Optuna's CMA-ES sampler, started from the uniform policy (every unit keeping p) with
-    step size `sigma0`; its population size is the `cmaes` package's default."""
+    """Optuna's CMA-ES sampler, started from every unit keeping p (the uniform policy where each
+    layer's MACs follow one unit's fraction) with step size `sigma0`; its population size is the
+    `cmaes` package's default."""
 
     name = "cmaes"
     settings_defaults = {**OptunaSearcher.settings_defaults, "sigma0": 0.1}

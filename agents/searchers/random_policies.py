@@ -14,7 +14,8 @@ from prune_gym.errors import PruneGymError
 class RandomSearcher(PolicySearcher):
     """Each unit keeps a fraction drawn from a normal around p (`sigma`) truncated to [0, 1];
     `center=uniform` draws around the fraction that, kept in every unit, fills the budget
-    (see `warmup_center`); `spread=uniform` draws uniformly from [0, 1], AMC's warm-up.
+    (see `warmup_center`); `spread=uniform` draws uniformly from [0, 1], AMC's warm-up, whatever
+    the center.
     Learns nothing."""
 
     name = "random"
@@ -27,7 +28,7 @@ class RandomSearcher(PolicySearcher):
 
     def _attach(self, env: gym.Env) -> None:
         super()._attach(env)
-        self.center = warmup_center(env, self.settings["center"])
+        self.center = warmup_center(env.unwrapped.budget, self.settings["center"])
 
     def _propose(self, trial: int) -> Sequence[float]:
         sigma = self.settings["sigma"] if self.settings["spread"] == "normal" else None
