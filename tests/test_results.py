@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.deployable import markdown
 from prune_gym.benchmarks.report import write_report
@@ -32,3 +33,10 @@ def test_the_deployable_table_in_results_is_recomputed_from_the_committed_record
     committed = text[text.index(DEPLOYABLE) + len(DEPLOYABLE):text.index("<!-- end: deployable report -->")]
     records = [json.loads(line) for line in (DATA / "deployable.jsonl").read_text().splitlines()]
     assert table_lines(committed) == table_lines(markdown(records)) != []
+
+
+def test_the_streams_comparison_in_results_is_recomputed_from_the_committed_data():
+    text = RESULTS.read_text()
+    begin, end = "<!-- begin: benchmarks/compare.py streams league -->", "<!-- end: compare report -->"
+    committed = text[text.index(begin) + len(begin):text.index(end)]
+    assert table_lines(committed) == table_lines(compare("streams", "league", DATA)) != []
