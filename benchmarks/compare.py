@@ -51,14 +51,14 @@ def compare(study: str, reference: str, data: Path = DATA) -> str:
                                 f"holds one device kind")
         curves, ref_curves = [r.accuracies for r in runs], [r.accuracies for r in refs]
         n = min(quality.common_length(curves), quality.common_length(ref_curves))
+        means = (quality.mean_best_so_far(curves), quality.mean_best_so_far(ref_curves))
         cells = []
         for t in HEAD_TO_HEAD_BUDGETS:
             if t > n:
                 cells.append("-")
                 continue
             (diff, (low, high)) = difference = quality.difference_at(curves, ref_curves, t)
-            cells.append(f"{100 * quality.mean_best_so_far(curves)[t - 1]:.2f} - "
-                         f"{100 * quality.mean_best_so_far(ref_curves)[t - 1]:.2f} = {100 * diff:+.2f} pp "
+            cells.append(f"{100 * means[0][t - 1]:.2f} - {100 * means[1][t - 1]:.2f} = {100 * diff:+.2f} pp "
                          f"[{100 * low:+.2f}, {100 * high:+.2f}], {quality.verdict(difference)}")
         tests = [f"{100 * np.mean([r.test_of_best_so_far(n) for r in group]):.2f}%" for group in (runs, refs)]
         lines.append(f"| {model} {ratio} | {agent} | {len(runs)} / {len(refs)} | {' | '.join(cells)} | "
