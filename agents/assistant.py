@@ -13,7 +13,12 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   linearly to zero as the actor takes over;
 * admission to the replay buffer: a trial whose accuracy ranks in the top third of the
   last `batch` assistant trials always enters, a lower one with probability
-  exp(-admission_decay * places below the top third).
+  exp(-admission_decay * places below the top third);
+* the hand-over (`handover`): "fixed", the paper's, gives the actor every trial from trial
+  `trials` on, however it plays; "earned" makes the actor earn it. From trial `trials` on the
+  actor and the assistant take turns, the assistant's noise held at half its first width,
+  until an actor trial scores at least the mean of the assistant's last `batch`; by trial
+  3 x `trials` the actor has every trial, earned or not.
 The records are the source run's trials rewritten for the target (data augmentation), so
 their states are the target's. `AssistedSearcher` lets it act for any searcher: the
 searcher learns from the trials the assistant admits (and counts the others), and is
@@ -38,6 +43,8 @@ from prune_gym.agents.searcher import Searcher
 from prune_gym.errors import PruneGymError
 
 ASSISTANT_FILE, INNER_FOLDER = "assistant.pkl", "searcher"
+HANDOVERS = ("fixed", "earned")
+HANDOVER_LIMIT = 3  # with an earned hand-over, the actor has every trial from HANDOVER_LIMIT x trials on
 
 
 def similarity(records: np.ndarray, state: np.ndarray, sigma: float) -> np.ndarray:
@@ -61,13 +68,17 @@ class Assistant:
 
     def __init__(self, episodes: list[Episode], *, trials: int = 30, explore_trials: int | None = None,
                  top_n: int = 3, sigma: float = 0.1, omega: float = 2.0, noise: float = 0.1, batch: int = 10,
-                 admission_decay: float = 0.5, seed: int | None = None):
+                 admission_decay: float = 0.5, handover: str = "fixed", seed: int | None = None):
         if not episodes:
             raise PruneGymError("the assistant needs past trials to act from; its source run has none")
         if trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0:
             raise PruneGymError("assistant settings: trials >= 0, top_n >= 1, sigma > 0, noise >= 0, batch >= 1 "
                                 "and admission_decay >= 0")
-        self.trials = trials
+        if handover not in HANDOVERS:
+            raise PruneGymError(f"unknown assistant handover {handover!r}; choose one of: {', '.join(HANDOVERS)}")
+        self.trials, self.handover = trials, handover
+        self.handed_over = handover == "fixed"  # an earned hand-over waits for the actor to play well
+        self.actor_short = False  # the actor's last trial fell short: the assistant plays the next
         self.explore_trials = trials // 2 if explore_trials is None else explore_trials
         self.top_n, self.sigma, self.omega, self.noise = top_n, sigma, omega, noise
         self.admission_decay = admission_decay
@@ -79,11 +90,31 @@ class Assistant:
 
     def active(self, trial: int) -> bool:
         """Whether the assistant acts in trial `trial` (from 0)."""
-        return trial < self.trials
+        if trial < self.trials:
+            return True
+        if self.handed_over or trial >= HANDOVER_LIMIT * self.trials:
+            return False
+        return self.actor_short  # waiting for the hand-over: turns, the actor first
+
+    def judge(self, trial: int, accuracy: float, by_assistant: bool) -> None:
+        """Take note of trial `trial`'s outcome for an earned hand-over: the actor earns it with an accuracy of
+        at least the mean of the assistant's recent trials; after each of the assistant's turns, the actor's."""
+        if self.handed_over or trial < self.trials:
+            return
+        if by_assistant:
+            self.actor_short = False
+        elif accuracy >= np.mean(self.recent):
+            self.handed_over = True
+        else:
+            self.actor_short = True
 
     def noise_width(self, trial: int) -> float:
-        """Half-width of the uniform noise in trial `trial`: `noise` at the first, falling linearly to 0 at `trials`."""
-        return self.noise * max(0.0, 1.0 - trial / self.trials) if self.trials else 0.0
+        """Half-width of the uniform noise in trial `trial`: `noise` at the first, falling linearly to 0 at `trials`
+        (with an earned hand-over, to half of `noise`, where it stays)."""
+        if not self.trials:
+            return 0.0
+        floor = 0.5 if self.handover == "earned" else 0.0
+        return self.noise * max(floor, 1.0 - trial / self.trials)
 
     def choose(self, state: np.ndarray, trial: int) -> int:
         """The record to act from: random among the top n by M while exploring, then the best."""
@@ -138,9 +169,10 @@ class AssistedSearcher(Searcher):
         return self.searcher.act(observation, step)
 
     def admits(self, trial: Trial) -> bool:
-        if trial.origin == "assistant":
-            return self.assistant.admit(trial.accuracy)
-        return self.searcher.admits(trial)
+        by_assistant = trial.origin == "assistant"
+        admitted = self.assistant.admit(trial.accuracy) if by_assistant else self.searcher.admits(trial)
+        self.assistant.judge(self.trial, trial.accuracy, by_assistant)
+        return admitted
 
     def learn(self, trial: Trial) -> None:
         self.searcher.learn(trial)

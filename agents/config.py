@@ -9,13 +9,18 @@ Methods say what the search takes from a source run (`--source`):
   start from the source's, with the invariant actor where they have one;
 * `assistant`: augmented, with the assistant choosing the first trials' actions.
 The assistant (`assistant` settings) also joins any other method and any searcher.
+`rescale` says how a source's policies are rewritten for the target ratio (Eq. 2, or
+scaled as a whole to fill the budget: `prune_gym.agents.augmentation`).
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from prune_gym.agents.assistant import HANDOVERS, Assistant
+from prune_gym.agents.augmentation import RESCALES
 from prune_gym.agents.searcher import Searcher, check_settings
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, searcher_class
 from prune_gym.errors import PruneGymError
@@ -42,6 +47,7 @@ class SearchConfig:
     source: str | None = None  # transfer methods and the assistant: the run to start from
     assistant: dict[str, Any] | None = None  # Assistant settings ({} for the defaults); None: no assistant
     agent: str = DEFAULT_SEARCHER  # the searcher, by its name in prune_gym.agents.searchers
+    rescale: str = "eq2"  # how the source's policies are rewritten for this ratio (augmented, assistant)
 
     @property
     def searcher_class(self) -> type[Searcher]:
@@ -83,6 +89,16 @@ class SearchConfig:
         if self.trials < 1 or self.warmup_trials < 0:
             raise PruneGymError("trials must be positive and warmup non-negative")
         check_settings(cls, self.agent_settings)
+        assistant = self.assistant_settings or {}
+        parameters = inspect.signature(Assistant).parameters
+        unknown = sorted(k for k in assistant if k not in parameters or k in ("episodes", "seed"))
+        if unknown:
+            raise PruneGymError(f"not an assistant setting: {', '.join(unknown)}")
+        if assistant.get("handover", "fixed") not in HANDOVERS:
+            raise PruneGymError(f"unknown assistant handover {assistant['handover']!r}; choose one of: "
+                                f"{', '.join(HANDOVERS)}")
+        if self.rescale not in RESCALES:
+            raise PruneGymError(f"unknown rescale {self.rescale!r}; choose one of: {', '.join(RESCALES)}")
         needs_source = self.method in TRANSFER_METHODS or self.assistant_settings is not None
         if needs_source != (self.source is not None):
             raise PruneGymError(f"a source run is needed by, and only by, the transfer methods "

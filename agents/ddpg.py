@@ -3,7 +3,8 @@
 What differs from SB3's DDPG, each as in AMC (He et al., ECCV 2018):
 * warm-up by episodes: the first `warmup_episodes` episodes act at random, without training;
 * exploration: a truncated normal around the actor's action, within the action bounds,
-  with sigma = sigma0 * decay^(episode - warm-up);
+  with sigma = sigma0 * decay^(episode - warm-up) (never under `sigma_min`, 0 in AMC: a
+  transfer starts without warm-up, and its noise has decayed to 0.02 by trial 60);
 * the episode's final reward on every transition and a moving-average baseline
   (`EpisodeRewardReplayBuffer`), discount 1, one gradient step per env step after each
   episode, a replay buffer that holds the last 100 episodes (AMC's `rmsize` per layer);
@@ -50,7 +51,7 @@ class AMCDDPG(DDPG):
 
     def __init__(self, policy: str | type, env: Any, episode_length: int | None = None, *, warmup_episodes: int = 100,
                  warmup_sigma: float | None = 0.1, warmup_center: str = "p", sigma0: float = 0.5,
-                 sigma_decay: float = 0.95,
+                 sigma_decay: float = 0.95, sigma_min: float = 0.0, rebase_preloaded: bool = False,
                  actor_lr: float = 1e-4, critic_lr: float = 1e-3, moving_average_alpha: float = 0.5,
                  net_arch: list[int] | None = None, batch_size: int = 64, tau: float = 0.01, gamma: float = 1.0,
                  buffer_episodes: int = 100, invariant_actor: bool = False, seed: int | None = None,
@@ -59,7 +60,7 @@ class AMCDDPG(DDPG):
         self.warmup_episodes = warmup_episodes
         self.warmup_sigma = warmup_sigma
         self.buffer_episodes = buffer_episodes
-        self.sigma0, self.sigma_decay = sigma0, sigma_decay
+        self.sigma0, self.sigma_decay, self.sigma_min = sigma0, sigma_decay, sigma_min
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.noise_rng = np.random.default_rng(seed)
         self.warmup_mean = _warmup_center(env, warmup_center)
@@ -72,7 +73,7 @@ class AMCDDPG(DDPG):
             learning_starts=warmup_episodes * self.episode_length, batch_size=batch_size, tau=tau, gamma=gamma,
             train_freq=(1, "episode"), gradient_steps=-1, action_noise=None,
             replay_buffer_class=EpisodeRewardReplayBuffer,
-            replay_buffer_kwargs={"moving_average_alpha": moving_average_alpha},
+            replay_buffer_kwargs={"moving_average_alpha": moving_average_alpha, "rebase_preloaded": rebase_preloaded},
             policy_kwargs=policy_kwargs, seed=seed, **kwargs)
 
     @property
@@ -86,7 +87,8 @@ class AMCDDPG(DDPG):
     @property
     def sigma(self) -> float:
         """The exploration noise's standard deviation for the current episode."""
-        return self.sigma0 * self.sigma_decay ** max(0, self.episodes_done - self.warmup_episodes)
+        decayed = self.sigma0 * self.sigma_decay ** max(0, self.episodes_done - self.warmup_episodes)
+        return max(decayed, getattr(self, "sigma_min", 0.0))  # agents saved before sigma_min had none
 
     def _sample_action(self, learning_starts: int, action_noise: Any = None,
                        n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -172,7 +172,7 @@ def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, t
     assistant = config.assistant_settings
     if config.method in AUGMENTED_METHODS or assistant is not None:
         source_run = sources.read_run(config.source)
-        episodes = augmented_episodes(source_run, env.unwrapped, target, source_run.n_trials)
+        episodes = augmented_episodes(source_run, env.unwrapped, target, source_run.n_trials, config.rescale)
         if config.method in AUGMENTED_METHODS:
             searcher.preload(episodes)
         if assistant is not None:
@@ -188,7 +188,8 @@ def runs_of(store: HistoryStore, config: SearchConfig, status: str, *, any_agent
         return same
     return [r for r in same if r.agent == config.agent
             and r.settings.get("agent_kwargs", {}) == config.agent_settings
-            and r.settings.get("assistant") == config.assistant_settings]
+            and r.settings.get("assistant") == config.assistant_settings
+            and r.settings.get("rescale", "eq2") == config.rescale]
 
 
 def _check_resumable(config: SearchConfig, history_path: Path, scenario: Scenario) -> None:

@@ -123,7 +123,7 @@ class OffPolicySearcher(SB3Searcher):
     def preload(self, episodes: Sequence[Episode]) -> None:
         """The last of the episodes that the replay buffer holds."""
         for episode in episodes[-(self.agent.buffer_size // self.n_units):]:
-            add_episode(self.agent, episode.observations, episode.fractions, episode.reward)
+            add_episode(self.agent, episode.observations, episode.fractions, episode.reward, preloaded=True)
 
     def networks(self) -> dict[str, torch.nn.Module]:
         return {"actor": self.agent.actor, "critic": self.agent.critic}

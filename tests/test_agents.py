@@ -49,6 +49,27 @@ def test_sampling_subtracts_a_moving_average_of_rewards():
     assert np.allclose(second.rewards.numpy().ravel(), 0.6 - 0.5)
 
 
+def test_rebased_preloaded_rewards_move_onto_the_targets_scale_and_keep_their_order():
+    buffer = EpisodeRewardReplayBuffer(100, spaces.Box(0, 1, (1,), np.float32), spaces.Box(0, 1, (1,), np.float32),
+                                       device="cpu", moving_average_alpha=0.0, rebase_preloaded=True)
+    add = lambda reward, preloaded: buffer.add(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)),  # noqa: E731
+                                               np.array([reward]), np.array([True]), [{"preloaded": preloaded}])
+    for reward in (0.88, 0.84):  # a source at p = 0.3
+        add(reward, True)
+    assert buffer.preload_offset() == 0.0  # nothing to re-base on before the target's first trial
+    for reward in (0.78, 0.76):  # the target at p = 0.2
+        add(reward, False)
+    assert buffer.preload_offset() == pytest.approx(0.77 - 0.86)
+    rewards = buffer._get_samples(np.arange(4)).rewards.numpy().ravel()
+    assert np.allclose(rewards, [0.79, 0.75, 0.78, 0.76])  # the source's two now straddle the target's mean
+    plain = EpisodeRewardReplayBuffer(100, spaces.Box(0, 1, (1,), np.float32), spaces.Box(0, 1, (1,), np.float32),
+                                      device="cpu", moving_average_alpha=0.0)
+    plain.add(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.array([0.9]), np.array([True]),
+              [{"preloaded": True}])
+    plain.add(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.array([0.7]), np.array([True]), [{}])
+    assert plain.preload_offset() == 0.0  # AMC's default: the source's rewards as they were
+
+
 def test_truncated_normal_stays_in_bounds_around_its_mean():
     rng = np.random.default_rng(0)
     samples = np.array([truncated_normal(rng, np.array([0.9]), 0.2, np.array([0.0]), np.array([1.0]))
@@ -81,6 +102,9 @@ def test_amc_ddpg_explores_trains_and_records_its_origins(make_env, tmp_path):
     assert agent.actor.optimizer.param_groups[0]["lr"] == 1e-4
     assert agent.critic.optimizer.param_groups[0]["lr"] == 1e-3
     assert agent.replay_buffer.size() == 4 * n_units and agent.replay_buffer.moving_average is not None
+    floored = AMCDDPG("MlpPolicy", env, warmup_episodes=0, sigma_min=0.1, seed=0, device="cpu")
+    floored.num_timesteps = 60 * n_units
+    assert 0.5 * 0.95 ** 60 < 0.1 and floored.sigma == 0.1  # a floor under the decayed noise
 
 
 def test_search_records_every_trial_and_finishes_the_run(make_env, tiny_checkpoint, fashion_root, tmp_path):

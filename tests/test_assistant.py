@@ -71,6 +71,35 @@ def test_the_uniform_noise_decays_linearly_to_zero_when_the_actor_takes_over():
         assert abs(deviations.mean()) < 0.05 * width
 
 
+def test_an_earned_hand_over_waits_for_an_actor_trial_as_good_as_the_assistants_recent_ones():
+    assistant = Assistant(memory(), trials=4, batch=4, noise=0.2, handover="earned", seed=0)
+    assert [assistant.noise_width(t) for t in (0, 2, 4, 9)] == pytest.approx([0.2, 0.1, 0.1, 0.1])  # half stays
+    for t, accuracy in enumerate((0.80, 0.82, 0.84, 0.86)):  # the assistant's first four: mean 0.83
+        assert assistant.active(t)
+        assistant.admit(accuracy)
+        assistant.judge(t, accuracy, by_assistant=True)
+    turns = []
+    for t, accuracy in zip(range(4, 10), (0.70, 0.83, 0.82, 0.84, 0.95, 0.60)):
+        turns.append(assistant.active(t))
+        if turns[-1]:
+            assistant.admit(accuracy)
+        assistant.judge(t, accuracy, by_assistant=turns[-1])
+    # the actor (0.70, short of the mean 0.83), the assistant (0.83), the actor (0.82, short of 0.8375),
+    # the assistant (0.84), the actor (0.95: earned), then the actor's, however it plays
+    assert turns == [False, True, False, True, False, False] and assistant.handed_over
+    patient = Assistant(memory(), trials=4, handover="earned", seed=0)
+    for t in range(4):
+        patient.admit(0.9)
+    for t in range(4, 12):
+        patient.judge(t, 0.1, by_assistant=patient.active(t))
+    assert not patient.handed_over and not patient.active(12)  # 3 x trials: the actor's, earned or not
+    with pytest.raises(PruneGymError, match="unknown assistant handover"):
+        Assistant(memory(), handover="never")
+    fixed = Assistant(memory(), trials=4, seed=0)
+    fixed.judge(4, 0.0, by_assistant=False)
+    assert not fixed.active(4) and not fixed.active(5)  # the paper's: from trial `trials` on, the actor's
+
+
 def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_falling_odds():
     assert [admission_probability(r, 9, 0.5) for r in (0, 2)] == [1.0, 1.0]
     assert [admission_probability(r, 9, 0.5) for r in (3, 4, 8)] == pytest.approx(np.exp([-0.5, -1.0, -3.0]))

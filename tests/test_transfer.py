@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from prune_gym.agents.augmentation import augmented_episodes, cross_model_policy, rescale_actions
+from prune_gym.agents.augmentation import augmented_episodes, cross_model_policy, rescale_actions, rescale_policy
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.invariant import InvariantActor
 from prune_gym.agents.config import SearchConfig
@@ -31,6 +31,19 @@ def test_eq2_scales_the_pruned_fraction_by_the_ratio_of_pruned_budgets():
     assert np.allclose(rescale_actions([0.3], 0.3, 0.6), [0.6])  # the uniform policy stays uniform
     with pytest.raises(PruneGymError, match="source ratio in"):
         rescale_actions(actions, 1.0, 0.5)
+
+
+def test_budget_rescale_keeps_the_policys_shape_and_fills_the_target_budget(make_env):
+    env = make_env(target_ratio=0.2).unwrapped
+    source = np.linspace(0.2, 0.6, len(env.units))  # a policy of p = 0.3, say
+    rescaled = rescale_policy(source, 0.3, env, "budget")
+    assert np.allclose(rescaled / source, rescaled[0] / source[0])  # one factor for every unit
+    _, kept = env.simulate(rescaled)
+    assert 0.9 * 0.2 < env.budget.ratio(np.round(kept * env.budget.channels)) <= 0.2
+    eq2 = rescale_policy(source, 0.3, env)  # the paper's Eq. 2, the default
+    assert np.allclose(eq2, rescale_actions(source, 0.3, 0.2)) and eq2.min() < rescaled.min()
+    with pytest.raises(PruneGymError, match="unknown rescale"):
+        rescale_policy(source, 0.3, env, "linear")
 
 
 def test_simulate_sees_what_playing_the_policy_sees_and_keeps_the_budget(make_env):

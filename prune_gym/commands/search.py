@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 
 from prune_gym.agents.assistant import Assistant
+from prune_gym.agents.augmentation import RESCALES
 from prune_gym.agents.config import METHODS, TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
@@ -61,7 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="trials the assistant acts in (default: 30); implies --assistant")
     p.add_argument("--assistant-set", type=assistant_setting, action="append", default=[], metavar="NAME=VALUE",
                    help="another assistant setting (explore_trials, top_n, sigma, omega, noise, batch, "
-                        "admission_decay), repeatable; implies --assistant")
+                        "admission_decay, handover=fixed|earned), repeatable; implies --assistant")
+    p.add_argument("--rescale", default="eq2", choices=list(RESCALES),
+                   help="how --source's policies are rewritten for this ratio: eq2 (the paper's Eq. 2, each unit's "
+                        "pruned share scaled) or budget (the policy scaled as a whole to fill the budget)")
     p.add_argument("--invariant-actor", action="store_true",
                    help="the actor predicts the invariant a / p (implied by --method augmented)")
     p.add_argument("--seed", type=int, default=0)
@@ -99,10 +103,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-def assistant_setting(text: str) -> tuple[str, float]:
+def assistant_setting(text: str) -> tuple[str, float | str]:
     name, _, value = text.partition("=")
-    if name not in inspect.signature(Assistant).parameters or name in ("episodes", "seed", "trials"):
+    parameters = inspect.signature(Assistant).parameters
+    if name not in parameters or name in ("episodes", "seed", "trials"):
         raise argparse.ArgumentTypeError(f"not an assistant setting: {name!r}")
+    if isinstance(parameters[name].default, str):
+        return name, value  # Assistant checks it
     try:
         return name, int(value) if value.isdigit() else float(value)
     except ValueError:
@@ -124,7 +131,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
                           args.warmup, args.checkpoint, args.data_root, env_kwargs=env_kwargs, source=args.source,
                           assistant=assistant,
-                          agent_kwargs=agent_kwargs, agent=args.agent)
+                          agent_kwargs=agent_kwargs, agent=args.agent, rescale=args.rescale)
     config.validate()  # bad settings are refused before any data is loaded
     if args.onnx:
         require_onnx()
