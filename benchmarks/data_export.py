@@ -27,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env
 from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, Job, Study, history_of, job_status
@@ -81,9 +82,27 @@ def record_trials(accuracies: np.ndarray) -> list[int]:
     return [0, *np.flatnonzero(best[1:] > best[:-1]) + 1]
 
 
+def settings_text(job: Job, settings: dict[str, Any]) -> str:
+    """A run's settings beyond its method's defaults, as the agent_settings column writes them: the searcher's,
+    then the assistant's (`assistant` alone when a method that has none takes it with its defaults), the
+    rescale and the warm-up; '-' for none."""
+    parts = [f"{k}={v}" for k, v in sorted(settings.get("agent_kwargs", {}).items())]
+    assistant = settings.get("assistant")
+    if assistant is not None:
+        parts += [f"assistant.{k}={v}" for k, v in sorted(assistant.items())]
+        if not assistant and job.method != "assistant":
+            parts.append("assistant")
+    if settings.get("rescale", "eq2") != "eq2":
+        parts.append(f"rescale={settings['rescale']}")
+    default_warmup = SearchConfig(method=job.method, agent=job.agent).warmup_trials
+    if settings.get("warmup", default_warmup) != default_warmup:
+        parts.append(f"warmup={settings['warmup']}")
+    return " ".join(parts) or "-"
+
+
 def run_fields(study_name: str, job: Job, run: Run) -> list[Any]:
     source = f"{job.source.model} {job.source.ratio}" if job.source else "-"
-    settings = " ".join(f"{k}={v}" for k, v in sorted(run.info.settings.get("agent_kwargs", {}).items())) or "-"
+    settings = settings_text(job, run.info.settings)
     return [study_name, job.key, job.model, job.ratio, source, job.method, job.agent, settings, job.seed,
             run.info.settings.get("device_kind", "unknown")]
 

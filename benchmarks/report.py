@@ -34,6 +34,7 @@ from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.convergence import TOLERANCE, draw_learning_curves, first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import DATA, TRIAL_COLUMNS, read_csv_gz
+from prune_gym.benchmarks.study import STUDIES
 from prune_gym.errors import PruneGymError
 
 BASELINE = ("-", "baseline", DEFAULT_SEARCHER, "-")  # (source, method, agent, its settings) of the reference row
@@ -269,6 +270,12 @@ def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies
     ceiling taken from the runs of `ceiling_studies`; return the Markdown."""
     out = Path(out)
     runs = load_runs(data_file(data, study, "export the study first (benchmarks/data_export.py)"))
+    reference = STUDIES[study].reference if study in STUDIES else None
+    if reference:  # its baselines at this study's targets, but for runs this study made itself
+        own = {r.job for r in runs}
+        targets = {(r.model, r.ratio) for r in runs if r.method != "baseline"}
+        runs += [r for r in load_runs(data_file(data, reference, f"run and export the {reference} study first"))
+                 if (r.model, r.ratio) in targets and r.row_key in (BASELINE, RANDOM_AROUND_P) and r.job not in own]
     ceiling_runs = [run for name in ceiling_studies
                     for run in load_runs(data_file(data, name, "run and export the ceiling study first"))]
     ceiling = ceilings(r for r in ceiling_runs if device_kind is None or r.device_kind == device_kind)

@@ -47,6 +47,25 @@ SCENARIO_OPTIONS = {"residual_streams": False, "budget": DEFAULT_BUDGET}
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A method with settings of its own under a name of its own, e.g. one of issue 19's fixes alone: the
+    searcher's settings, the assistant's (None: the method's own), how source policies are rescaled, and
+    the warm-up (None: the method's default)."""
+
+    name: str
+    method: str
+    agent_kwargs: tuple[tuple[str, Any], ...] = ()
+    assistant: tuple[tuple[str, Any], ...] | None = None
+    rescale: str = "eq2"
+    warmup: int | None = None
+
+
+def as_variant(method: str | Variant) -> Variant:
+    """A study's method as a variant: a plain method name is the method with its defaults."""
+    return method if isinstance(method, Variant) else Variant(method, method)
+
+
+@dataclass(frozen=True)
 class Job:
     """One search of a study; `source` is the baseline job a transfer starts from."""
 
@@ -58,23 +77,29 @@ class Job:
     invariant_actor: bool = False
     source: Job | None = None
     agent: str = DEFAULT_SEARCHER
+    variant: Variant | None = None  # the method's settings, when not its defaults
 
     @property
     def key(self) -> str:
         """The job's name, unique in a study, and its history file's (the default agent's keys name no agent)."""
         agent = "" if self.agent == DEFAULT_SEARCHER else f"-{self.agent}"
-        name = (f"{self.model}-p{self.ratio}{agent}-{self.method}{'-invariant' if self.invariant_actor else ''}"
+        method = self.variant.name if self.variant else self.method
+        name = (f"{self.model}-p{self.ratio}{agent}-{method}{'-invariant' if self.invariant_actor else ''}"
                 f"-seed{self.seed}")
         return f"{name}-from-{self.source.key}" if self.source else name
 
     def config(self, dataset: str, device: str, checkpoint: str | None, data_root: str | None,
                env_kwargs: dict[str, Any]) -> SearchConfig:
         """The job's search; `checkpoint` None prunes the model's committed weights (`committed_checkpoint`)."""
+        variant = self.variant or as_variant(self.method)
+        agent_kwargs = {**({"invariant_actor": True} if self.invariant_actor else {}), **dict(variant.agent_kwargs)}
         return SearchConfig(self.model, dataset, self.ratio, self.trials, self.method, self.seed, device,
+                            warmup=variant.warmup,
                             checkpoint=checkpoint or _existing(committed_checkpoint(self.model, dataset)),
-                            data_root=data_root, env_kwargs=env_kwargs,
-                            agent_kwargs={"invariant_actor": True} if self.invariant_actor else {},
-                            source=SOURCE_RUN if self.source else None, agent=self.agent)
+                            data_root=data_root, env_kwargs=env_kwargs, agent_kwargs=agent_kwargs,
+                            source=SOURCE_RUN if self.source else None,
+                            assistant=None if variant.assistant is None else dict(variant.assistant),
+                            agent=self.agent, rescale=variant.rescale)
 
 
 @dataclass(frozen=True)
@@ -100,17 +125,20 @@ class Study:
     dataset: str
     transfers: tuple[Transfer, ...]
     baselines: tuple[tuple[str, float], ...] = ()  # (model, ratio) baselines beyond the targets'
-    methods: tuple[str, ...] = TRANSFER_METHODS
+    methods: tuple[str | Variant, ...] = TRANSFER_METHODS
     seeds: tuple[int, ...] = (0, 1, 2)
     trials: int = 300
     source_seed: int = 0
     agents: tuple[str, ...] = (DEFAULT_SEARCHER,)
     env_options: tuple[tuple[str, Any], ...] = ()  # the env's keyword arguments in every search of the study
+    # A study whose committed baselines stand in for this one's at the same scenarios: they are not run
+    # again (unless a transfer needs one as its source) and the report reads them from there.
+    reference: str | None = None
 
-    def source_job(self, transfer: Transfer, method: str, agent: str = DEFAULT_SEARCHER) -> Job:
+    def source_job(self, transfer: Transfer, method: str | Variant, agent: str = DEFAULT_SEARCHER) -> Job:
         """The baseline a transfer starts from: of the same searcher when it takes weights, else the default's."""
         source_agent = agent if SEARCHERS[agent].takes_weights else DEFAULT_SEARCHER
-        invariant = method in INVARIANT_SOURCES and "invariant_actor" in SEARCHERS[source_agent].settings_defaults
+        invariant = as_variant(method).method in INVARIANT_SOURCES and "invariant_actor" in SEARCHERS[source_agent].settings_defaults
         return Job(transfer.source_model, transfer.source_ratio, "baseline", self.source_seed, self.trials,
                    invariant_actor=invariant, agent=source_agent)
 
@@ -118,23 +146,26 @@ class Study:
         return [Job(model, ratio, "baseline", seed, self.trials, agent=agent) for seed in self.seeds
                 for agent in self.agents]
 
-    def transfer_jobs(self, transfer: Transfer, method: str, agent: str = DEFAULT_SEARCHER) -> list[Job]:
+    def transfer_jobs(self, transfer: Transfer, method: str | Variant, agent: str = DEFAULT_SEARCHER) -> list[Job]:
         source = self.source_job(transfer, method, agent)
-        return [Job(transfer.target_model, transfer.target_ratio, method, seed, self.trials,
-                    source=source, agent=agent) for seed in self.seeds]
+        variant = method if isinstance(method, Variant) else None
+        return [Job(transfer.target_model, transfer.target_ratio, as_variant(method).method, seed, self.trials,
+                    source=source, agent=agent, variant=variant) for seed in self.seeds]
 
-    def crossings(self) -> list[tuple[Transfer, str, str]]:
+    def crossings(self) -> list[tuple[Transfer, str | Variant, str]]:
         """(transfer, method, agent) for every transfer cell the searchers can run."""
-        return [(t, m, a) for t in self.transfers for a in self.agents for m in self.methods if _runs(a, m)]
+        return [(t, m, a) for t in self.transfers for a in self.agents for m in self.methods
+                if _runs(a, as_variant(m))]
 
     def jobs(self) -> list[Job]:
-        """Every job once, each after its source; the baselines seed by seed, so that a study cut short
-        has the first seeds of every searcher and scenario."""
+        """Every job once, each after its source; the baselines and transfers seed by seed, so that a study
+        cut short has the first seeds of every searcher, method and scenario."""
         targets = [(t.target_model, t.target_ratio) for t in self.transfers]
         jobs = sorted((job for model, ratio in dict.fromkeys([*self.baselines, *targets])
                        for job in self.baseline_jobs(model, ratio)), key=lambda job: job.seed)  # seed by seed
         jobs += [self.source_job(t, m, a) for t, m, a in self.crossings()]
-        jobs += [job for t, m, a in self.crossings() for job in self.transfer_jobs(t, m, a)]
+        jobs += sorted((job for t, m, a in self.crossings() for job in self.transfer_jobs(t, m, a)),
+                       key=lambda job: job.seed)
         return list(dict.fromkeys(jobs))
 
     @property
@@ -184,6 +215,27 @@ STUDIES = {
     # (`compare.py streams league`).
     "streams": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2, 3, 4),
                      agents=("cmaes", "amc-ddpg", "random", "tpe"), env_options=(("residual_streams", True),)),
+    # Issue 19's transfer matrix under version 2: the paper's methods from every source into ResNet-20 at the
+    # league's ratios, 5 seeds; the baselines are the league's.
+    "transfer": Study("fashion-mnist", (
+        *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
+        *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
+    ), seeds=(0, 1, 2, 3, 4), reference="league"),
+    # ... and across models, 3 seeds, against league-models' baselines.
+    "transfer-models": Study("fashion-mnist", (
+        *(Transfer("resnet20", source, "mobilenet_v1", 0.3) for source in (0.3, 0.5)),
+        Transfer("resnet20", 0.3, "resnet56", 0.2),
+    ), seeds=(0, 1, 2), reference="league-models"),
+    # Issue 19's probes: why history falls short, one cause at a time, on a scenario with headroom (ResNet-20
+    # 0.3 -> 0.2): the paper's assistant, and the same with one fix each. Baselines from the league.
+    "history-probes": Study("fashion-mnist", (Transfer("resnet20", 0.3, "resnet20", 0.2),), methods=(
+        "assistant",
+        Variant("assistant-sigma-min", "assistant", agent_kwargs=(("sigma_min", 0.1),)),
+        Variant("assistant-rebased", "assistant", agent_kwargs=(("rebase_preloaded", True),)),
+        Variant("assistant-budget-rescale", "assistant", rescale="budget"),
+        Variant("assistant-late-handover", "assistant", assistant=(("trials", 100),)),
+        Variant("assistant-earned-handover", "assistant", assistant=(("handover", "earned"),)),
+    ), seeds=(0, 1, 2), reference="league"),
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
 }
@@ -220,10 +272,11 @@ def study_checkpoints(study: Study, checkpoint: str | None = None, data_root: st
     return paths
 
 
-def _runs(agent: str, method: str) -> bool:
-    """Whether `agent` can run `method` (SearchConfig.validate's rules, without a scenario)."""
+def _runs(agent: str, variant: Variant) -> bool:
+    """Whether `agent` can run `variant` (SearchConfig.validate's rules, without a scenario)."""
     try:
-        SearchConfig(method=method, agent=agent, source=SOURCE_RUN).validate()
+        SearchConfig(method=variant.method, agent=agent, source=SOURCE_RUN, agent_kwargs=dict(variant.agent_kwargs),
+                     assistant=None if variant.assistant is None else dict(variant.assistant)).validate()
     except PruneGymError:
         return False
     return True
@@ -286,13 +339,20 @@ def _scenario_options(env_options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in env_options.items() if k in SCENARIO_OPTIONS and v != SCENARIO_OPTIONS[k]}
 
 
+def _same_settings(info: RunInfo, job: Job) -> bool:
+    """Whether run `info` searched with the settings of `job`'s method or variant."""
+    config = job.config(info.scenario.dataset, "auto", None, None, {})
+    return (info.settings.get("agent_kwargs", {}) == config.agent_settings
+            and info.settings.get("assistant") == config.assistant_settings
+            and info.settings.get("rescale", "eq2") == config.rescale
+            and info.settings.get("warmup") == config.warmup_trials)
+
+
 def _matches(store: HistoryStore, info: RunInfo, job: Job, env_options: dict[str, Any]) -> bool:
     """Whether `info` (a run in `store`) is the run `job` would make with `env_options`."""
-    config = job.config(info.scenario.dataset, "auto", None, None, env_options)
     if (info.seed, info.n_trials, info.method, info.agent) != (job.seed, job.trials, job.method, job.agent) or \
             _scenario_options(info.settings.get("env_kwargs", {})) != _scenario_options(env_options) or \
-            info.settings.get("agent_kwargs", {}) != config.agent_settings or \
-            info.settings.get("assistant") != config.assistant_settings:
+            not _same_settings(info, job):
         return False
     if job.source is None:
         return not info.sources
@@ -367,18 +427,23 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
 
 def _finished(out: Path, job: Job, result: StudyRun, env_options: Mapping[str, Any]) -> bool:
     """Whether `job`'s file already holds a finished run; records its outcome: skipped, or failed when
-    that run had another trial budget or other scenario options (another study's, in the same directory)."""
+    that run had another trial budget, other scenario options (another study's, in the same directory)
+    or other settings (a variant whose settings changed under the same name)."""
     path = history_of(out, job)
     status, trials = job_status(path)
     if status == "finished":
         with HistoryStore(path) as store:
-            options = _scenario_options(store.find_runs()[-1].settings.get("env_kwargs", {}))
+            info = store.find_runs()[-1]
+        options = _scenario_options(info.settings.get("env_kwargs", {}))
     if status == "finished" and trials != job.trials:
         result.outcomes[job.key] = (f"failed: {path} holds a finished run of {trials} trials, "
                                     f"the study asks for {job.trials}; use another output directory")
     elif status == "finished" and options != _scenario_options(env_options):
         result.outcomes[job.key] = (f"failed: {path} holds a finished run with env options {options}, the study "
                                     f"asks for {_scenario_options(env_options)}; use another output directory")
+    elif status == "finished" and not _same_settings(info, job):
+        result.outcomes[job.key] = (f"failed: {path} holds a finished run with other settings than {job.key}'s; "
+                                    f"give the variant another name, or use another output directory")
     elif status == "finished":
         result.outcomes[job.key] = "skipped"
     return status == "finished"
@@ -426,9 +491,13 @@ def main() -> None:
     for key in adopt(study, out, args.adopt):
         print(f"adopted {key}")
     if not args.report_only:
+        committed = committed_jobs(args.study, args.data)
+        if study.reference:
+            baselines = {job.key for job in study.jobs() if job.method == "baseline"}
+            committed.update({k: n for k, n in committed_jobs(study.reference, args.data).items() if k in baselines})
         outcome = run_study(study, out, args.jobs, args.device, args.checkpoint, args.data_root,
                             backend=args.backend, address=args.address, threads=args.threads,
-                            committed=committed_jobs(args.study, args.data),
+                            committed=committed,
                             committed_digests=committed_digests(args.study, args.data))
         for key, why in outcome.failed.items():
             print(f"{key}: {why}")

@@ -14,6 +14,7 @@ from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.convergence import first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import TRIAL_COLUMNS, write_csv_gz
 from prune_gym.benchmarks.report import load_runs, scenarios, write_report
+from prune_gym.benchmarks.study import STUDIES
 from prune_gym.errors import PruneGymError
 
 RNG = np.random.default_rng(0)
@@ -97,14 +98,15 @@ def test_the_guard_compares_mean_test_accuracies_within_half_a_point():
     assert not quality.guard_holds([0.850, 0.855], [0.866, 0.867])
 
 
-def write_trials(path, runs) -> None:
-    """A trials data file of `runs`: (agent, seed, device kind, per-trial accuracies, test offset)."""
+def write_trials(path, runs, method: str = "baseline", source: str = "-") -> None:
+    """A trials data file of `runs`: (agent, seed, device kind, per-trial accuracies, test offset), all of
+    `method` from `source`."""
     rows = []
     for agent, seed, kind, accuracies, test_offset, ratio in runs:
         best = np.maximum.accumulate(accuracies)
         records = {0, *(np.flatnonzero(best[1:] > best[:-1]) + 1)}
-        job = f"resnet20-p{ratio}-{agent}-baseline-seed{seed}"
-        rows += [["league", job, "resnet20", ratio, "-", "baseline", agent, "-", seed, kind, t, f"{a:.6f}", "0.3",
+        job = f"resnet20-p{ratio}-{agent}-{method}-seed{seed}"
+        rows += [["league", job, "resnet20", ratio, source, method, agent, "-", seed, kind, t, f"{a:.6f}", "0.3",
                   "warmup" if t < 10 else "searcher", "1.5", f"{a + test_offset:.6f}" if t in records else "", "0.5"]
                  for t, a in enumerate(accuracies)]
     write_csv_gz(path, TRIAL_COLUMNS, rows)
@@ -140,6 +142,21 @@ def test_the_report_writes_a_table_per_scenario_with_every_measure_and_a_plot(tm
     assert float(baseline["seconds_per_trial"]) == 1.5
     for name in ("resnet20-0.3.png", "resnet20-0.2.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_study_with_a_reference_reads_its_baselines_from_there(tmp_path):
+    """The history probes run transfers only; the league's baselines at their target stand in."""
+    league = [("amc-ddpg", s, "cpu", climbing(300, 0.76, 0.82, 0.005, s), 0.0, 0.2) for s in range(5)]
+    league += [("random", s, "cpu", climbing(300, 0.79, 0.80, 0.005, 10 + s), 0.0, 0.2) for s in range(5)]
+    league += [("amc-ddpg", s, "cpu", climbing(300, 0.85, 0.87, 0.005, s), 0.0, 0.3) for s in range(5)]
+    write_trials(tmp_path / "league-trials.csv.gz", league)
+    transfers = [("amc-ddpg", s, "cpu", climbing(300, 0.80, 0.83, 0.005, 20 + s), 0.0, 0.2) for s in range(3)]
+    write_trials(tmp_path / "history-probes-trials.csv.gz", transfers, method="assistant", source="resnet20 0.3")
+    assert STUDIES["history-probes"].reference == "league"
+    markdown = write_report("history-probes", tmp_path / "out", tmp_path)
+    assert "### resnet20 0.3" not in markdown  # not a target of the probes
+    assert "| amc-ddpg | 5 |" in markdown and "| 1 (reference) |" in markdown and "headroom" in markdown
+    assert re.search(r"\| amc-ddpg assistant from resnet20 0\.3 \| 3 \|[^\n]*\| \d+\.\d\dx \[", markdown)
 
 
 def test_the_report_refuses_to_mix_device_kinds_in_one_table(tmp_path):

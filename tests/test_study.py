@@ -11,10 +11,11 @@ import pytest
 from prune_gym.agents.config import TRANSFER_METHODS
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import SEARCHERS
-from prune_gym.benchmarks.data_export import committed_digests, committed_jobs, export_study, read_csv_gz
+from prune_gym.benchmarks.data_export import (committed_digests, committed_jobs, export_study, read_csv_gz,
+                                               settings_text)
 from prune_gym.benchmarks.report import write_report
-from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, adopt, history_of, job_status, run_study,
-                                        study_checkpoints)
+from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, Transfer, Variant, adopt, history_of,
+                                        job_status, run_study, study_checkpoints)
 from prune_gym.checkpoints import checkpoint_digest
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
@@ -218,3 +219,37 @@ def test_a_studys_env_options_reach_its_searches_and_keep_other_runs_out(tiny_ch
     assert adopt(streams, tmp_path / "again", files) == [job.key]
     outcome = run_study(plain, tmp_path, progress=False, backend="processes", **settings).outcomes[job.key]
     assert outcome.startswith("failed: ") and "env options {'residual_streams': True}, the study asks for {}" in outcome
+
+
+def test_variants_run_their_settings_under_names_of_their_own(tiny_checkpoint, fashion_root, tmp_path):
+    """Issue 19's probes: a method with settings of its own is a job of its own, its settings in its run and
+    in the data's agent_settings column, and a run of another variant is never taken for it."""
+    budget = Variant("assistant-budget-rescale", "assistant", rescale="budget", assistant=(("trials", 2),))
+    floor = Variant("augmented-floor", "augmented", agent_kwargs=(("sigma_min", 0.2), ("rebase_preloaded", True)),
+                    warmup=1)
+    probes = replace(STUDIES["history-probes"], transfers=(Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0,),
+                     trials=3, methods=(budget, floor))
+    jobs = {job.key: job for job in probes.jobs()}
+    assert set(jobs) == {"resnet20-p0.3-baseline-seed0", "resnet20-p0.5-baseline-invariant-seed0",
+                         "resnet20-p0.3-assistant-budget-rescale-seed0-from-resnet20-p0.5-baseline-invariant-seed0",
+                         "resnet20-p0.3-augmented-floor-seed0-from-resnet20-p0.5-baseline-invariant-seed0"}
+    outcome = run_study(probes, tmp_path, progress=False, backend="processes", device="cpu",
+                        checkpoint=str(tiny_checkpoint), data_root=str(fashion_root),
+                        env_kwargs={"calibration_images": 100})
+    assert set(outcome.outcomes.values()) == {"done"}
+    texts = {}
+    for job in jobs.values():
+        with HistoryStore(history_of(tmp_path, job)) as store:
+            run = store.read_run(SOURCE_RUN)
+        texts[job.variant.name if job.variant else job.key] = settings_text(job, run.info.settings)
+        if job.variant is floor:
+            assert list(run.origins) == ["warmup", "actor", "actor"]  # one warm-up trial, then the actor
+    assert texts["assistant-budget-rescale"] == "invariant_actor=True assistant.trials=2 rescale=budget"
+    assert texts["augmented-floor"] == "invariant_actor=True rebase_preloaded=True sigma_min=0.2 warmup=1"
+    assert texts["resnet20-p0.3-baseline-seed0"] == "-"
+    other = replace(probes, methods=(replace(budget, rescale="eq2"), floor))  # the same name, other settings
+    outcomes = run_study(other, tmp_path, progress=False, backend="processes", device="cpu",
+                         checkpoint=str(tiny_checkpoint), data_root=str(fashion_root)).outcomes
+    changed = outcomes.pop(next(key for key in outcomes if budget.name in key))
+    assert changed.startswith("failed: ") and "other settings" in changed
+    assert set(outcomes.values()) == {"skipped"}
