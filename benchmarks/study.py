@@ -1,7 +1,7 @@
 """The paper's experiments as a matrix of searches, run until done (issue 8).
 
-A study crosses searchers (`--agents`), methods, transfer scenarios (a source model and
-ratio, a target model and ratio) and seeds. Each cell is a `Job`: one search, and for the transfer methods the
+A study crosses searchers (`--agents`), methods (or variants: a method with settings of
+its own), transfer scenarios (a source model and ratio, a target model and ratio) and seeds. Each cell is a `Job`: one search, and for the transfer methods the
 baseline run it starts from, itself a job. Every job writes a history file of its own,
 <out>/runs/<job key>.h5, so several run at once (a history file has one writer) and a
 transfer reads its source from its source job's file. A job whose file holds a finished
@@ -138,7 +138,8 @@ class Study:
     def source_job(self, transfer: Transfer, method: str | Variant, agent: str = DEFAULT_SEARCHER) -> Job:
         """The baseline a transfer starts from: of the same searcher when it takes weights, else the default's."""
         source_agent = agent if SEARCHERS[agent].takes_weights else DEFAULT_SEARCHER
-        invariant = as_variant(method).method in INVARIANT_SOURCES and "invariant_actor" in SEARCHERS[source_agent].settings_defaults
+        invariant = (as_variant(method).method in INVARIANT_SOURCES
+                     and "invariant_actor" in SEARCHERS[source_agent].settings_defaults)
         return Job(transfer.source_model, transfer.source_ratio, "baseline", self.source_seed, self.trials,
                    invariant_actor=invariant, agent=source_agent)
 
