@@ -64,7 +64,8 @@ def cross_model_policy(fractions: np.ndarray, source: Scenario, target: Scenario
 RESCALES = ("eq2", "budget")  # how a source policy is rewritten for the target ratio (the module's docstring)
 
 
-def rescale_policy(fractions: np.ndarray, source_ratio: float, env: ChannelPruneEnv, rescale: str = "eq2") -> np.ndarray:
+def rescale_policy(fractions: np.ndarray, source_ratio: float, env: ChannelPruneEnv,
+                   rescale: str = "eq2") -> np.ndarray:
     """A policy at `source_ratio` rewritten for `env`'s ratio: by Eq. 2, or scaled as a whole to fill its budget."""
     if rescale == "eq2":
         return rescale_actions(fractions, source_ratio, env.target_ratio)

@@ -1,8 +1,9 @@
 """The paper's experiments as a matrix of searches, run until done (issue 8).
 
 A study crosses searchers (`--agents`), methods (or variants: a method with settings of
-its own), transfer scenarios (a source model and ratio, a target model and ratio) and seeds. Each cell is a `Job`: one search, and for the transfer methods the
-baseline run it starts from, itself a job. Every job writes a history file of its own,
+its own), transfer scenarios (a source model and ratio, a target model and ratio) and
+seeds. Each cell is a `Job`: one search, and for the transfer methods the baseline run it
+starts from, itself a job. Every job writes a history file of its own,
 <out>/runs/<job key>.h5, so several run at once (a history file has one writer) and a
 transfer reads its source from its source job's file. A job whose file holds a finished
 run is skipped and an interrupted one is resumed, so re-running a study after any
