@@ -22,8 +22,8 @@ class AMCDDPGSearcher(OffPolicySearcher):
     default_warmup = 100
     settings_defaults = {"warmup_sigma": 0.1, "warmup_center": "p", "sigma0": 0.5, "sigma_decay": 0.95,
                          "sigma_min": 0.0, "rebase_preloaded": False, "actor_lr": 1e-4, "critic_lr": 1e-3,
-                         "moving_average_alpha": 0.5, "net_arch": [300, 300], "batch_size": 64, "tau": 0.01, "gamma": 1.0, "buffer_episodes": 100,
-                         "invariant_actor": False}
+                         "moving_average_alpha": 0.5, "net_arch": [300, 300], "batch_size": 64, "tau": 0.01,
+                         "gamma": 1.0, "buffer_episodes": 100, "invariant_actor": False}
     nullable = frozenset({"warmup_sigma"})
 
     def __init__(self, env: gym.Env, **kwargs: Any):
