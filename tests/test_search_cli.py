@@ -107,6 +107,8 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion
     (["--ratio", "0.3", "--method", "magic"], "argument --method: invalid choice"),
     (["--ratio", "0.3", "--assistant-set", "temperature=2"], "not an assistant setting: 'temperature'"),
     (["--ratio", "0.3", "--assistant-set", "top_n=many"], "top_n needs a number, got 'many'"),
+    (["--ratio", "0.3", "--assistant-set", "handover=never"], "unknown assistant handover 'never'"),
+    (["--ratio", "0.3", "--rescale", "linear"], "argument --rescale: invalid choice: 'linear'"),
     (["--ratio", "0.3", "--agent", "magic"], "argument --agent: invalid choice: 'magic'"),
     (["--ratio", "0.3", "--agent", "tpe", "--agent-set", "sigma0=0.3"],
      "the tpe searcher has no setting 'sigma0'; its settings: multivariate, n_ei_candidates, warm_start"),
@@ -125,3 +127,4 @@ def test_bad_flags_fail_at_once(cli, flags, message):
 def test_assistant_settings_parse_to_numbers_the_assistant_takes():
     from prune_gym.commands.search import assistant_setting
     assert assistant_setting("top_n=5") == ("top_n", 5) and assistant_setting("sigma=0.2") == ("sigma", 0.2)
+    assert assistant_setting("handover=earned") == ("handover", "earned")

@@ -224,11 +224,11 @@ def test_a_studys_env_options_reach_its_searches_and_keep_other_runs_out(tiny_ch
 def test_variants_run_their_settings_under_names_of_their_own(tiny_checkpoint, fashion_root, tmp_path):
     """Issue 19's probes: a method with settings of its own is a job of its own, its settings in its run and
     in the data's agent_settings column, and a run of another variant is never taken for it."""
-    budget = Variant("assistant-budget-rescale", "assistant", rescale="budget", assistant=(("trials", 2),))
+    budget = Variant("assistant-budget-rescale", "assistant", rescale="budget", assistant=(("trials", 1),))
     floor = Variant("augmented-floor", "augmented", agent_kwargs=(("sigma_min", 0.2), ("rebase_preloaded", True)),
                     warmup=1)
     probes = replace(STUDIES["history-probes"], transfers=(Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0,),
-                     trials=3, methods=(budget, floor))
+                     trials=2, methods=(budget, floor))
     jobs = {job.key: job for job in probes.jobs()}
     assert set(jobs) == {"resnet20-p0.3-baseline-seed0", "resnet20-p0.5-baseline-invariant-seed0",
                          "resnet20-p0.3-assistant-budget-rescale-seed0-from-resnet20-p0.5-baseline-invariant-seed0",
@@ -243,8 +243,8 @@ def test_variants_run_their_settings_under_names_of_their_own(tiny_checkpoint, f
             run = store.read_run(SOURCE_RUN)
         texts[job.variant.name if job.variant else job.key] = settings_text(job, run.info.settings)
         if job.variant is floor:
-            assert list(run.origins) == ["warmup", "actor", "actor"]  # one warm-up trial, then the actor
-    assert texts["assistant-budget-rescale"] == "invariant_actor=True assistant.trials=2 rescale=budget"
+            assert list(run.origins) == ["warmup", "actor"]  # one warm-up trial, then the actor
+    assert texts["assistant-budget-rescale"] == "invariant_actor=True assistant.trials=1 rescale=budget"
     assert texts["augmented-floor"] == "invariant_actor=True rebase_preloaded=True sigma_min=0.2 warmup=1"
     assert texts["resnet20-p0.3-baseline-seed0"] == "-"
     other = replace(probes, methods=(replace(budget, rescale="eq2"), floor))  # the same name, other settings
