@@ -6,7 +6,8 @@ accuracy, trial 0 first) and works on the trials all of them have. Two questions
   over seeds), guarded on the test split by `guard_holds`;
 * the paper's: `converged_at`, the first trial from which the agent's smoothed curve stays
   near the baseline's converged accuracy for `STAY` trials.
-`headroom` says whether a scenario is informative. Accuracies are fractions; a point
+`headroom` says whether a scenario is informative; `worst_shortfall` whether a method that
+starts from history is never worse than the baseline. Accuracies are fractions; a point
 (pp) is 0.01.
 """
 
@@ -21,6 +22,7 @@ from prune_gym.benchmarks.convergence import TOLERANCE, first_reach, smoothed_me
 
 BUDGETS = (10, 30, 100, 300)  # the trial budgets T at which b(T) is reported
 STAY = 30  # trials the smoothed curve must stay near A* for the agent to count as converged
+NEVER_WORSE_FROM = 30  # history must never leave a search worse off than the baseline from this budget on
 HEADROOM_TRIALS = 30  # random policies around p whose best sets the floor of an informative scenario
 INFORMATIVE_HEADROOM = 0.01  # a scenario is informative when search can win at least a point over that floor
 CONFIDENCE = 0.9  # of every bootstrap interval
@@ -83,6 +85,17 @@ def difference_at(curves: Curves, others: Curves, budget: int, seed: int = 0) ->
     samples = [mine[bootstrap_seeds(rng, len(mine))].mean() - theirs[bootstrap_seeds(rng, len(theirs))].mean()
                for _ in range(RESAMPLES)]
     return float(mine.mean() - theirs.mean()), interval(samples)
+
+
+def worst_shortfall(baseline: Curves, method: Curves, start: int = NEVER_WORSE_FROM) -> tuple[float, int]:
+    """The lowest difference of mean b(T), `method` less `baseline`, over T from `start` to the trials both
+    have, and the first T where it is that low: never worse within 0.5 pp when it is at least -0.005."""
+    n = min(common_length(baseline), common_length(method))
+    if n < start:
+        raise ValueError(f"the curves have {n} trials, fewer than the first budget compared, {start}")
+    gaps = mean_best_so_far(method)[start - 1:n] - mean_best_so_far(baseline)[start - 1:n]
+    worst = int(np.argmin(gaps))
+    return float(gaps[worst]), start + worst
 
 
 def verdict(difference: tuple[float, tuple[float, float]]) -> str:

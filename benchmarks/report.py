@@ -7,7 +7,8 @@ the numbers by `quality.py`):
 * T_q, the trials to reach the baseline's quality Q* - 0.5 pp, its speed-up over the
   AMC-style baseline with an interval, and the test-split guard at T_q;
 * T_c, the trial from which the agent's smoothed curve stays near the baseline's A*;
-* the gap of b(300) to the scenario's ceiling (a long black-box search, `--ceiling`).
+* the gap of b(300) to the scenario's ceiling (a long black-box search, `--ceiling`);
+* for a transfer, its lowest mean b(T) less the baseline's over T >= 30: never worse, or not.
 Each scenario says its headroom (Q* minus random-around-p's b(30)) and whether it is
 informative. A table holds one device kind: the report refuses to mix them
 (`--device-kind` picks one). Writes <out>/results.md, <out>/results.csv and one
@@ -44,7 +45,7 @@ HEAD_TO_HEAD_BUDGETS = (30, 100, 300)
 COLUMNS = ("scenario", "device_kind", "source", "method", "agent", "agent_settings", "seeds", "trials",
            *(f"b{t}{part}" for t in quality.BUDGETS for part in ("", "_low", "_high")),
            "t_q", "speed_up", "speed_up_low", "speed_up_high", "test_at_t_q", "guard", "t_c", "first_crossing",
-           "gap_to_ceiling", "seconds_per_trial")
+           "gap_to_ceiling", "seconds_per_trial", "worst_shortfall", "worst_shortfall_at")
 
 
 @dataclass
@@ -149,6 +150,8 @@ class Row:
     first_crossing: int | None  # version 1's rule, for the footnote
     gap_to_ceiling: float | None
     seconds_per_trial: float  # median over the seeds' trials (a paused search stretches one trial, not this)
+    # A transfer's lowest mean b(T) less the baseline's over T >= 30, and that T (`quality.worst_shortfall`)
+    shortfall: tuple[float, int] | None = None
 
     @property
     def row_key(self) -> tuple[str, str, str, str]:
@@ -222,18 +225,21 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
         else:
             speed, interval = quality.speed_up(base_curves, seeds) if base_curves else (None, None)
         test = float(np.mean([r.test_of_best_so_far(t_q) for r in found])) if t_q is not None else None
+        transfer = source != "-" and base_curves is not None and \
+            min(n, quality.common_length(base_curves)) >= quality.NEVER_WORSE_FROM
         row = Row(source, method, agent, agent_settings, len(found), n, b, final, t_q, speed, interval, test,
                   quality.guard_holds([test], base_test) if test is not None else None,
                   quality.converged_at(seeds, converged) if converged is not None else None,
                   first_reach(smoothed_mean(seeds), converged) if converged is not None else None,
                   ceiling.accuracy - final if ceiling else None,
-                  float(np.median([s for r in found for s in r.seconds])))
+                  float(np.median([s for r in found for s in r.seconds])),
+                  quality.worst_shortfall(base_curves, seeds) if transfer else None)
         rows.append(row)
         curves[row.name] = seeds
     head_to_head = {}
     if base_curves:
         for row in rows:
-            if row.method == "baseline" and row.source == "-" and row.row_key != BASELINE:
+            if row.row_key != BASELINE:
                 n = min(quality.common_length(base_curves), row.trials)
                 head_to_head[row.name] = {t: quality.difference_at(base_curves, curves[row.name], t)
                                           for t in HEAD_TO_HEAD_BUDGETS if t <= n}
@@ -344,7 +350,7 @@ def _markdown(scenario: Scenario, plot: str) -> str:
         cells.append(f"{row.seconds_per_trial:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     if scenario.head_to_head:
-        lines += ["", f"The AMC-style baseline ({DEFAULT_SEARCHER}) against each other searcher: the difference of "
+        lines += ["", f"The AMC-style baseline ({DEFAULT_SEARCHER}) against each other row: the difference of "
                       f"their mean b(T), 90% interval, and whether it clears zero.", "",
                   "| against | " + " | ".join(f"T = {t}" for t in HEAD_TO_HEAD_BUDGETS) + " |",
                   "|---" * (len(HEAD_TO_HEAD_BUDGETS) + 1) + "|"]
@@ -363,6 +369,13 @@ def _markdown(scenario: Scenario, plot: str) -> str:
                     cells.append(f"{quality.verdict(differences[t])}: {100 * mean:+.2f} pp "
                                  f"[{100 * low:+.2f}, {100 * high:+.2f}]")
             lines.append(f"| {other} | " + " | ".join(cells) + " |")
+    shortfalls = [row for row in scenario.rows if row.shortfall is not None]
+    if shortfalls:
+        lines += ["", f"Never worse than the baseline: each transfer's lowest mean b(T) less the baseline's over T >= "
+                      f"{quality.NEVER_WORSE_FROM}, and whether it stays within {100 * TOLERANCE:.1f} pp: " +
+                  "; ".join(f"{row.name} {100 * row.shortfall[0]:+.2f} pp at T = {row.shortfall[1]} "
+                            f"({'holds' if row.shortfall[0] >= -TOLERANCE else 'does not hold'})"
+                            for row in shortfalls) + "."]
     crossings = ", ".join(f"{row.name} {row.first_crossing or 'never'}" for row in scenario.rows)
     lines += ["", f"Version 1's first crossing of A* - 0.5 pp (footnote only): {crossings}.", "",
               f"![{scenario.name}]({plot})", ""]
@@ -409,7 +422,8 @@ def _write_csv(tables: list[Scenario], path: Path) -> None:
                                  row.trials, *b, row.t_q or "", row.speed_up or "", *interval,
                                  "" if row.test_at_t_q is None else row.test_at_t_q,
                                  "" if row.guard is None else row.guard, row.t_c or "", row.first_crossing or "",
-                                 "" if row.gap_to_ceiling is None else row.gap_to_ceiling, row.seconds_per_trial])
+                                 "" if row.gap_to_ceiling is None else row.gap_to_ceiling, row.seconds_per_trial,
+                                 *(row.shortfall or ("", ""))])
 
 
 def _slug(text: str) -> str:

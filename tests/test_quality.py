@@ -93,6 +93,19 @@ def test_a_difference_of_best_so_far_has_an_interval_and_a_verdict():
     assert quality.verdict(quality.difference_at(worse, worse, 100)) == "ties with"
 
 
+def test_the_worst_shortfall_is_the_lowest_gap_of_best_so_far_from_trial_30_on():
+    baseline = [np.full(300, 0.80)]
+    dip = np.full(300, 0.80)
+    dip[:40] = 0.70  # 10 points short until trial 40, level after
+    assert quality.worst_shortfall(baseline, [dip]) == (pytest.approx(-0.10), 30)
+    assert quality.worst_shortfall(baseline, [dip], start=41) == (pytest.approx(0.0), 41)
+    climbing_later = [climbing(300, 0.76, 0.84)]  # its b(T) passes the baseline's somewhere after trial 30
+    gap, at = quality.worst_shortfall(baseline, climbing_later)
+    assert at == 30 and gap < -0.005
+    with pytest.raises(ValueError, match="fewer than the first budget"):
+        quality.worst_shortfall(baseline, [np.full(20, 0.9)])
+
+
 def test_the_guard_compares_mean_test_accuracies_within_half_a_point():
     assert quality.guard_holds([0.860, 0.866], [0.866, 0.867])
     assert not quality.guard_holds([0.850, 0.855], [0.866, 0.867])
@@ -157,6 +170,9 @@ def test_a_study_with_a_reference_reads_its_baselines_from_there(tmp_path):
     assert "### resnet20 0.3" not in markdown  # not a target of the probes
     assert "| amc-ddpg | 5 |" in markdown and "| 1 (reference) |" in markdown and "headroom" in markdown
     assert re.search(r"\| amc-ddpg assistant from resnet20 0\.3 \| 3 \|[^\n]*\| \d+\.\d\dx \[", markdown)
+    assert re.search(r"\| amc-ddpg assistant from resnet20 0\.3 \| loses to: -", markdown)  # the baseline, at T = 30
+    assert re.search(r"Never worse than the baseline: [^\n]*amc-ddpg assistant from resnet20 0\.3 \+[\d.]+ pp at "
+                     r"T = \d+ \(holds\)", markdown)
 
 
 def test_the_report_refuses_to_mix_device_kinds_in_one_table(tmp_path):
