@@ -4,7 +4,10 @@ What differs from SB3's DDPG, each as in AMC (He et al., ECCV 2018):
 * warm-up by episodes: the first `warmup_episodes` episodes act at random, without training;
 * exploration: a truncated normal around the actor's action, within the action bounds,
   with sigma = sigma0 * decay^(episode - warm-up) (never under `sigma_min`, 0 in AMC: a
-  transfer starts without warm-up, and its noise has decayed to 0.02 by trial 60);
+  transfer starts without warm-up, and its noise has decayed to 0.02 by trial 60). With
+  `sigma_schedule="progress"` the noise decays instead once per trial in which the actor
+  played within half a point of the best accuracy found so far: it narrows as the actor
+  shows it has found the good policies, however many trials that takes;
 * the episode's final reward on every transition and a moving-average baseline
   (`EpisodeRewardReplayBuffer`), discount 1, one gradient step per env step after each
   episode, a replay buffer that holds the last 100 episodes (AMC's `rmsize` per layer);
@@ -42,6 +45,9 @@ from prune_gym.agents.replay import EpisodeRewardReplayBuffer
 from prune_gym.agents.searcher import truncated_normal, warmup_action, warmup_center
 from prune_gym.env import OBSERVATION_FEATURES
 
+SIGMA_SCHEDULES = ("episodes", "progress")  # what the exploration noise decays with (the module's docstring)
+NEAR_BEST = 0.005  # an actor trial this close to the best accuracy so far counts as progress
+
 
 class AMCDDPG(DDPG):
     """DDPG with AMC's exploration, reward handling and learning rates.
@@ -51,7 +57,8 @@ class AMCDDPG(DDPG):
 
     def __init__(self, policy: str | type, env: Any, episode_length: int | None = None, *, warmup_episodes: int = 100,
                  warmup_sigma: float | None = 0.1, warmup_center: str = "p", sigma0: float = 0.5,
-                 sigma_decay: float = 0.95, sigma_min: float = 0.0, rebase_preloaded: bool = False,
+                 sigma_decay: float = 0.95, sigma_min: float = 0.0, sigma_schedule: str = "episodes",
+                 rebase_preloaded: bool = False,
                  actor_lr: float = 1e-4, critic_lr: float = 1e-3, moving_average_alpha: float = 0.5,
                  net_arch: list[int] | None = None, batch_size: int = 64, tau: float = 0.01, gamma: float = 1.0,
                  buffer_episodes: int = 100, invariant_actor: bool = False, seed: int | None = None,
@@ -60,7 +67,11 @@ class AMCDDPG(DDPG):
         self.warmup_episodes = warmup_episodes
         self.warmup_sigma = warmup_sigma
         self.buffer_episodes = buffer_episodes
+        if sigma_schedule not in SIGMA_SCHEDULES:
+            raise ValueError(f"unknown sigma_schedule {sigma_schedule!r}; choose one of: {', '.join(SIGMA_SCHEDULES)}")
         self.sigma0, self.sigma_decay, self.sigma_min = sigma0, sigma_decay, sigma_min
+        self.sigma_schedule = sigma_schedule
+        self.best_accuracy, self.near_best_trials = 0.0, 0  # the progress the "progress" schedule counts
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.noise_rng = np.random.default_rng(seed)
         self.warmup_mean = _warmup_center(env, warmup_center)
@@ -87,8 +98,18 @@ class AMCDDPG(DDPG):
     @property
     def sigma(self) -> float:
         """The exploration noise's standard deviation for the current episode."""
-        decayed = self.sigma0 * self.sigma_decay ** max(0, self.episodes_done - self.warmup_episodes)
-        return max(decayed, getattr(self, "sigma_min", 0.0))  # agents saved before sigma_min had none
+        if getattr(self, "sigma_schedule", "episodes") == "progress":  # agents saved before had no schedule
+            steps = self.near_best_trials
+        else:
+            steps = max(0, self.episodes_done - self.warmup_episodes)
+        return max(self.sigma0 * self.sigma_decay ** steps, getattr(self, "sigma_min", 0.0))
+
+    def record_outcome(self, accuracy: float, by_actor: bool) -> None:
+        """Take note of a finished trial for the "progress" schedule: the best accuracy so far, and whether the
+        actor played within half a point of it."""
+        self.best_accuracy = max(getattr(self, "best_accuracy", 0.0), accuracy)
+        if by_actor and accuracy >= self.best_accuracy - NEAR_BEST:
+            self.near_best_trials = getattr(self, "near_best_trials", 0) + 1
 
     def _sample_action(self, learning_starts: int, action_noise: Any = None,
                        n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -92,6 +92,7 @@ class Searcher:
     default_warmup: ClassVar[int] = 0
     settings_defaults: ClassVar[Mapping[str, Any]] = {}  # every setting it takes, with its default
     nullable: ClassVar[frozenset[str]] = frozenset()  # settings that also take None
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # settings that take one of a few names
     takes_weights: ClassVar[bool] = False  # can start from a stored run's weights (vanilla transfer)
     takes_trials: ClassVar[bool] = False  # can start from a source's trials rewritten for the target (augmented)
     warmup_sigma: float | None = WARMUP_SIGMA  # the warm-up draw's spread (None: uniform over [0, 1])
@@ -236,6 +237,8 @@ def check_settings(cls: type[Searcher], settings: Mapping[str, Any]) -> dict[str
             continue
         if not _fits(value, defaults[name]):
             raise PruneGymError(f"{cls.name} setting {name} takes {_type_name(defaults[name])}, got {value!r}")
+        if name in cls.choices and value not in cls.choices[name]:
+            raise PruneGymError(f"{cls.name} setting {name} is one of {', '.join(cls.choices[name])}, got {value!r}")
     return dict(settings)
 
 

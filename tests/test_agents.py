@@ -105,6 +105,12 @@ def test_amc_ddpg_explores_trains_and_records_its_origins(make_env, tmp_path):
     floored = AMCDDPG("MlpPolicy", env, warmup_episodes=0, sigma_min=0.1, seed=0, device="cpu")
     floored.num_timesteps = 60 * n_units
     assert 0.5 * 0.95 ** 60 < 0.1 and floored.sigma == 0.1  # a floor under the decayed noise
+    progress = AMCDDPG("MlpPolicy", env, warmup_episodes=0, sigma_schedule="progress", seed=0, device="cpu")
+    progress.num_timesteps = 60 * n_units  # 60 trials, which the "episodes" schedule would count
+    for accuracy, by_actor in ((0.80, False), (0.70, True), (0.798, True), (0.85, True), (0.84, True)):
+        progress.record_outcome(accuracy, by_actor)
+    # the actor came within half a point of the best so far twice (0.798 of 0.80, 0.85 a new best)
+    assert progress.near_best_trials == 2 and progress.sigma == pytest.approx(0.5 * 0.95 ** 2)
 
 
 def test_search_records_every_trial_and_finishes_the_run(make_env, tiny_checkpoint, fashion_root, tmp_path):

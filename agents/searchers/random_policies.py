@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import gymnasium as gym
 
-from prune_gym.agents.searcher import PolicySearcher, warmup_action, warmup_center
-from prune_gym.errors import PruneGymError
+from prune_gym.agents.searcher import WARMUP_CENTERS, PolicySearcher, warmup_action, warmup_center
 
 
 class RandomSearcher(PolicySearcher):
@@ -20,11 +18,7 @@ class RandomSearcher(PolicySearcher):
 
     name = "random"
     settings_defaults = {**PolicySearcher.settings_defaults, "spread": "normal", "sigma": 0.1, "center": "p"}
-
-    def __init__(self, env: gym.Env, **kwargs: Any):
-        super().__init__(env, **kwargs)
-        if self.settings["spread"] not in ("normal", "uniform"):
-            raise PruneGymError(f"random setting spread is normal or uniform, got {self.settings['spread']!r}")
+    choices = {"spread": ("normal", "uniform"), "center": WARMUP_CENTERS}
 
     def _attach(self, env: gym.Env) -> None:
         super()._attach(env)
