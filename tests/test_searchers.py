@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prune_gym.agents.augmentation import Episode
 from prune_gym.agents.checkpoints import SearcherCheckpoints
 from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, run_search
@@ -180,6 +181,25 @@ def test_augmented_preloads_sac_and_warm_starts_tpe(base, invariant_source, tmp_
         best_source = sources.read_run(source).accuracies.max()
     assert list(run.origins) == ["history"] * 2 + ["searcher"] * 2  # the source's two best, rewritten, first
     assert run.info.settings["agent_kwargs"] == {"warm_start": 2} and best_source > 0
+
+
+def test_warm_started_cma_es_starts_from_the_sources_best_trials(shared_env):
+    """Warm Starting CMA-ES: the first generation centres on the source's best policies, not on p."""
+    units = len(shared_env.unwrapped.units)
+    rng = np.random.default_rng(0)
+    episodes = [Episode(np.zeros((units + 1, 3)), np.clip(rng.normal(center, 0.02, units), 0, 1), accuracy, accuracy)
+                for center, accuracy, n in ((0.85, 0.9, 10), (0.3, 0.5, 30)) for _ in range(n)]
+    drawn = {}
+    for warm in (False, True):
+        searcher = searcher_class("cmaes")(shared_env, seed=0, warm_start=0, warm_start_cma=warm)
+        searcher.preload(episodes)
+        policies = []
+        for t in range(8):  # the first generation: each told before the next is asked
+            policies.append(searcher._propose(t))
+            searcher.study.tell(searcher._asked, 0.5)
+        drawn[warm] = np.array(policies)
+    assert abs(drawn[False].mean() - shared_env.unwrapped.target_ratio) < 0.1  # x0: p in every unit
+    assert abs(drawn[True].mean() - 0.85) < 0.1
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import optuna
 
+from prune_gym.agents.augmentation import Episode
 from prune_gym.agents.optuna_search import OptunaSearcher
 
 
 class CMAESSearcher(OptunaSearcher):
     """Optuna's CMA-ES sampler, started from every unit keeping p (the uniform policy where each
     layer's MACs follow one unit's fraction) with step size `sigma0`; its population size is the
-    `cmaes` package's default."""
+    `cmaes` package's default.
+
+    CMA-ES learns only from the generations it samples, so a source's trials (augmented
+    transfer, the assistant) would reach it as its `warm_start` first policies alone. With
+    `warm_start_cma` it starts instead from the mean and covariance of the source's best
+    trials rewritten for the target (Warm Starting CMA-ES, Nomura et al., AAAI 2021; Optuna's
+    `source_trials`), the step size taken from their spread.
+    """
 
     name = "cmaes"
-    settings_defaults = {**OptunaSearcher.settings_defaults, "sigma0": 0.1}
+    settings_defaults = {**OptunaSearcher.settings_defaults, "sigma0": 0.1, "warm_start_cma": False}
 
     def _make_sampler(self) -> optuna.samplers.CmaEsSampler:
         x0 = {name: self.target_ratio for name in self.distributions}
@@ -23,3 +32,14 @@ class CMAESSearcher(OptunaSearcher):
             warnings.simplefilter("ignore", FutureWarning)
             return optuna.samplers.CmaEsSampler(x0=x0, sigma0=self.settings["sigma0"], seed=self.seed,
                                                 n_startup_trials=0, warn_independent_sampling=False)
+
+    def preload(self, episodes: Sequence[Episode]) -> None:
+        super().preload(episodes)
+        if self.settings["warm_start_cma"] and episodes:
+            sources = [optuna.trial.create_trial(params=dict(zip(self.distributions, map(float, e.fractions))),
+                                                 distributions=self.distributions, value=e.accuracy)
+                       for e in episodes]
+            with warnings.catch_warnings():  # source_trials is experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.sampler = optuna.samplers.CmaEsSampler(source_trials=sources, seed=self.seed,
+                                                                  n_startup_trials=0, warn_independent_sampling=False)
