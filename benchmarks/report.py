@@ -277,9 +277,10 @@ def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies
     out = Path(out)
     runs = load_runs(data_file(data, study, "export the study first (benchmarks/data_export.py)"))
     reference = STUDIES[study].reference if study in STUDIES else None
-    if reference:  # its baselines at this study's targets, but for runs this study made itself
+    if reference:  # its targets only (not its sources' runs), with the reference's baselines there
         own = {r.job for r in runs}
         targets = {(r.model, r.ratio) for r in runs if r.method != "baseline"}
+        runs = [r for r in runs if (r.model, r.ratio) in targets]
         runs += [r for r in load_runs(data_file(data, reference, f"run and export the {reference} study first"))
                  if (r.model, r.ratio) in targets and r.row_key in (BASELINE, RANDOM_AROUND_P) and r.job not in own]
     ceiling_runs = [run for name in ceiling_studies

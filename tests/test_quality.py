@@ -12,7 +12,7 @@ import pytest
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.convergence import first_reach, smoothed_mean
-from prune_gym.benchmarks.data_export import TRIAL_COLUMNS, write_csv_gz
+from prune_gym.benchmarks.data_export import TRIAL_COLUMNS, read_csv_gz, write_csv_gz
 from prune_gym.benchmarks.report import load_runs, scenarios, write_report
 from prune_gym.benchmarks.study import STUDIES
 from prune_gym.errors import PruneGymError
@@ -111,10 +111,10 @@ def test_the_guard_compares_mean_test_accuracies_within_half_a_point():
     assert not quality.guard_holds([0.850, 0.855], [0.866, 0.867])
 
 
-def write_trials(path, runs, method: str = "baseline", source: str = "-") -> None:
+def write_trials(path, runs, method: str = "baseline", source: str = "-", append: bool = False) -> None:
     """A trials data file of `runs`: (agent, seed, device kind, per-trial accuracies, test offset), all of
-    `method` from `source`."""
-    rows = []
+    `method` from `source`; after the runs the file holds already, if `append`."""
+    rows = [[r[c] for c in TRIAL_COLUMNS] for r in read_csv_gz(path)] if append else []
     for agent, seed, kind, accuracies, test_offset, ratio in runs:
         best = np.maximum.accumulate(accuracies)
         records = {0, *(np.flatnonzero(best[1:] > best[:-1]) + 1)}
@@ -164,10 +164,13 @@ def test_a_study_with_a_reference_reads_its_baselines_from_there(tmp_path):
     league += [("amc-ddpg", s, "cpu", climbing(300, 0.85, 0.87, 0.005, s), 0.0, 0.3) for s in range(5)]
     write_trials(tmp_path / "league-trials.csv.gz", league)
     transfers = [("amc-ddpg", s, "cpu", climbing(300, 0.80, 0.83, 0.005, 20 + s), 0.0, 0.2) for s in range(3)]
-    write_trials(tmp_path / "history-probes-trials.csv.gz", transfers, method="assistant", source="resnet20 0.3")
+    source = [("amc-ddpg", 0, "cpu", climbing(300, 0.85, 0.87, 0.005, 0), 0.0, 0.3)]  # the transfers' source run
+    write_trials(tmp_path / "history-probes-trials.csv.gz", source)
+    write_trials(tmp_path / "history-probes-trials.csv.gz", transfers, method="assistant", source="resnet20 0.3",
+                 append=True)
     assert STUDIES["history-probes"].reference == "league"
     markdown = write_report("history-probes", tmp_path / "out", tmp_path)
-    assert "### resnet20 0.3" not in markdown  # not a target of the probes
+    assert "### resnet20 0.3" not in markdown  # its source's scenario, not a target of the probes
     assert "| amc-ddpg | 5 |" in markdown and "| 1 (reference) |" in markdown and "headroom" in markdown
     assert re.search(r"\| amc-ddpg assistant from resnet20 0\.3 \| 3 \|[^\n]*\| \d+\.\d\dx \[", markdown)
     assert re.search(r"\| amc-ddpg assistant from resnet20 0\.3 \| loses to: -", markdown)  # the baseline, at T = 30
