@@ -11,8 +11,6 @@ from prune_gym.benchmarks.deployable import markdown
 from prune_gym.benchmarks.report import write_report
 
 RESULTS = Path(__file__).parents[1] / "benchmarks" / "RESULTS.md"
-BEGIN, END = "<!-- begin: benchmarks/report.py --study league -->", "<!-- end: league report -->"
-DEPLOYABLE = "<!-- begin: benchmarks/deployable.py --report benchmarks/data/deployable.jsonl -->"
 
 
 def table_lines(markdown: str) -> list[str]:
@@ -20,23 +18,31 @@ def table_lines(markdown: str) -> list[str]:
     return [line for line in markdown.splitlines() if line.startswith(("|", "###", "on "))]
 
 
-def test_the_league_tables_in_results_are_recomputed_from_the_committed_data(tmp_path):
+def committed_block(begin: str, end: str) -> str:
+    """What RESULTS.md holds between two markers."""
     text = RESULTS.read_text()
-    assert BEGIN in text and END in text
-    committed = text[text.index(BEGIN) + len(BEGIN):text.index(END)]
-    recomputed = write_report("league", tmp_path, DATA)
-    assert table_lines(committed) == table_lines(recomputed) != []
+    assert begin in text and end in text
+    return text[text.index(begin) + len(begin):text.index(end)]
+
+
+def test_the_league_tables_in_results_are_recomputed_from_the_committed_data(tmp_path):
+    committed = committed_block("<!-- begin: benchmarks/report.py --study league -->", "<!-- end: league report -->")
+    assert table_lines(committed) == table_lines(write_report("league", tmp_path, DATA)) != []
+
+
+def test_the_history_probes_in_results_are_recomputed_from_the_committed_data(tmp_path):
+    committed = committed_block("<!-- begin: benchmarks/report.py --study history-probes -->",
+                                "<!-- end: history-probes report -->")
+    assert table_lines(committed) == table_lines(write_report("history-probes", tmp_path, DATA)) != []
 
 
 def test_the_deployable_table_in_results_is_recomputed_from_the_committed_records():
-    text = RESULTS.read_text()
-    committed = text[text.index(DEPLOYABLE) + len(DEPLOYABLE):text.index("<!-- end: deployable report -->")]
+    committed = committed_block("<!-- begin: benchmarks/deployable.py --report benchmarks/data/deployable.jsonl -->",
+                                "<!-- end: deployable report -->")
     records = [json.loads(line) for line in (DATA / "deployable.jsonl").read_text().splitlines()]
     assert table_lines(committed) == table_lines(markdown(records)) != []
 
 
 def test_the_streams_comparison_in_results_is_recomputed_from_the_committed_data():
-    text = RESULTS.read_text()
-    begin, end = "<!-- begin: benchmarks/compare.py streams league -->", "<!-- end: compare report -->"
-    committed = text[text.index(begin) + len(begin):text.index(end)]
+    committed = committed_block("<!-- begin: benchmarks/compare.py streams league -->", "<!-- end: compare report -->")
     assert table_lines(committed) == table_lines(compare("streams", "league", DATA)) != []
