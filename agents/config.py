@@ -81,6 +81,12 @@ class SearchConfig:
     def takes_source_weights(self) -> bool:
         return self.method in TRANSFER_METHODS and self.searcher_class.takes_weights
 
+    def searched_like(self, settings: dict[str, Any]) -> bool:
+        """Whether a stored run's `settings` hold this search's searcher, assistant and rescale settings."""
+        return (settings.get("agent_kwargs", {}) == self.agent_settings
+                and settings.get("assistant") == self.assistant_settings
+                and settings.get("rescale", "eq2") == self.rescale)
+
     def validate(self) -> None:
         """Refuse, in one line that says why, a search that cannot run; before anything is loaded or written."""
         cls = self.searcher_class

@@ -186,10 +186,7 @@ def runs_of(store: HistoryStore, config: SearchConfig, status: str, *, any_agent
     same = [r for r in runs if r.seed == config.seed and r.sources == config.sources]
     if any_agent:
         return same
-    return [r for r in same if r.agent == config.agent
-            and r.settings.get("agent_kwargs", {}) == config.agent_settings
-            and r.settings.get("assistant") == config.assistant_settings
-            and r.settings.get("rescale", "eq2") == config.rescale]
+    return [r for r in same if r.agent == config.agent and config.searched_like(r.settings)]
 
 
 def _check_resumable(config: SearchConfig, history_path: Path, scenario: Scenario) -> None:

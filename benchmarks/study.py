@@ -344,10 +344,7 @@ def _scenario_options(env_options: Mapping[str, Any]) -> dict[str, Any]:
 def _same_settings(info: RunInfo, job: Job) -> bool:
     """Whether run `info` searched with the settings of `job`'s method or variant."""
     config = job.config(info.scenario.dataset, "auto", None, None, {})
-    return (info.settings.get("agent_kwargs", {}) == config.agent_settings
-            and info.settings.get("assistant") == config.assistant_settings
-            and info.settings.get("rescale", "eq2") == config.rescale
-            and info.settings.get("warmup") == config.warmup_trials)
+    return config.searched_like(info.settings) and info.settings.get("warmup") == config.warmup_trials
 
 
 def _matches(store: HistoryStore, info: RunInfo, job: Job, env_options: dict[str, Any]) -> bool:
