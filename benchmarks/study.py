@@ -237,6 +237,13 @@ STUDIES = {
         Variant("assistant-budget-rescale", "assistant", rescale="budget"),
         Variant("assistant-late-handover", "assistant", assistant=(("trials", 100),)),
         Variant("assistant-earned-handover", "assistant", assistant=(("handover", "earned"),)),
+        # ... and re-based rewards, the one fix that paid alone, with each of the others
+        Variant("assistant-rebased-sigma-min", "assistant",
+                agent_kwargs=(("rebase_preloaded", True), ("sigma_min", 0.1))),
+        Variant("assistant-rebased-progress", "assistant",
+                agent_kwargs=(("rebase_preloaded", True), ("sigma_schedule", "progress"))),
+        Variant("assistant-rebased-budget-rescale", "assistant", agent_kwargs=(("rebase_preloaded", True),),
+                rescale="budget"),
     ), seeds=(0, 1, 2), reference="league"),
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
