@@ -180,6 +180,15 @@ class Study:
         return replace(self, transfers=tuple(t for t in self.transfers if t.target_model in models),
                        baselines=tuple(b for b in self.baselines if b[0] in models))
 
+    def with_methods(self, names: Sequence[str]) -> Study:
+        """The part of the study that runs these methods or variants (by name), their baselines and
+        sources, e.g. to run a study's most wanted method on every seed first."""
+        known = [as_variant(m).name for m in self.methods]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise PruneGymError(f"not a method of this study: {', '.join(unknown)}; choose from: {', '.join(known)}")
+        return replace(self, methods=tuple(m for m in self.methods if as_variant(m).name in names))
+
 
 # Our analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
 CORE = Study("fashion-mnist", (
@@ -485,6 +494,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", metavar="MODEL",
                         help="run (and report) only the searches on these models, and the sources "
                              "their transfers start from")
+    parser.add_argument("--methods", nargs="+", metavar="METHOD",
+                        help="run (and export) only these of the study's methods or variants, by name")
     parser.add_argument("--adopt", nargs="+", default=[], metavar="HISTORY",
                         help="first copy matching finished runs from these history files into the study")
     parser.add_argument("--report-only", action="store_true", help="write the report from the committed data")
@@ -494,6 +505,11 @@ def main() -> None:
         study = replace(study, agents=tuple(args.agents))
     if args.models:
         study = study.restricted(args.models)
+    if args.methods:
+        try:
+            study = study.with_methods(args.methods)
+        except PruneGymError as exc:
+            parser.error(str(exc))
     for key in adopt(study, out, args.adopt):
         print(f"adopted {key}")
     if not args.report_only:

@@ -38,6 +38,12 @@ def test_the_core_study_runs_each_search_once_and_every_source_before_its_transf
     assert len(mobilenet) == 3 + 2 + 9
     assert {job.key for job in mobilenet if job.model == "resnet20"} == {
         "resnet20-p0.5-baseline-seed0", "resnet20-p0.5-baseline-invariant-seed0"}
+    # One method of it: its transfers and the one source they need; an unknown name is refused.
+    assistant = STUDIES["core"].with_methods(["assistant"]).jobs()
+    assert {job.method for job in assistant} == {"baseline", "assistant"} and len(assistant) == 15 + 2 + 12
+    assert not any(job.source.invariant_actor is False for job in assistant if job.source)
+    with pytest.raises(PruneGymError, match="not a method of this study: ppo"):
+        STUDIES["core"].with_methods(["assistant", "ppo"])
 
 
 def test_a_study_crosses_searchers_with_the_methods_each_can_run(tiny_checkpoint, fashion_root, tmp_path):
