@@ -7,7 +7,11 @@ Methods say what the search takes from a source run (`--source`):
   mapping): preloaded into an off-policy agent's replay buffer, or played first by a
   black-box searcher (its best `warm_start` policies); agents that have weights also
   start from the source's, with the invariant actor where they have one;
-* `assistant`: augmented, with the assistant choosing the first trials' actions.
+* `assistant`: augmented, with the assistant choosing the first trials' actions;
+* `history`: the project's default, the assistant with the fixes that paid in issue 19's
+  probes (`HISTORY_SETTINGS`: the source's preloaded rewards re-based on the target's, a
+  floor under the exploration noise), for the searchers that have those settings; each
+  stays a setting that `agent_kwargs` overrides.
 The assistant (`assistant` settings) also joins any other method and any searcher.
 `rescale` says how a source's policies are rewritten for the target ratio (Eq. 2, or
 scaled as a whole to fill the budget: `prune_gym.agents.augmentation`).
@@ -25,9 +29,12 @@ from prune_gym.agents.searcher import Searcher, check_settings
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, searcher_class
 from prune_gym.errors import PruneGymError
 
-METHODS = ("baseline", "vanilla", "augmented", "assistant")
-TRANSFER_METHODS = ("vanilla", "augmented", "assistant")  # start from the source's weights, where the agent has some
-AUGMENTED_METHODS = ("augmented", "assistant")  # start from the source's trials rewritten for the target
+METHODS = ("baseline", "vanilla", "augmented", "assistant", "history")
+TRANSFER_METHODS = ("vanilla", "augmented", "assistant", "history")  # start from the source's weights, where the agent has some
+AUGMENTED_METHODS = ("augmented", "assistant", "history")  # start from the source's trials rewritten for the target
+ASSISTED_METHODS = ("assistant", "history")  # the assistant acts, with its defaults unless `assistant` says otherwise
+PAPER_METHODS = ("vanilla", "augmented", "assistant")  # the paper's transfers, as it describes them
+HISTORY_SETTINGS = {"rebase_preloaded": True, "sigma_min": 0.1}  # what `history` adds, where the searcher has it
 
 
 @dataclass
@@ -55,8 +62,8 @@ class SearchConfig:
 
     @property
     def assistant_settings(self) -> dict[str, Any] | None:
-        """The assistant's settings, or None when it does not act; method 'assistant' implies the defaults."""
-        if self.assistant is None and self.method == "assistant":
+        """The assistant's settings, or None when it does not act; `ASSISTED_METHODS` imply the defaults."""
+        if self.assistant is None and self.method in ASSISTED_METHODS:
             return {}
         return self.assistant
 
@@ -72,10 +79,12 @@ class SearchConfig:
 
     @property
     def agent_settings(self) -> dict[str, Any]:
-        """The searcher's settings: `agent_kwargs` and what the method implies (augmented: the invariant actor)."""
-        takes_invariant = "invariant_actor" in self.searcher_class.settings_defaults
-        implied = {"invariant_actor": True} if self.method in AUGMENTED_METHODS and takes_invariant else {}
-        return {**self.agent_kwargs, **implied}
+        """The searcher's settings: `agent_kwargs` and what the method implies (augmented: the invariant actor;
+        history: `HISTORY_SETTINGS`, unless `agent_kwargs` sets them otherwise)."""
+        defaults = self.searcher_class.settings_defaults
+        fixes = {k: v for k, v in HISTORY_SETTINGS.items() if k in defaults} if self.method == "history" else {}
+        implied = {"invariant_actor": True} if self.method in AUGMENTED_METHODS and "invariant_actor" in defaults else {}
+        return {**fixes, **self.agent_kwargs, **implied}
 
     @property
     def takes_source_weights(self) -> bool:

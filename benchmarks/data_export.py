@@ -27,7 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.config import ASSISTED_METHODS, SearchConfig
 from prune_gym.agents.loop import make_env
 from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, Job, Study, history_of, job_status
@@ -90,7 +90,7 @@ def settings_text(job: Job, settings: dict[str, Any]) -> str:
     assistant = settings.get("assistant")
     if assistant is not None:
         parts += [f"assistant.{k}={v}" for k, v in sorted(assistant.items())]
-        if not assistant and job.method != "assistant":
+        if not assistant and job.method not in ASSISTED_METHODS:
             parts.append("assistant")
     if settings.get("rescale", "eq2") != "eq2":
         parts.append(f"rescale={settings['rescale']}")

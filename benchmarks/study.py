@@ -29,7 +29,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
+from prune_gym.agents.config import PAPER_METHODS, SearchConfig
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
 from prune_gym.budgets import DEFAULT_BUDGET
@@ -42,7 +42,7 @@ from prune_gym.pretrain import pretrain
 
 SOURCE_RUN = "run-0001"  # a job's file holds its run alone
 CHECKPOINTS = Path(__file__).parent / "checkpoints"  # the trained networks the committed data pruned
-INVARIANT_SOURCES = ("augmented", "assistant")  # methods whose source must have run with the invariant actor
+INVARIANT_SOURCES = ("augmented", "assistant", "history")  # methods whose source must have run with the invariant actor
 # The env options (with their defaults) that a study's runs must share with it.
 SCENARIO_OPTIONS = {"residual_streams": False, "budget": DEFAULT_BUDGET}
 
@@ -126,7 +126,7 @@ class Study:
     dataset: str
     transfers: tuple[Transfer, ...]
     baselines: tuple[tuple[str, float], ...] = ()  # (model, ratio) baselines beyond the targets'
-    methods: tuple[str | Variant, ...] = TRANSFER_METHODS
+    methods: tuple[str | Variant, ...] = PAPER_METHODS
     seeds: tuple[int, ...] = (0, 1, 2)
     trials: int = 300
     source_seed: int = 0
@@ -226,17 +226,17 @@ STUDIES = {
     # (`compare.py streams league`).
     "streams": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2, 3, 4),
                      agents=("cmaes", "amc-ddpg", "random", "tpe"), env_options=(("residual_streams", True),)),
-    # Issue 19's transfer matrix under version 2: the paper's methods from every source into ResNet-20 at the
-    # league's ratios, 5 seeds; the baselines are the league's.
+    # Issue 19's transfer matrix under version 2: the default history method and the paper's methods from every
+    # source into ResNet-20 at the league's ratios, 5 seeds; the baselines are the league's.
     "transfer": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
-    ), seeds=(0, 1, 2, 3, 4), reference="league"),
+    ), methods=("history", *PAPER_METHODS), seeds=(0, 1, 2, 3, 4), reference="league"),
     # ... and across models, 3 seeds, against league-models' baselines.
     "transfer-models": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "mobilenet_v1", 0.3) for source in (0.3, 0.5)),
         Transfer("resnet20", 0.3, "resnet56", 0.2),
-    ), seeds=(0, 1, 2), reference="league-models"),
+    ), methods=("history", *PAPER_METHODS), seeds=(0, 1, 2), reference="league-models"),
     # Issue 19's probes: why history falls short, one cause at a time, on a scenario with headroom (ResNet-20
     # 0.3 -> 0.2): the paper's assistant, and the same with one fix each. Baselines from the league.
     "history-probes": Study("fashion-mnist", (Transfer("resnet20", 0.3, "resnet20", 0.2),), methods=(

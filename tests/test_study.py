@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from prune_gym.agents.config import TRANSFER_METHODS
+from prune_gym.agents.config import PAPER_METHODS
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import SEARCHERS
 from prune_gym.benchmarks.data_export import (committed_digests, committed_jobs, export_study, read_csv_gz,
@@ -52,7 +52,7 @@ def test_a_study_crosses_searchers_with_the_methods_each_can_run(tiny_checkpoint
     jobs = league.jobs()
     assert set(core.jobs()) <= set(jobs) and len({job.key for job in jobs}) == len(jobs)  # the core's keys stay
     methods = {agent: {job.method for job in jobs if job.agent == agent} for agent in league.agents}
-    assert methods == {"amc-ddpg": {"baseline", *TRANSFER_METHODS}, "tpe": {"baseline", "augmented", "assistant"},
+    assert methods == {"amc-ddpg": {"baseline", *PAPER_METHODS}, "tpe": {"baseline", "augmented", "assistant"},
                        "ppo": {"baseline", "vanilla"}}
     # A black-box searcher starts from the default agent's runs, PPO from its own (weights).
     assert {job.source.agent for job in jobs if job.source and job.agent == "tpe"} == {"amc-ddpg"}
@@ -167,7 +167,7 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     markdown = write_report("quick", tmp_path / "report", data)
     with (tmp_path / "report" / "results.csv").open() as f:
         rows = [row for row in csv.DictReader(f) if row["scenario"] == "resnet20 0.3"]
-    assert [row["method"] for row in rows] == ["baseline", *TRANSFER_METHODS]
+    assert [row["method"] for row in rows] == ["baseline", *PAPER_METHODS]
     assert all(row["seeds"] == "2" and row["trials"] == str(study.trials) for row in rows)
     assert float(rows[0]["speed_up"]) == 1.0 and rows[0]["guard"] == "True"
     assert "### resnet20 0.3" in markdown and "### resnet20 0.5" in markdown

@@ -130,6 +130,21 @@ def test_augmented_search_starts_from_the_source_and_records_it(source_run):
     assert list(run.origins) == ["actor", "actor"] and np.all(run.macs_ratios <= 0.3)
 
 
+def test_the_history_method_is_the_assistant_with_the_fixes_that_paid(source_run):
+    config, history, source_id = source_run
+    target = dataclasses.replace(config, ratio=0.3, method="history", source=source_id, warmup=None, trials=2,
+                                 agent_kwargs={"sigma_min": 0.2})  # a fix's setting stays the user's to change
+    result = run_search(target, history, progress=False)
+    with HistoryStore(history) as store:
+        run = store.read_run(result.run_id)
+    assert run.info.settings["agent_kwargs"] == {"invariant_actor": True, "rebase_preloaded": True, "sigma_min": 0.2}
+    assert run.info.settings["assistant"] == {} and list(run.origins) == ["assistant", "assistant"]
+    # A searcher without those settings takes the assistant alone.
+    tpe = dataclasses.replace(target, agent="tpe", agent_kwargs={})
+    tpe.validate()
+    assert tpe.agent_settings == {} and tpe.assistant_settings == {}
+
+
 def test_an_actor_only_seeds_an_actor_of_its_own_kind(source_run):
     config, history, source_id = source_run
     env = make_env(config)

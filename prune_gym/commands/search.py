@@ -11,7 +11,7 @@ import gymnasium as gym
 
 from prune_gym.agents.assistant import Assistant
 from prune_gym.agents.augmentation import RESCALES
-from prune_gym.agents.config import METHODS, TRANSFER_METHODS, SearchConfig
+from prune_gym.agents.config import ASSISTED_METHODS, METHODS, TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
@@ -51,13 +51,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="baseline (from scratch); vanilla (start from --source's network weights); augmented "
                         "(also --source's trials rewritten for this ratio: the invariant actor and a preloaded "
                         "replay buffer, or a black-box searcher's first policies); assistant (augmented, with the "
-                        "assistant acting in the first trials)")
+                        "assistant acting in the first trials); history (the assistant with the fixes that paid: "
+                        "source rewards re-based on this search's, a floor under the exploration noise)")
     p.add_argument("--source", metavar="RUN",
                    help="the history run a transfer method or the assistant starts from; 'auto' picks the nearest "
                         "usable runs of the history file by scenario and races them (none: a search from scratch)")
     p.add_argument("--assistant", action="store_true",
                    help="let the assistant choose the first trials' actions from --source's trials (implied by "
-                        "--method assistant)")
+                        "--method assistant and history)")
     p.add_argument("--assistant-trials", type=positive_int, default=None, metavar="N",
                    help="trials the assistant acts in (default: 30); implies --assistant")
     p.add_argument("--assistant-set", type=assistant_setting, action="append", default=[], metavar="NAME=VALUE",
@@ -67,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="how --source's policies are rewritten for this ratio: eq2 (the paper's Eq. 2, each unit's "
                         "pruned share scaled) or budget (the policy scaled as a whole to fill the budget)")
     p.add_argument("--invariant-actor", action="store_true",
-                   help="the actor predicts the invariant a / p (implied by --method augmented)")
+                   help="the actor predicts the invariant a / p (implied by --method augmented, assistant and history)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="where pruning runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
@@ -118,7 +119,7 @@ def assistant_setting(text: str) -> tuple[str, float | str]:
 
 def run_search_command(args: argparse.Namespace) -> int:
     assistant = None
-    if args.assistant or args.assistant_trials or args.assistant_set or args.method == "assistant":
+    if args.assistant or args.assistant_trials or args.assistant_set or args.method in ASSISTED_METHODS:
         assistant = dict(args.assistant_set)
         if args.assistant_trials is not None:
             assistant["trials"] = args.assistant_trials
