@@ -232,6 +232,13 @@ STUDIES = {
         *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
     ), methods=("history", *PAPER_METHODS), seeds=(0, 1, 2, 3, 4), reference="league"),
+    # Issue 19's "beyond RL": the same history (the assistant's first trials and the source's best policies) for
+    # the league's black-box searchers, on the informative transfers, against their league runs from scratch. Run
+    # it into the transfer study's --out to share its source runs.
+    "transfer-beyond-rl": Study("fashion-mnist", tuple(Transfer("resnet20", source, "resnet20", 0.2)
+                                                     for source in (0.5, 0.4, 0.3)),
+                                methods=("history",), seeds=(0, 1, 2, 3, 4), agents=("tpe", "random", "cmaes"),
+                                reference="league"),
     # ... and across models, 3 seeds, against league-models' baselines.
     "transfer-models": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "mobilenet_v1", 0.3) for source in (0.3, 0.5)),
