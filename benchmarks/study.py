@@ -394,7 +394,8 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
     each with `threads` CPU threads (default: this machine's cores / jobs), on the weights
     `study_checkpoints` picks.
 
-    A transfer starts as soon as its source is done; one whose source failed is not started.
+    Jobs start in the study's order (seed by seed), a transfer once its source is done; one whose
+    source failed is not started.
     Jobs in `committed` (job key -> trials of its run in the committed data, made on another
     machine) are skipped, unless a job still to run needs one as its source: then it runs again here.
     `committed_digests` (model -> the digest of the weights the committed data pruned) refuses
@@ -426,6 +427,8 @@ def run_study(study: Study, out: str | Path, jobs: int = 1, device: str = "auto"
             for job in list(waiting):
                 source_outcome = result.outcomes.get(job.source.key) if job.source else "skipped"
                 if source_outcome in ("skipped", "done"):
+                    if len(running) >= jobs:
+                        continue  # the backend would queue it by when its source finished: the study's order decides
                     config = job.config(study.dataset, device, paths[job.model], data_root,
                                         {**dict(study.env_options), **(env_kwargs or {})})
                     library = history_of(out, job.source) if job.source else None
