@@ -8,7 +8,9 @@ the numbers by `quality.py`):
   AMC-style baseline with an interval, and the test-split guard at T_q;
 * T_c, the trial from which the agent's smoothed curve stays near the baseline's A*;
 * the gap of b(300) to the scenario's ceiling (a long black-box search, `--ceiling`);
-* for a transfer, its lowest mean b(T) less the baseline's over T >= 30: never worse, or not.
+* for a transfer, its lowest mean b(T) less the baseline's over T >= 30: never worse, or not;
+* for a transfer of another searcher than the baseline's, the same searcher from scratch as its
+  reference too: the trials to reach that search's own quality, and b(T) against it.
 Each scenario says its headroom (Q* minus random-around-p's b(30)) and whether it is
 informative. A table holds one device kind: the report refuses to mix them
 (`--device-kind` picks one). Writes <out>/results.md, <out>/results.csv and one
@@ -165,6 +167,19 @@ class Row:
 
 
 @dataclass
+class AgainstScratch:
+    """A transfer against its own searcher from scratch: the quality that search holds at its last trial,
+    the trials each takes to reach it, the speed-up with its interval, and {T: (b difference, interval)}."""
+
+    quality: float
+    t_q: int | None
+    scratch_t_q: int | None
+    speed_up: float | None
+    interval: tuple[float, float] | None
+    differences: dict[int, tuple[float, tuple[float, float]]]
+
+
+@dataclass
 class Scenario:
     """A table: the rows of one target model and ratio, on one device kind."""
 
@@ -179,6 +194,8 @@ class Scenario:
     ceiling: Ceiling | None
     # The AMC-style baseline against each other searcher from scratch: its name -> {T: (b difference, interval)}
     head_to_head: dict[str, dict[int, tuple[float, tuple[float, float]]]] = field(default_factory=dict)
+    # A transfer of another searcher against that searcher from scratch: its name -> `AgainstScratch`
+    against_scratch: dict[str, AgainstScratch] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -244,7 +261,23 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
                 head_to_head[row.name] = {t: quality.difference_at(base_curves, curves[row.name], t)
                                           for t in HEAD_TO_HEAD_BUDGETS if t <= n}
     return Scenario(model, ratio, kind, rows, curves, target, converged, _headroom(groups, target), ceiling,
-                    head_to_head)
+                    head_to_head, _against_scratch(rows, curves, groups))
+
+
+def _against_scratch(rows: list[Row], curves: dict[str, list[np.ndarray]],
+                     groups: dict[tuple[str, str, str, str], list[RunData]]) -> dict[str, AgainstScratch]:
+    """Each transfer of a searcher other than the baseline's against that searcher's runs from scratch."""
+    found = {}
+    for row in rows:
+        scratch = groups.get(("-", "baseline", row.agent, "-"))
+        if row.source == "-" or row.agent == DEFAULT_SEARCHER or not scratch:
+            continue
+        own, mine = [r.accuracies for r in scratch], curves[row.name]
+        target, n = quality.quality(own), min(quality.common_length(own), row.trials)
+        found[row.name] = AgainstScratch(target, quality.time_to_quality(mine, target),
+                                         quality.time_to_quality(own, target), *quality.speed_up(own, mine),
+                                         {t: quality.difference_at(mine, own, t) for t in HEAD_TO_HEAD_BUDGETS if t <= n})
+    return found
 
 
 def _headroom(groups: dict[tuple[str, str, str, str], list[RunData]], target: float | None) -> float | None:
@@ -277,12 +310,13 @@ def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies
     out = Path(out)
     runs = load_runs(data_file(data, study, "export the study first (benchmarks/data_export.py)"))
     reference = STUDIES[study].reference if study in STUDIES else None
-    if reference:  # its targets only (not its sources' runs), with the reference's baselines there
+    if reference:  # its targets only (not its sources' runs), with the reference's baselines of its searchers there
         own = {r.job for r in runs}
         targets = {(r.model, r.ratio) for r in runs if r.method != "baseline"}
         runs = [r for r in runs if (r.model, r.ratio) in targets]
         runs += [r for r in load_runs(data_file(data, reference, f"run and export the {reference} study first"))
-                 if (r.model, r.ratio) in targets and r.row_key in (BASELINE, RANDOM_AROUND_P) and r.job not in own]
+                 if (r.model, r.ratio) in targets and r.job not in own and r.method == "baseline"
+                 and r.agent_settings == "-" and r.agent in {DEFAULT_SEARCHER, "random", *STUDIES[study].agents}]
     ceiling_runs = [run for name in ceiling_studies
                     for run in load_runs(data_file(data, name, "run and export the ceiling study first"))]
     ceiling = ceilings(r for r in ceiling_runs if device_kind is None or r.device_kind == device_kind)
@@ -304,6 +338,16 @@ def data_file(data: Path, study: str, advice: str) -> Path:
     if not path.exists():
         raise PruneGymError(f"{path} does not exist: {advice}")
     return path
+
+
+def _difference_cell(difference: tuple[float, tuple[float, float]] | None, seeds: int) -> str:
+    """A difference of mean b(T) with its interval and verdict; '-' beyond the budget, no interval on one seed."""
+    if difference is None:
+        return "-"
+    mean, (low, high) = difference
+    if seeds < 2:
+        return f"{100 * mean:+.2f} pp (one seed: no interval)"
+    return f"{quality.verdict(difference)}: {100 * mean:+.2f} pp [{100 * low:+.2f}, {100 * high:+.2f}]"
 
 
 def _markdown(scenario: Scenario, plot: str) -> str:
@@ -358,18 +402,27 @@ def _markdown(scenario: Scenario, plot: str) -> str:
         seeds = {row.name: row.seeds for row in scenario.rows}
         baseline_seeds = next(row.seeds for row in scenario.rows if row.row_key == BASELINE)
         for other, differences in scenario.head_to_head.items():
-            cells = []
-            for t in HEAD_TO_HEAD_BUDGETS:
-                if t not in differences:
-                    cells.append("-")
-                    continue
-                mean, (low, high) = differences[t]
-                if min(seeds[other], baseline_seeds) < 2:
-                    cells.append(f"{100 * mean:+.2f} pp (one seed: no interval)")
-                else:
-                    cells.append(f"{quality.verdict(differences[t])}: {100 * mean:+.2f} pp "
-                                 f"[{100 * low:+.2f}, {100 * high:+.2f}]")
+            cells = [_difference_cell(differences.get(t), min(seeds[other], baseline_seeds))
+                     for t in HEAD_TO_HEAD_BUDGETS]
             lines.append(f"| {other} | " + " | ".join(cells) + " |")
+    if scenario.against_scratch:
+        lines += ["", "Each searcher with history against itself from scratch: the trials to reach the quality its "
+                      "searches from scratch hold at their last trial, and the difference of mean b(T) (history less "
+                      "scratch), 90% intervals.", "",
+                  "| with history | its quality from scratch | T_q: with history / from scratch | speed-up [90%] | " +
+                  " | ".join(f"T = {t}" for t in HEAD_TO_HEAD_BUDGETS) + " |",
+                  "|---" * (len(HEAD_TO_HEAD_BUDGETS) + 4) + "|"]
+        seeds = {row.name: row.seeds for row in scenario.rows}
+        scratch_seeds = {row.agent: row.seeds for row in scenario.rows if row.method == "baseline"}
+        for row in [row for row in scenario.rows if row.name in scenario.against_scratch]:
+            found = scenario.against_scratch[row.name]
+            n = min(seeds[row.name], scratch_seeds[row.agent])
+            interval = "" if found.interval is None else " [{:.2f}, {:.2f}]".format(*found.interval)
+            speed = "never" if found.speed_up is None else f"{found.speed_up:.2f}x"
+            cells = [f"{100 * found.quality:.2f}%",
+                     f"{found.t_q or 'never'} / {found.scratch_t_q or 'never'}", f"{speed}{interval}",
+                     *(_difference_cell(found.differences.get(t), n) for t in HEAD_TO_HEAD_BUDGETS)]
+            lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
     shortfalls = [row for row in scenario.rows if row.shortfall is not None]
     if shortfalls:
         lines += ["", f"Never worse than the baseline: each transfer's lowest mean b(T) less the baseline's over T >= "

@@ -178,6 +178,23 @@ def test_a_study_with_a_reference_reads_its_baselines_from_there(tmp_path):
                      r"T = \d+ \(holds\)", markdown)
 
 
+def test_a_black_box_searcher_with_history_is_also_measured_against_itself_from_scratch(tmp_path):
+    """Beyond RL: TPE with history set beside TPE from scratch (the reference study's), not only the baseline."""
+    league = [(agent, s, "cpu", climbing(300, 0.76, 0.82, 0.005, 10 * k + s), 0.0, 0.2)
+              for k, agent in enumerate(("amc-ddpg", "random", "tpe", "sac")) for s in range(5)]
+    write_trials(tmp_path / "league-trials.csv.gz", league)
+    fast = [("tpe", s, "cpu", np.minimum(climbing(300, 0.80, 0.86, 0.005, 40 + s), 0.83), 0.0, 0.2) for s in range(5)]
+    write_trials(tmp_path / "transfer-beyond-rl-trials.csv.gz", fast, method="history", source="resnet20 0.5")
+    markdown = write_report("transfer-beyond-rl", tmp_path / "out", tmp_path)
+    assert "| tpe | 5 |" in markdown and "| sac |" not in markdown  # the study's searchers' references only
+    table = markdown.split("Each searcher with history against itself from scratch")[1]
+    tpe_q = quality.quality([r[3] for r in league[10:15]])
+    row = re.search(r"\| tpe history from resnet20 0\.5 \| ([\d.]+)% \| (\d+) / (\d+) \| ([\d.]+)x \[", table)
+    assert row and float(row[1]) == pytest.approx(100 * tpe_q, abs=0.01) and int(row[2]) < int(row[3])
+    assert float(row[4]) == pytest.approx(int(row[3]) / int(row[2]), abs=0.01)
+    assert re.search(r"\| beats: \+[\d.]+ pp \[\+[\d.]+, \+[\d.]+\] \|", table)  # b(30): history less scratch
+
+
 def test_the_report_refuses_to_mix_device_kinds_in_one_table(tmp_path):
     runs = [("amc-ddpg", 0, "cpu", climbing(40, 0.8, 0.87), 0.0, 0.3),
             ("amc-ddpg", 1, "cuda (NVIDIA H200)", climbing(40, 0.8, 0.87), 0.0, 0.3)]
