@@ -30,7 +30,7 @@ from prune_gym.agents.searchers import DEFAULT_SEARCHER, searcher_class
 from prune_gym.errors import PruneGymError
 
 METHODS = ("baseline", "vanilla", "augmented", "assistant", "history")
-TRANSFER_METHODS = ("vanilla", "augmented", "assistant", "history")  # start from the source's weights, where the agent has some
+TRANSFER_METHODS = ("vanilla", "augmented", "assistant", "history")  # the source's weights, where the agent has some
 AUGMENTED_METHODS = ("augmented", "assistant", "history")  # start from the source's trials rewritten for the target
 ASSISTED_METHODS = ("assistant", "history")  # the assistant acts, with its defaults unless `assistant` says otherwise
 PAPER_METHODS = ("vanilla", "augmented", "assistant")  # the paper's transfers, as it describes them
@@ -83,7 +83,8 @@ class SearchConfig:
         history: `HISTORY_SETTINGS`, unless `agent_kwargs` sets them otherwise)."""
         defaults = self.searcher_class.settings_defaults
         fixes = {k: v for k, v in HISTORY_SETTINGS.items() if k in defaults} if self.method == "history" else {}
-        implied = {"invariant_actor": True} if self.method in AUGMENTED_METHODS and "invariant_actor" in defaults else {}
+        invariant = self.method in AUGMENTED_METHODS and "invariant_actor" in defaults
+        implied = {"invariant_actor": True} if invariant else {}
         return {**fixes, **self.agent_kwargs, **implied}
 
     @property

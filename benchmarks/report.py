@@ -276,7 +276,8 @@ def _against_scratch(rows: list[Row], curves: dict[str, list[np.ndarray]],
         target, n = quality.quality(own), min(quality.common_length(own), row.trials)
         found[row.name] = AgainstScratch(target, quality.time_to_quality(mine, target),
                                          quality.time_to_quality(own, target), *quality.speed_up(own, mine),
-                                         {t: quality.difference_at(mine, own, t) for t in HEAD_TO_HEAD_BUDGETS if t <= n})
+                                         {t: quality.difference_at(mine, own, t)
+                                          for t in HEAD_TO_HEAD_BUDGETS if t <= n})
     return found
 
 
