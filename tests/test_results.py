@@ -36,6 +36,11 @@ def test_the_history_probes_in_results_are_recomputed_from_the_committed_data(tm
     assert table_lines(committed) == table_lines(write_report("history-probes", tmp_path, DATA)) != []
 
 
+def test_the_transfer_matrix_in_results_is_recomputed_from_the_committed_data(tmp_path):
+    committed = committed_block("<!-- begin: benchmarks/report.py --study transfer -->", "<!-- end: transfer report -->")
+    assert table_lines(committed) == table_lines(write_report("transfer", tmp_path, DATA)) != []
+
+
 def test_the_deployable_table_in_results_is_recomputed_from_the_committed_records():
     committed = committed_block("<!-- begin: benchmarks/deployable.py --report benchmarks/data/deployable.jsonl -->",
                                 "<!-- end: deployable report -->")
