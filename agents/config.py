@@ -14,7 +14,8 @@ Methods say what the search takes from a source run (`--source`):
   stays a setting that `agent_kwargs` overrides.
 The assistant (`assistant` settings) also joins any other method and any searcher.
 `rescale` says how a source's policies are rewritten for the target ratio (Eq. 2, or
-scaled as a whole to fill the budget: `prune_gym.agents.augmentation`).
+scaled as a whole to fill the budget: `prune_gym.agents.augmentation`); `assistant_rescale`
+rewrites the assistant's records otherwise than the preloaded trials.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class SearchConfig:
     assistant: dict[str, Any] | None = None  # Assistant settings ({} for the defaults); None: no assistant
     agent: str = DEFAULT_SEARCHER  # the searcher, by its name in prune_gym.agents.searchers
     rescale: str = "eq2"  # how the source's policies are rewritten for this ratio (augmented, assistant)
+    assistant_rescale: str | None = None  # ... for the assistant's records alone; None: as `rescale`
 
     @property
     def searcher_class(self) -> type[Searcher]:
@@ -95,7 +97,8 @@ class SearchConfig:
         """Whether a stored run's `settings` hold this search's searcher, assistant and rescale settings."""
         return (settings.get("agent_kwargs", {}) == self.agent_settings
                 and settings.get("assistant") == self.assistant_settings
-                and settings.get("rescale", "eq2") == self.rescale)
+                and settings.get("rescale", "eq2") == self.rescale
+                and settings.get("assistant_rescale") == self.assistant_rescale)
 
     def validate(self) -> None:
         """Refuse, in one line that says why, a search that cannot run; before anything is loaded or written."""
@@ -113,8 +116,11 @@ class SearchConfig:
         if assistant.get("handover", "fixed") not in HANDOVERS:
             raise PruneGymError(f"unknown assistant handover {assistant['handover']!r}; choose one of: "
                                 f"{', '.join(HANDOVERS)}")
-        if self.rescale not in RESCALES:
-            raise PruneGymError(f"unknown rescale {self.rescale!r}; choose one of: {', '.join(RESCALES)}")
+        for rescale in (self.rescale, self.assistant_rescale or self.rescale):
+            if rescale not in RESCALES:
+                raise PruneGymError(f"unknown rescale {rescale!r}; choose one of: {', '.join(RESCALES)}")
+        if self.assistant_rescale is not None and self.assistant_settings is None:
+            raise PruneGymError("assistant_rescale rewrites the assistant's records, and this search has no assistant")
         needs_source = self.method in TRANSFER_METHODS or self.assistant_settings is not None
         if needs_source != (self.source is not None):
             raise PruneGymError(f"a source run is needed by, and only by, the transfer methods "

@@ -176,7 +176,10 @@ def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, t
         if config.method in AUGMENTED_METHODS:
             searcher.preload(episodes)
         if assistant is not None:
-            searcher = AssistedSearcher(searcher, Assistant(episodes, seed=config.seed, **assistant))
+            rescale = config.assistant_rescale or config.rescale
+            records = episodes if rescale == config.rescale else augmented_episodes(
+                source_run, env.unwrapped, target, source_run.n_trials, rescale)
+            searcher = AssistedSearcher(searcher, Assistant(records, seed=config.seed, **assistant))
     return searcher
 
 

@@ -94,6 +94,8 @@ def settings_text(job: Job, settings: dict[str, Any]) -> str:
             parts.append("assistant")
     if settings.get("rescale", "eq2") != "eq2":
         parts.append(f"rescale={settings['rescale']}")
+    if settings.get("assistant_rescale") is not None:
+        parts.append(f"assistant_rescale={settings['assistant_rescale']}")
     default_warmup = SearchConfig(method=job.method, agent=job.agent).warmup_trials
     if settings.get("warmup", default_warmup) != default_warmup:
         parts.append(f"warmup={settings['warmup']}")

@@ -50,14 +50,15 @@ SCENARIO_OPTIONS = {"residual_streams": False, "budget": DEFAULT_BUDGET}
 @dataclass(frozen=True)
 class Variant:
     """A method with settings of its own under a name of its own, e.g. one of issue 19's fixes alone: the
-    searcher's settings, the assistant's (None: the method's own), how source policies are rescaled, and
-    the warm-up (None: the method's default)."""
+    searcher's settings, the assistant's (None: the method's own), how source policies are rescaled (for
+    the assistant's records alone: `assistant_rescale`), and the warm-up (None: the method's default)."""
 
     name: str
     method: str
     agent_kwargs: tuple[tuple[str, Any], ...] = ()
     assistant: tuple[tuple[str, Any], ...] | None = None
     rescale: str = "eq2"
+    assistant_rescale: str | None = None
     warmup: int | None = None
 
 
@@ -100,7 +101,8 @@ class Job:
                             data_root=data_root, env_kwargs=env_kwargs, agent_kwargs=agent_kwargs,
                             source=SOURCE_RUN if self.source else None,
                             assistant=None if variant.assistant is None else dict(variant.assistant),
-                            agent=self.agent, rescale=variant.rescale)
+                            agent=self.agent, rescale=variant.rescale,
+                            assistant_rescale=variant.assistant_rescale)
 
 
 @dataclass(frozen=True)
@@ -175,10 +177,13 @@ class Study:
         return list(dict.fromkeys(job.model for job in self.jobs()))
 
     def restricted(self, models: Sequence[str]) -> Study:
-        """The part of the study that searches `models`, with the source runs its transfers start from
-        (whatever their model), e.g. to run it model by model."""
-        return replace(self, transfers=tuple(t for t in self.transfers if t.target_model in models),
-                       baselines=tuple(b for b in self.baselines if b[0] in models))
+        """The part of the study that searches `models` (a name, or "name:ratio" for one ratio of it), with
+        the source runs its transfers start from (whatever their model), e.g. to run it model by model."""
+        def searched(model: str, ratio: float) -> bool:
+            return model in models or f"{model}:{ratio}" in models
+
+        return replace(self, transfers=tuple(t for t in self.transfers if searched(t.target_model, t.target_ratio)),
+                       baselines=tuple(b for b in self.baselines if searched(*b)))
 
     def with_methods(self, names: Sequence[str]) -> Study:
         """The part of the study that runs these methods or variants (by name), their baselines and
@@ -189,6 +194,10 @@ class Study:
             raise PruneGymError(f"not a method of this study: {', '.join(unknown)}; choose from: {', '.join(known)}")
         return replace(self, methods=tuple(m for m in self.methods if as_variant(m).name in names))
 
+
+# Issue 19's probe of a far source's weak start: the assistant's records scaled as a whole to fill the budget
+# (the preloaded trials still by Eq. 2, whose spread the agent learns from).
+HISTORY_ASSISTANT_BUDGET = Variant("history-assistant-budget", "history", assistant_rescale="budget")
 
 # Our analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
 CORE = Study("fashion-mnist", (
@@ -231,7 +240,7 @@ STUDIES = {
     "transfer": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
-    ), methods=("history", *PAPER_METHODS), seeds=(0, 1, 2, 3, 4), reference="league"),
+    ), methods=("history", HISTORY_ASSISTANT_BUDGET, *PAPER_METHODS), seeds=(0, 1, 2, 3, 4), reference="league"),
     # Issue 19's "beyond RL": the same history (the assistant's first trials and the source's best policies) for
     # the league's black-box searchers, on the informative transfers, against their league runs from scratch. Run
     # it into the transfer study's --out to share its source runs.
@@ -502,8 +511,8 @@ def main() -> None:
                         help=f"the searchers to cross with the study's cells (default: {DEFAULT_SEARCHER}; "
                              f"choices: {', '.join(SEARCHERS)})")
     parser.add_argument("--models", nargs="+", metavar="MODEL",
-                        help="run (and report) only the searches on these models, and the sources "
-                             "their transfers start from")
+                        help="run (and report) only the searches on these models (MODEL, or MODEL:RATIO for "
+                             "one ratio), and the sources their transfers start from")
     parser.add_argument("--methods", nargs="+", metavar="METHOD",
                         help="run (and export) only these of the study's methods or variants, by name")
     parser.add_argument("--adopt", nargs="+", default=[], metavar="HISTORY",

@@ -38,6 +38,9 @@ def test_the_core_study_runs_each_search_once_and_every_source_before_its_transf
     assert len(mobilenet) == 3 + 2 + 9
     assert {job.key for job in mobilenet if job.model == "resnet20"} == {
         "resnet20-p0.5-baseline-seed0", "resnet20-p0.5-baseline-invariant-seed0"}
+    # One ratio of a model: the transfers into it alone.
+    into_02 = STUDIES["transfer"].restricted(["resnet20:0.2"])
+    assert {(t.source_ratio, t.target_ratio) for t in into_02.transfers} == {(0.5, 0.2), (0.4, 0.2), (0.3, 0.2)}
     # One method of it: its transfers and the one source they need; an unknown name is refused.
     assistant = STUDIES["core"].with_methods(["assistant"]).jobs()
     assert {job.method for job in assistant} == {"baseline", "assistant"} and len(assistant) == 15 + 2 + 12

@@ -12,7 +12,7 @@ from prune_gym.agents.augmentation import augmented_episodes, cross_model_policy
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.invariant import InvariantActor
 from prune_gym.agents.config import SearchConfig
-from prune_gym.agents.loop import make_env, run_search, scenario_of
+from prune_gym.agents.loop import _start_from_source, make_env, run_search, scenario_of
 from prune_gym.agents.searchers.amc_ddpg import AMCDDPGSearcher
 from prune_gym.agents.transfer import load_source_weights
 from prune_gym.agents.unit_mapping import critical_units
@@ -143,6 +143,28 @@ def test_the_history_method_is_the_assistant_with_the_fixes_that_paid(source_run
     tpe = dataclasses.replace(target, agent="tpe", agent_kwargs={})
     tpe.validate()
     assert tpe.agent_settings == {} and tpe.assistant_settings == {}
+
+
+def test_the_assistant_can_act_from_records_rescaled_otherwise_than_the_preloaded_trials(source_run):
+    config, history, source_id = source_run
+    target = dataclasses.replace(config, ratio=0.2, method="history", source=source_id, warmup=None, trials=1,
+                                 agent_kwargs={}, assistant_rescale="budget")
+    target.validate()
+    env = make_env(target)
+    searcher = AMCDDPGSearcher(env, warmup=0, **target.agent_settings)
+    with HistoryStore(history) as store:
+        source = store.read_run(source_id)
+        assisted = _start_from_source(searcher, target, env, scenario_of(env), store)
+    budget = augmented_episodes(source, env.unwrapped, scenario_of(env), source.n_trials, "budget")
+    eq2 = augmented_episodes(source, env.unwrapped, scenario_of(env), source.n_trials)
+    assert np.allclose(assisted.assistant.actions, np.concatenate([e.fractions for e in budget]))
+    n_units = len(env.unwrapped.units)
+    preloaded = searcher.agent.replay_buffer.observations[:len(eq2) * n_units, 0]
+    assert np.allclose(preloaded, np.concatenate([e.observations[:-1] for e in eq2]))  # still Eq. 2's
+    assert not np.allclose(preloaded, np.concatenate([e.observations[:-1] for e in budget]))
+    # Records rescaled without an assistant to read them: refused.
+    with pytest.raises(PruneGymError, match="has no assistant"):
+        dataclasses.replace(target, method="augmented").validate()
 
 
 def test_an_actor_only_seeds_an_actor_of_its_own_kind(source_run):

@@ -67,6 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rescale", default="eq2", choices=list(RESCALES),
                    help="how --source's policies are rewritten for this ratio: eq2 (the paper's Eq. 2, each unit's "
                         "pruned share scaled) or budget (the policy scaled as a whole to fill the budget)")
+    p.add_argument("--assistant-rescale", default=None, choices=list(RESCALES),
+                   help="rewrite the assistant's records so instead (default: as --rescale)")
     p.add_argument("--invariant-actor", action="store_true",
                    help="the actor predicts the invariant a / p (implied by --method augmented, assistant and history)")
     p.add_argument("--seed", type=int, default=0)
@@ -132,7 +134,8 @@ def run_search_command(args: argparse.Namespace) -> int:
     config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
                           args.warmup, args.checkpoint, args.data_root, env_kwargs=env_kwargs, source=args.source,
                           assistant=assistant,
-                          agent_kwargs=agent_kwargs, agent=args.agent, rescale=args.rescale)
+                          agent_kwargs=agent_kwargs, agent=args.agent, rescale=args.rescale,
+                          assistant_rescale=args.assistant_rescale)
     config.validate()  # bad settings are refused before any data is loaded
     if args.onnx:
         require_onnx()
