@@ -14,4 +14,4 @@ run:
 
 test:
 	@scripts/bootstrap.sh --data
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q --durations=10
