@@ -116,19 +116,22 @@ def test_no_episode_ends_over_its_latency_budget_and_the_table_is_measured_once(
     from prune_gym.policies import play, random_policy
 
     monkeypatch.setattr(latency, "MIN_RUN_SECONDS", 0.001)  # a coarse table, quickly: the wall is what is tested
-    env = latency_env(small_workload, 0.9)
+    unpruned = latency_env(small_workload, 1.0)
+    cached = list((isolated_home / "latency").glob("*.json"))
+    assert len(cached) == 1
+    # Halfway down the reachable range: a coarse table on a busy machine can put most of the latency outside the
+    # units, so that no fixed ratio is reachable everywhere.
+    ratio = (1 + unpruned.budget.ratio(unpruned.budget.min_channels)) / 2
+    env = latency_env(small_workload, ratio)
+    assert env.budget.table.to_json() == unpruned.budget.table.to_json()  # read back, not measured again
+    assert list((isolated_home / "latency").glob("*.json")) == cached
     assert env.observation_features[8:11] == ("unit_latency", "latency_reduced", "latency_rest")
     rng = np.random.default_rng(0)
     for _ in range(5):
         info = play(env, random_policy(len(env.units), rng))
         kept = info["kept_channels_per_unit"]  # the episode's latency, recomputed from the table
-        assert info["latency_ratio"] == env.budget.cost(kept) / env.budget.total <= 0.9 + 1e-9
+        assert info["latency_ratio"] == env.budget.cost(kept) / env.budget.total <= ratio + 1e-9
         assert info["macs_ratio"] < 1
-    cached = list((isolated_home / "latency").glob("*.json"))
-    assert len(cached) == 1
-    again = latency_env(small_workload, 0.95)
-    assert again.budget.table.to_json() == env.budget.table.to_json()  # read back, not measured again
-    assert list((isolated_home / "latency").glob("*.json")) == cached
 
 
 def test_a_latency_budget_below_what_is_reachable_is_refused_with_what_holds_it(small_workload, monkeypatch):
