@@ -70,6 +70,11 @@ class SearchConfig:
         return self.assistant
 
     @property
+    def records_rescale(self) -> str:
+        """How the source's policies are rewritten for the assistant's records."""
+        return self.assistant_rescale or self.rescale
+
+    @property
     def warmup_trials(self) -> int:
         if self.warmup is not None:
             return self.warmup
@@ -116,7 +121,7 @@ class SearchConfig:
         if assistant.get("handover", "fixed") not in HANDOVERS:
             raise PruneGymError(f"unknown assistant handover {assistant['handover']!r}; choose one of: "
                                 f"{', '.join(HANDOVERS)}")
-        for rescale in (self.rescale, self.assistant_rescale or self.rescale):
+        for rescale in (self.rescale, self.records_rescale):
             if rescale not in RESCALES:
                 raise PruneGymError(f"unknown rescale {rescale!r}; choose one of: {', '.join(RESCALES)}")
         if self.assistant_rescale is not None and self.assistant_settings is None:

@@ -10,6 +10,7 @@ so trials are neither lost nor duplicated.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -172,14 +173,14 @@ def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, t
     assistant = config.assistant_settings
     if config.method in AUGMENTED_METHODS or assistant is not None:
         source_run = sources.read_run(config.source)
-        episodes = augmented_episodes(source_run, env.unwrapped, target, source_run.n_trials, config.rescale)
+        # Each rewrite once, and only those the search uses.
+        rewritten = functools.cache(lambda rescale: augmented_episodes(source_run, env.unwrapped, target,
+                                                                       source_run.n_trials, rescale))
         if config.method in AUGMENTED_METHODS:
-            searcher.preload(episodes)
+            searcher.preload(rewritten(config.rescale))
         if assistant is not None:
-            rescale = config.assistant_rescale or config.rescale
-            records = episodes if rescale == config.rescale else augmented_episodes(
-                source_run, env.unwrapped, target, source_run.n_trials, rescale)
-            searcher = AssistedSearcher(searcher, Assistant(records, seed=config.seed, **assistant))
+            searcher = AssistedSearcher(searcher, Assistant(rewritten(config.records_rescale), seed=config.seed,
+                                                            **assistant))
     return searcher
 
 
