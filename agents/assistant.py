@@ -18,7 +18,14 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   `trials` on, however it plays; "earned" makes the actor earn it. From trial `trials` on the
   actor and the assistant take turns, the assistant's noise held at half its first width,
   until an actor trial scores at least the mean of the assistant's last `batch`; by trial
-  3 x `trials` the actor has every trial, earned or not.
+  3 x `trials` the actor has every trial, earned or not;
+* `incumbent` (k > 0): once the first `explore_trials` have explored the records, the
+  assistant plays around the mean policy of the target's k best trials so far (any
+  searcher's) instead of the best record: a search around what this search has found,
+  which the records, written at another ratio, can only start. The mean of several, as an
+  evolution strategy recombines, because the reward split is noisy (2,000 images: about
+  0.9 pp at 80%) and the single best trial is partly luck. Its noise then stays at half its
+  first width at least, so that no trial repeats the centre.
 The records are the source run's trials rewritten for the target (data augmentation), so
 their states are the target's. `AssistedSearcher` lets it act for any searcher: the
 searcher learns from the trials the assistant admits (and counts the others), and is
@@ -68,12 +75,14 @@ class Assistant:
 
     def __init__(self, episodes: list[Episode], *, trials: int = 30, explore_trials: int | None = None,
                  top_n: int = 3, sigma: float = 0.1, omega: float = 2.0, noise: float = 0.1, batch: int = 10,
-                 admission_decay: float = 0.5, handover: str = "fixed", seed: int | None = None):
+                 admission_decay: float = 0.5, handover: str = "fixed", incumbent: int = 0,
+                 seed: int | None = None):
         if not episodes:
             raise PruneGymError("the assistant needs past trials to act from; its source run has none")
-        if trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0:
-            raise PruneGymError("assistant settings: trials >= 0, top_n >= 1, sigma > 0, noise >= 0, batch >= 1 "
-                                "and admission_decay >= 0")
+        if (trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0
+                or incumbent < 0):
+            raise PruneGymError("assistant settings: trials >= 0, top_n >= 1, sigma > 0, noise >= 0, batch >= 1, "
+                                "admission_decay >= 0 and incumbent >= 0")
         if handover not in HANDOVERS:
             raise PruneGymError(f"unknown assistant handover {handover!r}; choose one of: {', '.join(HANDOVERS)}")
         self.trials, self.handover = trials, handover
@@ -82,6 +91,8 @@ class Assistant:
         self.explore_trials = trials // 2 if explore_trials is None else explore_trials
         self.top_n, self.sigma, self.omega, self.noise = top_n, sigma, omega, noise
         self.admission_decay = admission_decay
+        self.incumbent = incumbent
+        self.best: list[tuple[float, np.ndarray]] = []  # the target's `incumbent` best trials so far (`note`)
         self.states = np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float64)
         self.actions = np.concatenate([e.fractions for e in episodes]).astype(np.float64)
         self.performances = np.concatenate([np.full(len(e.fractions), e.accuracy) for e in episodes])
@@ -110,10 +121,10 @@ class Assistant:
 
     def noise_width(self, trial: int) -> float:
         """Half-width of the uniform noise in trial `trial`: `noise` at the first, falling linearly to 0 at `trials`
-        (with an earned hand-over, to half of `noise`, where it stays)."""
+        (with an earned hand-over or the incumbent, to half of `noise`, where it stays)."""
         if not self.trials:
             return 0.0
-        floor = 0.5 if self.handover == "earned" else 0.0
+        floor = 0.5 if self.handover == "earned" or self.incumbent else 0.0
         return self.noise * max(floor, 1.0 - trial / self.trials)
 
     def choose(self, state: np.ndarray, trial: int) -> int:
@@ -126,11 +137,21 @@ class Assistant:
         top = np.argpartition(-metric, n - 1)[:n]
         return int(self.rng.choice(top))
 
-    def act(self, state: np.ndarray, trial: int) -> float:
-        """The kept fraction for `state`: the chosen record's, plus decaying uniform noise, within [0, 1]."""
+    def note(self, fractions: np.ndarray, accuracy: float) -> None:
+        """Take note of a finished trial of the target, whoever played it, for the incumbent."""
+        if self.incumbent:
+            self.best.append((accuracy, np.array(fractions, dtype=np.float64)))
+            self.best = sorted(self.best, key=lambda b: -b[0])[:self.incumbent]
+
+    def act(self, state: np.ndarray, trial: int, step: int) -> float:
+        """The kept fraction for `state`, the `step`-th unit: the chosen record's, or the incumbent's once it
+        plays around it, plus decaying uniform noise, within [0, 1]."""
         width = self.noise_width(trial)
-        fraction = self.actions[self.choose(state, trial)] + self.rng.uniform(-width, width)
-        return float(np.clip(fraction, 0.0, 1.0))
+        if self.best and trial >= self.explore_trials:
+            base = float(np.mean([fractions[step] for _, fractions in self.best]))
+        else:
+            base = self.actions[self.choose(state, trial)]
+        return float(np.clip(base + self.rng.uniform(-width, width), 0.0, 1.0))
 
     def admit(self, accuracy: float) -> bool:
         """Whether an assistant trial enters the replay buffer, by its rank among the last `batch` (itself included)."""
@@ -165,11 +186,12 @@ class AssistedSearcher(Searcher):
 
     def act(self, observation: np.ndarray, step: int) -> float:
         if self._assisting:
-            return self.assistant.act(observation, self.trial)
+            return self.assistant.act(observation, self.trial, step)
         return self.searcher.act(observation, step)
 
     def admits(self, trial: Trial) -> bool:
         by_assistant = trial.origin == "assistant"
+        self.assistant.note(trial.actions, trial.accuracy)
         admitted = self.assistant.admit(trial.accuracy) if by_assistant else self.searcher.admits(trial)
         self.assistant.judge(self.trial, trial.accuracy, by_assistant)
         return admitted

@@ -199,6 +199,9 @@ class Study:
 # (the preloaded trials still by Eq. 2, whose spread the agent learns from). Measured into 0.2: a better start
 # from every source, then a search that stalls near it (RESULTS.md).
 HISTORY_ASSISTANT_BUDGET = Variant("history-assistant-budget", "history", assistant_rescale="budget")
+# ... and one for the search that stalls after the records: from trial 15 the assistant plays around the mean of the
+# target's 5 best trials so far, and hands over only when the actor plays as well as its recent trials.
+HISTORY_INCUMBENT = Variant("history-incumbent", "history", assistant=(("handover", "earned"), ("incumbent", 5)))
 
 # Our analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
 CORE = Study("fashion-mnist", (
@@ -242,7 +245,8 @@ STUDIES = {
     "transfer": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
-    ), methods=("history", HISTORY_ASSISTANT_BUDGET, *PAPER_METHODS), seeds=(0, 1, 2, 3, 4), reference="league"),
+    ), methods=("history", HISTORY_ASSISTANT_BUDGET, HISTORY_INCUMBENT, *PAPER_METHODS), seeds=(0, 1, 2, 3, 4),
+    reference="league"),
     # Issue 19's "beyond RL": the same history (the assistant's first trials and the source's best policies) for
     # the league's black-box searchers, on the informative transfers, against their league runs from scratch. Run
     # it into the transfer study's --out to share its source runs.

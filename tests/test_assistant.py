@@ -51,13 +51,14 @@ def memory() -> list[Episode]:
 
 def test_the_first_trials_pick_at_random_among_the_top_n_and_later_ones_take_the_best():
     assistant = Assistant(memory(), trials=10, explore_trials=5, top_n=3, noise=0.0, seed=0)
-    explored = {round(assistant.act(np.array([0.0]), trial=t % 5), 4) for t in range(200)}
+    explored = {round(assistant.act(np.array([0.0]), trial=t % 5, step=0), 4) for t in range(200)}
     assert explored == {0.11, 0.22, 0.33}  # each of the top three, never the fourth
-    assert {round(assistant.act(np.array([0.0]), trial=t), 4) for t in range(5, 10)} == {0.11}
+    assert {round(assistant.act(np.array([0.0]), trial=t, step=0), 4) for t in range(5, 10)} == {0.11}
     # Similarity counts: in state 0.33 the 0.7 trial's second step (record 5) wins with M = 1 + 0.7,
     # against exp(-0.11^2 / 0.02)^2 + 0.8 = 1.10 for the 0.8 trial's second step, in state 0.22.
     assert assistant.choose(np.array([0.33]), trial=9) == 5
-    assert Assistant(memory(), trials=10, top_n=1, noise=0.0, seed=0).act(np.array([0.0]), trial=0) == pytest.approx(0.11)
+    first = Assistant(memory(), trials=10, top_n=1, noise=0.0, seed=0)
+    assert first.act(np.array([0.0]), trial=0, step=0) == pytest.approx(0.11)
 
 
 def test_the_uniform_noise_decays_linearly_to_zero_when_the_actor_takes_over():
@@ -65,7 +66,7 @@ def test_the_uniform_noise_decays_linearly_to_zero_when_the_actor_takes_over():
     assert [assistant.noise_width(t) for t in (0, 15, 30, 40)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
     assert [assistant.active(t) for t in (0, 29, 30)] == [True, True, False]
     for trial, width in ((0, 0.2), (15, 0.1)):
-        deviations = np.array([assistant.act(np.array([0.0]), trial) - 0.5 for _ in range(2000)])
+        deviations = np.array([assistant.act(np.array([0.0]), trial, step=0) - 0.5 for _ in range(2000)])
         assert deviations.min() >= -width and deviations.max() <= width
         assert deviations.min() < -0.9 * width and deviations.max() > 0.9 * width  # uniform over the whole width
         assert abs(deviations.mean()) < 0.05 * width
@@ -98,6 +99,24 @@ def test_an_earned_hand_over_waits_for_an_actor_trial_as_good_as_the_assistants_
     fixed = Assistant(memory(), trials=4, seed=0)
     fixed.judge(4, 0.0, by_assistant=False)
     assert not fixed.active(4) and not fixed.active(5)  # the paper's: from trial `trials` on, the actor's
+
+
+def test_with_incumbent_the_assistant_plays_around_the_targets_best_trials_after_exploring():
+    assistant = Assistant(memory(), trials=10, explore_trials=2, top_n=1, noise=0.2, incumbent=2, seed=0)
+    assert [assistant.noise_width(t) for t in (0, 5, 9)] == pytest.approx([0.2, 0.1, 0.1])  # half stays
+    for fractions, accuracy in (([0.6, 0.4], 0.70), ([0.2, 0.2], 0.50), ([0.4, 0.2], 0.60)):
+        assistant.note(np.array(fractions), accuracy)
+    assert abs(assistant.act(np.array([0.0]), trial=1, step=0) - 0.11) <= 0.2  # exploring: the records
+    for step, centre in enumerate((0.5, 0.3)):  # the mean of the best two, 0.70 and 0.60
+        fractions = np.array([assistant.act(np.array([0.0]), trial=5, step=step) for _ in range(500)])
+        assert np.all(np.abs(fractions - centre) <= 0.1) and fractions.std() > 0.03  # around it, never on it
+    assistant.note(np.array([0.9, 0.1]), 0.75)  # any searcher's better trial joins the best
+    assert abs(assistant.act(np.array([0.0]), trial=6, step=0) - 0.75) <= 0.1
+    plain = Assistant(memory(), trials=10, explore_trials=2, top_n=1, noise=0.0, seed=0)
+    plain.note(np.array([0.6, 0.4]), 0.99)
+    assert plain.act(np.array([0.0]), trial=5, step=0) == pytest.approx(0.11)  # off: the best record
+    with pytest.raises(PruneGymError, match="incumbent >= 0"):
+        Assistant(memory(), incumbent=-1)
 
 
 def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_falling_odds():
@@ -142,14 +161,15 @@ def test_an_assistant_search_records_what_the_assistant_chose_and_what_it_admitt
     source = run_search(base, history, progress=False).run_id
     config = SearchConfig(ratio=0.3, trials=7, method="assistant", source=source, seed=3, device="cpu",
                           checkpoint=str(tiny_checkpoint), data_root=str(fashion_root),
-                          env_kwargs={"calibration_images": 100}, assistant={"trials": 5, "batch": 3})
+                          env_kwargs={"calibration_images": 100},
+                          assistant={"trials": 5, "batch": 3, "incumbent": 2})
     env = make_env(config)
     result = run_search(config, history, progress=False, env=env)
     with HistoryStore(history) as store:
         run = store.read_run(result.run_id)
         source_run = store.read_run(source)
     assert list(run.origins) == ["assistant"] * 5 + ["actor"] * 2
-    assert run.info.settings["assistant"] == {"trials": 5, "batch": 3} and run.info.sources == [source]
+    assert run.info.settings["assistant"] == {"trials": 5, "batch": 3, "incumbent": 2} and run.info.sources == [source]
     assert run.admitted[0] and all(run.admitted[5:])  # the first is the best of its batch; the actor's all enter
     assert np.all(run.macs_ratios <= 0.3)
     # Every trial starts in the same state, so S = 1 there and the first unit keeps one of the three most accurate
@@ -162,6 +182,9 @@ def test_an_assistant_search_records_what_the_assistant_chose_and_what_it_admitt
     from prune_gym.agents.assistant import AssistedSearcher
     saved, trials, _ = SearcherCheckpoints(history, result.run_id).load(AssistedSearcher, env)
     assert trials == 7 and len(saved.assistant.recent) == 3  # kept with the searcher, for resume
+    best = sorted(range(7), key=lambda t: -run.accuracies[t])[:2]  # the incumbent: every searcher's trials count
+    assert [a for a, _ in saved.assistant.best] == pytest.approx(run.accuracies[best])
+    assert np.allclose(saved.assistant.best[0][1], run.actions[best[0]])
     agent = saved.searcher.agent
     preloaded = min(source_run.n_trials, agent.buffer_episodes)
     assert agent.replay_buffer.size() == (preloaded + int(run.admitted.sum())) * len(env.unwrapped.units)
