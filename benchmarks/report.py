@@ -27,9 +27,11 @@ import csv
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -44,6 +46,7 @@ BASELINE = ("-", "baseline", DEFAULT_SEARCHER, "-")  # (source, method, agent, i
 RANDOM_AROUND_P = ("-", "baseline", "random", "-")
 MIN_SEEDS = 5  # a cell with fewer is marked provisional
 HEAD_TO_HEAD_BUDGETS = (30, 100, 300)
+PLOT_RANGE = 0.06  # the best-so-far plot shows Q* - 6 pp and up, where methods differ
 COLUMNS = ("scenario", "device_kind", "source", "method", "agent", "agent_settings", "seeds", "trials",
            *(f"b{t}{part}" for t in quality.BUDGETS for part in ("", "_low", "_high")),
            "t_q", "speed_up", "speed_up_low", "speed_up_high", "test_at_t_q", "guard", "t_c", "first_crossing",
@@ -438,10 +441,14 @@ def _markdown(scenario: Scenario, plot: str) -> str:
 
 
 def plot_scenario(scenario: Scenario, out: Path) -> None:
-    """Best-so-far (mean over seeds, their range shaded) beside the learning curve."""
-    figure = Figure(figsize=(13.0, 5.0), dpi=100, layout="constrained")
+    """Best-so-far (mean over seeds, their range shaded) beside the learning curve; one legend under both, its
+    labels being long (searcher, settings, source), and the best-so-far axis from 6 pp under Q*, where methods differ."""
+    lines = len(scenario.curves) + 3  # and Q*, A* and the ceiling
+    figure = Figure(figsize=(13.0, 5.0 + 0.22 * lines), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     best, learning = figure.subplots(1, 2)
+    for axes in (best, learning):  # twenty colours, the same on both sides: each method one colour
+        axes.set_prop_cycle(color=colormaps["tab20"].colors)
     for name, seeds in scenario.curves.items():
         b = quality.best_so_far(seeds)
         trials = np.arange(1, b.shape[1] + 1)
@@ -450,14 +457,20 @@ def plot_scenario(scenario: Scenario, out: Path) -> None:
     if scenario.target_quality is not None:
         best.axhline(scenario.target_quality - TOLERANCE, color="grey", linestyle="--", linewidth=1,
                      label="Q* - 0.5 pp")
+        best.set_ylim(bottom=scenario.target_quality - PLOT_RANGE)
     if scenario.ceiling is not None:
         best.axhline(scenario.ceiling.accuracy, color="black", linestyle=":", linewidth=1,
                      label=f"ceiling ({scenario.ceiling.trials} trials)")
     best.set(xscale="log", xlabel="trials (T)", ylabel="best reward-split accuracy so far, b(T)",
              title=f"{scenario.name}: best so far")
     best.grid(alpha=0.3)
-    best.legend(loc="lower right", fontsize="small")
     draw_learning_curves(learning, scenario.curves, scenario.converged)
+    learning.get_legend().remove()
+    entries: dict[str, Any] = {}  # label -> line: the methods once, with both sides' reference lines
+    for axes in (best, learning):
+        for line, label in zip(*axes.get_legend_handles_labels()):
+            entries.setdefault(label, line)
+    figure.legend(list(entries.values()), list(entries), loc="outside lower center", fontsize="small")
     learning.set_title(f"{scenario.name}: learning curve")
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out)
