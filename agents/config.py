@@ -9,9 +9,11 @@ Methods say what the search takes from a source run (`--source`):
   start from the source's, with the invariant actor where they have one;
 * `assistant`: augmented, with the assistant choosing the first trials' actions;
 * `history`: the project's default, the assistant with the fixes that paid in issue 19's
-  probes (`HISTORY_SETTINGS`: the source's preloaded rewards re-based on the target's, a
-  floor under the exploration noise), for the searchers that have those settings; each
-  stays a setting that `agent_kwargs` overrides.
+  probes: the source's preloaded rewards re-based on the target's and a floor under the
+  exploration noise (`HISTORY_SETTINGS`, for the searchers that have those settings), and
+  the assistant playing around the search's best trials once it has explored the records,
+  handing over when the actor plays as well (`HISTORY_ASSISTANT`); each stays a setting
+  that `agent_kwargs` or `assistant` overrides.
 The assistant (`assistant` settings) also joins any other method and any searcher.
 `rescale` says how a source's policies are rewritten for the target ratio (Eq. 2, or
 scaled as a whole to fill the budget: `prune_gym.agents.augmentation`); `assistant_rescale`
@@ -36,6 +38,7 @@ AUGMENTED_METHODS = ("augmented", "assistant", "history")  # start from the sour
 ASSISTED_METHODS = ("assistant", "history")  # the assistant acts, with its defaults unless `assistant` says otherwise
 PAPER_METHODS = ("vanilla", "augmented", "assistant")  # the paper's transfers, as it describes them
 HISTORY_SETTINGS = {"rebase_preloaded": True, "sigma_min": 0.1}  # what `history` adds, where the searcher has it
+HISTORY_ASSISTANT = {"handover": "earned", "incumbent": 5}  # ... and to the assistant's defaults
 
 
 @dataclass
@@ -64,7 +67,10 @@ class SearchConfig:
 
     @property
     def assistant_settings(self) -> dict[str, Any] | None:
-        """The assistant's settings, or None when it does not act; `ASSISTED_METHODS` imply the defaults."""
+        """The assistant's settings, or None when it does not act; `ASSISTED_METHODS` imply the defaults, `history`
+        with `HISTORY_ASSISTANT` (unless `assistant` sets them otherwise)."""
+        if self.method == "history":
+            return {**HISTORY_ASSISTANT, **(self.assistant or {})}
         if self.assistant is None and self.method in ASSISTED_METHODS:
             return {}
         return self.assistant

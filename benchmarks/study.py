@@ -195,16 +195,14 @@ class Study:
         return replace(self, methods=tuple(m for m in self.methods if as_variant(m).name in names))
 
 
-# Issue 19's probe of a far source's weak start: the assistant's records scaled as a whole to fill the budget
-# (the preloaded trials still by Eq. 2, whose spread the agent learns from). Measured into 0.2: a better start
-# from every source, then a search that stalls near it (RESULTS.md).
-HISTORY_ASSISTANT_BUDGET = Variant("history-assistant-budget", "history", assistant_rescale="budget")
-# ... and one for the search that stalls after the records: from trial 15 the assistant plays around the mean of the
-# target's 5 best trials so far, and hands over only when the actor plays as well as its recent trials.
-HISTORY_INCUMBENT = Variant("history-incumbent", "history", assistant=(("handover", "earned"), ("incumbent", 5)))
-# ... and with the paper's fixed hand-over at trial 30, so that an actor that plays well (from a near source) is not
-# held back by turns with the assistant.
-HISTORY_INCUMBENT_FIXED = Variant("history-incumbent-fixed", "history", assistant=(("incumbent", 5),))
+# `history` before the incumbent joined its defaults: the assistant from the records alone, the paper's hand-over.
+BEFORE_INCUMBENT = (("handover", "fixed"), ("incumbent", 0))
+HISTORY_RECORDS = Variant("history-records", "history", assistant=BEFORE_INCUMBENT)
+# Issue 19's probe of a far source's weak start, on that: the assistant's records scaled as a whole to fill the
+# budget (the preloaded trials still by Eq. 2, whose spread the agent learns from). Measured into 0.2: a better
+# start from every source, then a search that stalls near it (RESULTS.md).
+HISTORY_ASSISTANT_BUDGET = Variant("history-assistant-budget", "history", assistant=BEFORE_INCUMBENT,
+                                   assistant_rescale="budget")
 
 # Our analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
 CORE = Study("fashion-mnist", (
@@ -248,7 +246,7 @@ STUDIES = {
     "transfer": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
-    ), methods=("history", HISTORY_ASSISTANT_BUDGET, HISTORY_INCUMBENT, HISTORY_INCUMBENT_FIXED, *PAPER_METHODS),
+    ), methods=("history", HISTORY_RECORDS, HISTORY_ASSISTANT_BUDGET, *PAPER_METHODS),
         seeds=(0, 1, 2, 3, 4), reference="league"),
     # Issue 19's "beyond RL": the same history (the assistant's first trials and the source's best policies) for
     # the league's black-box searchers, on the informative transfers, against their league runs from scratch. Run

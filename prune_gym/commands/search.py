@@ -52,7 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(also --source's trials rewritten for this ratio: the invariant actor and a preloaded "
                         "replay buffer, or a black-box searcher's first policies); assistant (augmented, with the "
                         "assistant acting in the first trials); history (the assistant with the fixes that paid: "
-                        "source rewards re-based on this search's, a floor under the exploration noise)")
+                        "source rewards re-based on this search's, a floor under the exploration noise, the "
+                        "assistant playing around this search's 5 best trials once it has explored the records "
+                        "and handing over when the actor plays as well)")
     p.add_argument("--source", metavar="RUN",
                    help="the history run a transfer method or the assistant starts from; 'auto' picks the nearest "
                         "usable runs of the history file by scenario and races them (none: a search from scratch)")
