@@ -442,7 +442,7 @@ def _markdown(scenario: Scenario, plot: str) -> str:
 
 def plot_scenario(scenario: Scenario, out: Path) -> None:
     """Best-so-far (mean over seeds, their range shaded) beside the learning curve; one legend under both, its
-    labels being long (searcher, settings, source), and the best-so-far axis from 6 pp under Q*, where methods differ."""
+    labels being long (searcher, settings, source), and the best-so-far axis from `PLOT_RANGE` under Q*."""
     lines = len(scenario.curves) + 3  # and Q*, A* and the ceiling
     figure = Figure(figsize=(13.0, 5.0 + 0.22 * lines), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
