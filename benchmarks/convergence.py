@@ -52,13 +52,14 @@ def plot_methods(curves: Mapping[str, list[np.ndarray]], target: float, title: s
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     draw_learning_curves(axes, curves, target)
+    axes.legend(loc="lower right", fontsize="small")
     axes.set_title(title)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out)
 
 
 def draw_learning_curves(axes: Axes, curves: Mapping[str, list[np.ndarray]], target: float | None) -> None:
-    """`plot_methods`'s curves on `axes` (no A* line when `target` is None)."""
+    """`plot_methods`'s curves on `axes` (no A* line when `target` is None), labelled for the caller's legend."""
     for method, seeds in curves.items():
         n = min(len(c) for c in seeds)
         smoothed = np.array([ema(np.asarray(c[:n], dtype=np.float64)) for c in seeds])
@@ -69,4 +70,3 @@ def draw_learning_curves(axes: Axes, curves: Mapping[str, list[np.ndarray]], tar
         axes.axhline(target - TOLERANCE, color="grey", linestyle="--", linewidth=1, label="baseline A* - 0.5 pp")
     axes.set(xlabel="trial", ylabel="reward-split accuracy (EMA 0.5)")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right", fontsize="small")

@@ -465,7 +465,6 @@ def plot_scenario(scenario: Scenario, out: Path) -> None:
              title=f"{scenario.name}: best so far")
     best.grid(alpha=0.3)
     draw_learning_curves(learning, scenario.curves, scenario.converged)
-    learning.get_legend().remove()
     entries: dict[str, Any] = {}  # label -> line: the methods once, with both sides' reference lines
     for axes in (best, learning):
         for line, label in zip(*axes.get_legend_handles_labels()):

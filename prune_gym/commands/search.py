@@ -11,7 +11,7 @@ import gymnasium as gym
 
 from prune_gym.agents.assistant import Assistant
 from prune_gym.agents.augmentation import RESCALES
-from prune_gym.agents.config import ASSISTED_METHODS, METHODS, TRANSFER_METHODS, SearchConfig
+from prune_gym.agents.config import ASSISTED_METHODS, HISTORY_ASSISTANT, METHODS, TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
@@ -53,8 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "replay buffer, or a black-box searcher's first policies); assistant (augmented, with the "
                         "assistant acting in the first trials); history (the assistant with the fixes that paid: "
                         "source rewards re-based on this search's, a floor under the exploration noise, the "
-                        "assistant playing around this search's 5 best trials once it has explored the records "
-                        "and handing over when the actor plays as well)")
+                        f"assistant playing around this search's {HISTORY_ASSISTANT['incumbent']} best trials once "
+                        "it has explored the records and handing over when the actor plays as well)")
     p.add_argument("--source", metavar="RUN",
                    help="the history run a transfer method or the assistant starts from; 'auto' picks the nearest "
                         "usable runs of the history file by scenario and races them (none: a search from scratch)")
