@@ -8,7 +8,10 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   already normalised to [0, 1];
 * Eq. 4, selection metric M = S^omega + P, with P the record's accuracy;
 * the first `explore_trials` episodes pick at random among the `top_n` records by M, the
-  later ones take the best;
+  later ones take the best; with `random_every` = k, every k-th of the first
+  `explore_trials` plays random fractions around p instead, the baseline's own warm-up
+  draw, so that a source whose records are worse than chance (Eq. 2 across a wide
+  gap of ratios) cannot leave the search far behind one from scratch (origin "warmup");
 * the record's kept fraction plus uniform noise of half-width `noise`, which decays
   linearly to zero as the actor takes over;
 * admission to the replay buffer: a trial whose accuracy ranks in the top third of the
@@ -25,7 +28,11 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   which the records, written at another ratio, can only start. The mean of several, as an
   evolution strategy recombines, because the reward split is noisy (2,000 images: about
   0.9 pp at 80%) and the single best trial is partly luck. Its noise then stays at half its
-  first width at least, so that no trial repeats the centre.
+  first width at least, so that no trial repeats the centre, or is `incumbent_noise` wide;
+* `keep_until`: after the hand-over the assistant keeps every other trial (around the
+  incumbent, or else from the best record) until trial `keep_until`. An actor that takes over plays
+  well under the incumbent for dozens of trials (on ResNet-20 at p = 0.2, 70-73% where
+  the assistant plays 76-79%), and the user's best-so-far stalls meanwhile.
 The records are the source run's trials rewritten for the target (data augmentation), so
 their states are the target's. `AssistedSearcher` lets it act for any searcher: the
 searcher learns from the trials the assistant admits (and counts the others), and is
@@ -46,7 +53,7 @@ import numpy as np
 
 from prune_gym.agents.augmentation import Episode
 from prune_gym.agents.recorder import Trial
-from prune_gym.agents.searcher import Searcher
+from prune_gym.agents.searcher import WARMUP_SIGMA, Searcher, warmup_action
 from prune_gym.errors import PruneGymError
 
 ASSISTANT_FILE, INNER_FOLDER = "assistant.pkl", "searcher"
@@ -76,13 +83,18 @@ class Assistant:
     def __init__(self, episodes: list[Episode], *, trials: int = 30, explore_trials: int | None = None,
                  top_n: int = 3, sigma: float = 0.1, omega: float = 2.0, noise: float = 0.1, batch: int = 10,
                  admission_decay: float = 0.5, handover: str = "fixed", incumbent: int = 0,
-                 seed: int | None = None):
+                 incumbent_noise: float | None = None, keep_until: int = 0, random_every: int = 0,
+                 ratio: float | None = None, seed: int | None = None):
         if not episodes:
             raise PruneGymError("the assistant needs past trials to act from; its source run has none")
         if (trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0
-                or incumbent < 0):
+                or incumbent < 0 or keep_until < 0 or (incumbent_noise is not None and incumbent_noise < 0)
+                or random_every < 0):
             raise PruneGymError("assistant settings: trials >= 0, top_n >= 1, sigma > 0, noise >= 0, batch >= 1, "
-                                "admission_decay >= 0 and incumbent >= 0")
+                                "admission_decay >= 0, incumbent >= 0, incumbent_noise >= 0, keep_until >= 0 and "
+                                "random_every >= 0")
+        if random_every and ratio is None:
+            raise PruneGymError("assistant setting random_every needs the target ratio p to draw around")
         if handover not in HANDOVERS:
             raise PruneGymError(f"unknown assistant handover {handover!r}; choose one of: {', '.join(HANDOVERS)}")
         self.trials, self.handover = trials, handover
@@ -91,7 +103,10 @@ class Assistant:
         self.explore_trials = trials // 2 if explore_trials is None else explore_trials
         self.top_n, self.sigma, self.omega, self.noise = top_n, sigma, omega, noise
         self.admission_decay = admission_decay
-        self.incumbent = incumbent
+        self.incumbent, self.keep_until = incumbent, keep_until
+        self.incumbent_noise = incumbent_noise
+        self.random_every, self.ratio = random_every, ratio
+        self.assisted_last = False  # who played the last trial, for the kept turns
         self.best: list[tuple[float, np.ndarray]] = []  # the target's `incumbent` best trials so far (`note`)
         self.states = np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float64)
         self.actions = np.concatenate([e.fractions for e in episodes]).astype(np.float64)
@@ -103,6 +118,8 @@ class Assistant:
         """Whether the assistant acts in trial `trial` (from 0)."""
         if trial < self.trials:
             return True
+        if trial < self.keep_until:
+            return not self.assisted_last  # kept turns, the actor first
         if self.handed_over or trial >= HANDOVER_LIMIT * self.trials:
             return False
         return self.actor_short  # waiting for the hand-over: turns, the actor first
@@ -110,6 +127,7 @@ class Assistant:
     def judge(self, trial: int, accuracy: float, by_assistant: bool) -> None:
         """Take note of trial `trial`'s outcome for an earned hand-over: the actor earns it with an accuracy of
         at least the mean of the assistant's recent trials; after each of the assistant's turns, the actor's."""
+        self.assisted_last = by_assistant
         if self.handed_over or trial < self.trials:
             return
         if by_assistant:
@@ -143,12 +161,20 @@ class Assistant:
             self.best.append((accuracy, np.array(fractions, dtype=np.float64)))
             self.best = sorted(self.best, key=lambda b: -b[0])[:self.incumbent]
 
+    def plays_random(self, trial: int) -> bool:
+        """Whether trial `trial` is one of the explore phase's random draws around p (`random_every`)."""
+        return bool(self.random_every) and trial < self.explore_trials and (trial + 1) % self.random_every == 0
+
     def act(self, state: np.ndarray, trial: int, step: int) -> float:
         """The kept fraction for `state`, the `step`-th unit: the chosen record's, or the incumbent's once it
-        plays around it, plus decaying uniform noise, within [0, 1]."""
+        plays around it, plus decaying uniform noise, within [0, 1]; or a random fraction around p."""
+        if self.plays_random(trial):
+            return float(warmup_action(self.rng, self.ratio, WARMUP_SIGMA)[0, 0])
         width = self.noise_width(trial)
         if self.best and trial >= self.explore_trials:
             base = float(np.mean([fractions[step] for _, fractions in self.best]))
+            if self.incumbent_noise is not None:
+                width = self.incumbent_noise
         else:
             base = self.actions[self.choose(state, trial)]
         return float(np.clip(base + self.rng.uniform(-width, width), 0.0, 1.0))
@@ -182,7 +208,9 @@ class AssistedSearcher(Searcher):
     def begin_trial(self, trial: int) -> str:
         self.trial = trial
         self._assisting = self.assistant.active(trial)
-        return "assistant" if self._assisting else self.searcher.begin_trial(trial)
+        if not self._assisting:
+            return self.searcher.begin_trial(trial)
+        return "warmup" if self.assistant.plays_random(trial) else "assistant"
 
     def act(self, observation: np.ndarray, step: int) -> float:
         if self._assisting:

@@ -11,8 +11,9 @@ Methods say what the search takes from a source run (`--source`):
 * `history`: the project's default, the assistant with the fixes that paid in issue 19's
   probes: the source's preloaded rewards re-based on the target's and a floor under the
   exploration noise (`HISTORY_SETTINGS`, for the searchers that have those settings), and
-  the assistant playing around the search's best trials once it has explored the records,
-  handing over when the actor plays as well (`HISTORY_ASSISTANT`); each stays a setting
+  the assistant (`HISTORY_ASSISTANT`) mixing random policies around p into its exploration
+  of the records, then playing around the search's best trials, handing over when the
+  actor plays as well and keeping every other trial after that; each stays a setting
   that `agent_kwargs` or `assistant` overrides.
 The assistant (`assistant` settings) also joins any other method and any searcher.
 `rescale` says how a source's policies are rewritten for the target ratio (Eq. 2, or
@@ -37,8 +38,8 @@ TRANSFER_METHODS = ("vanilla", "augmented", "assistant", "history")  # the sourc
 AUGMENTED_METHODS = ("augmented", "assistant", "history")  # start from the source's trials rewritten for the target
 ASSISTED_METHODS = ("assistant", "history")  # the assistant acts, with its defaults unless `assistant` says otherwise
 PAPER_METHODS = ("vanilla", "augmented", "assistant")  # the paper's transfers, as it describes them
-HISTORY_SETTINGS = {"rebase_preloaded": True, "sigma_min": 0.1}  # what `history` adds, where the searcher has it
-HISTORY_ASSISTANT = {"handover": "earned", "incumbent": 5}  # ... and to the assistant's defaults
+HISTORY_SETTINGS = {"rebase_preloaded": True, "sigma_min": 0.05}  # what `history` adds, where the searcher has it
+HISTORY_ASSISTANT = {"handover": "earned", "incumbent": 5, "keep_until": 300, "random_every": 3}  # ... and to the assistant's defaults
 
 
 @dataclass
@@ -121,7 +122,7 @@ class SearchConfig:
         check_settings(cls, self.agent_settings)
         assistant = self.assistant_settings or {}
         parameters = inspect.signature(Assistant).parameters
-        unknown = sorted(k for k in assistant if k not in parameters or k in ("episodes", "seed"))
+        unknown = sorted(k for k in assistant if k not in parameters or k in ("episodes", "seed", "ratio"))
         if unknown:
             raise PruneGymError(f"not an assistant setting: {', '.join(unknown)}")
         if assistant.get("handover", "fixed") not in HANDOVERS:

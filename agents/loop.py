@@ -180,7 +180,7 @@ def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, t
             searcher.preload(rewritten(config.rescale))
         if assistant is not None:
             searcher = AssistedSearcher(searcher, Assistant(rewritten(config.records_rescale), seed=config.seed,
-                                                            **assistant))
+                                                            ratio=env.unwrapped.target_ratio, **assistant))
     return searcher
 
 

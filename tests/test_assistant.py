@@ -119,6 +119,37 @@ def test_with_incumbent_the_assistant_plays_around_the_targets_best_trials_after
         Assistant(memory(), incumbent=-1)
 
 
+def test_kept_turns_alternate_with_the_actor_after_the_hand_over_until_keep_until():
+    assistant = Assistant(memory(), trials=4, explore_trials=2, incumbent=2, keep_until=10, incumbent_noise=0.01,
+                          seed=0)
+    turns = []
+    for t in range(14):
+        turns.append(assistant.active(t))
+        assistant.note(np.array([0.4, 0.6]), 0.8)
+        assistant.judge(t, 0.8, by_assistant=turns[-1])
+    # the first four, then turns (the actor first) until trial 10, then the actor's (the fixed hand-over)
+    assert turns == [True] * 4 + [False, True] * 3 + [False] * 4
+    fractions = np.array([assistant.act(np.array([0.0]), trial=5, step=0) for _ in range(200)])
+    assert np.all(np.abs(fractions - 0.4) <= 0.01) and fractions.std() > 0.003  # `incumbent_noise` wide
+    with pytest.raises(PruneGymError, match="incumbent_noise >= 0"):
+        Assistant(memory(), incumbent=2, incumbent_noise=-0.1)
+
+
+def test_random_every_mixes_the_records_with_random_fractions_around_p():
+    assistant = Assistant(memory(), trials=10, explore_trials=6, top_n=1, noise=0.0, random_every=2, ratio=0.8,
+                          seed=0)
+    assert [assistant.plays_random(t) for t in range(8)] == [False, True] * 3 + [False, False]
+    assert assistant.act(np.array([0.0]), trial=0, step=0) == pytest.approx(0.11)  # the best record, no noise
+    drawn = np.array([assistant.act(np.array([0.0]), trial=1, step=0) for _ in range(500)])
+    assert 0.75 < drawn.mean() < 0.85 and drawn.std() > 0.05 and drawn.max() <= 1.0  # around p = 0.8
+    with pytest.raises(PruneGymError, match="needs the target ratio"):
+        Assistant(memory(), random_every=2)
+    third = Assistant(memory(), trials=10, explore_trials=9, random_every=3, ratio=0.5)
+    assert [t for t in range(12) if third.plays_random(t)] == [2, 5, 8]  # every third, while exploring
+    with pytest.raises(PruneGymError, match="random_every >= 0"):
+        Assistant(memory(), random_every=-1, ratio=0.5)
+
+
 def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_falling_odds():
     assert [admission_probability(r, 9, 0.5) for r in (0, 2)] == [1.0, 1.0]
     assert [admission_probability(r, 9, 0.5) for r in (3, 4, 8)] == pytest.approx(np.exp([-0.5, -1.0, -3.0]))

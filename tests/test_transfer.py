@@ -11,7 +11,7 @@ import torch
 from prune_gym.agents.augmentation import augmented_episodes, cross_model_policy, rescale_actions, rescale_policy
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.invariant import InvariantActor
-from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.config import HISTORY_ASSISTANT, SearchConfig
 from prune_gym.agents.loop import _start_from_source, make_env, run_search, scenario_of
 from prune_gym.agents.searchers.amc_ddpg import AMCDDPGSearcher
 from prune_gym.agents.transfer import load_source_weights
@@ -138,12 +138,12 @@ def test_the_history_method_is_the_assistant_with_the_fixes_that_paid(source_run
     with HistoryStore(history) as store:
         run = store.read_run(result.run_id)
     assert run.info.settings["agent_kwargs"] == {"invariant_actor": True, "rebase_preloaded": True, "sigma_min": 0.2}
-    assert run.info.settings["assistant"] == {"handover": "earned", "incumbent": 5}
+    assert run.info.settings["assistant"] == {"handover": "earned", "incumbent": 5, "keep_until": 300, "random_every": 3}
     assert list(run.origins) == ["assistant", "assistant"]
     # The assistant's settings too stay the user's; a searcher without the agent's fixes takes the assistant's alone.
     tpe = dataclasses.replace(target, agent="tpe", agent_kwargs={}, assistant={"incumbent": 0, "trials": 10})
     tpe.validate()
-    assert tpe.agent_settings == {} and tpe.assistant_settings == {"handover": "earned", "incumbent": 0, "trials": 10}
+    assert tpe.agent_settings == {} and tpe.assistant_settings == {**HISTORY_ASSISTANT, "incumbent": 0, "trials": 10}
 
 
 def test_the_assistant_can_act_from_records_rescaled_otherwise_than_the_preloaded_trials(source_run):
