@@ -30,9 +30,9 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   0.9 pp at 80%) and the single best trial is partly luck. Its noise then stays at half its
   first width at least, so that no trial repeats the centre, or is `incumbent_noise` wide;
 * `keep_until`: after the hand-over the assistant keeps every other trial (around the
-  incumbent, or else from the best record) until trial `keep_until`. An actor that takes over plays
-  well under the incumbent for dozens of trials (on ResNet-20 at p = 0.2, 70-73% where
-  the assistant plays 76-79%), and the user's best-so-far stalls meanwhile.
+  incumbent, or else from the best record) until trial `keep_until`. An actor that takes
+  over plays well under the incumbent for dozens of trials (on ResNet-20 at p = 0.2,
+  70-73% where the assistant plays 76-79%), and the user's best-so-far stalls meanwhile.
 The records are the source run's trials rewritten for the target (data augmentation), so
 their states are the target's. `AssistedSearcher` lets it act for any searcher: the
 searcher learns from the trials the assistant admits (and counts the others), and is

@@ -11,9 +11,9 @@ Methods say what the search takes from a source run (`--source`):
 * `history`: the project's default, the assistant with the fixes that paid in issue 19's
   probes: the source's preloaded rewards re-based on the target's and a floor under the
   exploration noise (`HISTORY_SETTINGS`, for the searchers that have those settings), and
-  the assistant (`HISTORY_ASSISTANT`) mixing random policies around p into its exploration
-  of the records, then playing around the search's best trials, handing over when the
-  actor plays as well and keeping every other trial after that; each stays a setting
+  the assistant (`HISTORY_ASSISTANT`) playing around the search's best trials once it has
+  explored the records, handing over when the actor plays as well and keeping every other
+  trial after that; each stays a setting
   that `agent_kwargs` or `assistant` overrides.
 The assistant (`assistant` settings) also joins any other method and any searcher.
 `rescale` says how a source's policies are rewritten for the target ratio (Eq. 2, or
@@ -39,7 +39,8 @@ AUGMENTED_METHODS = ("augmented", "assistant", "history")  # start from the sour
 ASSISTED_METHODS = ("assistant", "history")  # the assistant acts, with its defaults unless `assistant` says otherwise
 PAPER_METHODS = ("vanilla", "augmented", "assistant")  # the paper's transfers, as it describes them
 HISTORY_SETTINGS = {"rebase_preloaded": True, "sigma_min": 0.05}  # what `history` adds, where the searcher has it
-HISTORY_ASSISTANT = {"handover": "earned", "incumbent": 5, "keep_until": 300, "random_every": 3}  # ... and to the assistant's defaults
+# ... and to the assistant's defaults
+HISTORY_ASSISTANT = {"handover": "earned", "incumbent": 5, "keep_until": 300}
 
 
 @dataclass

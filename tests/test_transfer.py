@@ -138,7 +138,8 @@ def test_the_history_method_is_the_assistant_with_the_fixes_that_paid(source_run
     with HistoryStore(history) as store:
         run = store.read_run(result.run_id)
     assert run.info.settings["agent_kwargs"] == {"invariant_actor": True, "rebase_preloaded": True, "sigma_min": 0.2}
-    assert run.info.settings["assistant"] == {"handover": "earned", "incumbent": 5, "keep_until": 300, "random_every": 3}
+    assert run.info.settings["assistant"] == HISTORY_ASSISTANT == {"handover": "earned", "incumbent": 5,
+                                                                    "keep_until": 300}
     assert list(run.origins) == ["assistant", "assistant"]
     # The assistant's settings too stay the user's; a searcher without the agent's fixes takes the assistant's alone.
     tpe = dataclasses.replace(target, agent="tpe", agent_kwargs={}, assistant={"incumbent": 0, "trials": 10})

@@ -53,10 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "replay buffer, or a black-box searcher's first policies); assistant (augmented, with the "
                         "assistant acting in the first trials); history (the assistant with the fixes that paid: "
                         "source rewards re-based on this search's, a floor under the exploration noise, the "
-                        "assistant mixing random policies around p into its exploration of the records, then "
-                        f"playing around this search's {HISTORY_ASSISTANT['incumbent']} best trials, handing over "
-                        "when the actor plays as well and keeping every other trial until trial "
-                        f"{HISTORY_ASSISTANT['keep_until']})")
+                        f"assistant playing around this search's {HISTORY_ASSISTANT['incumbent']} best trials once "
+                        "it has explored the records, handing over when the actor plays as well and keeping every "
+                        f"other trial until trial {HISTORY_ASSISTANT['keep_until']})")
     p.add_argument("--source", metavar="RUN",
                    help="the history run a transfer method or the assistant starts from; 'auto' picks the nearest "
                         "usable runs of the history file by scenario and races them (none: a search from scratch)")
@@ -67,7 +66,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="trials the assistant acts in (default: 30); implies --assistant")
     p.add_argument("--assistant-set", type=assistant_setting, action="append", default=[], metavar="NAME=VALUE",
                    help="another assistant setting (explore_trials, top_n, sigma, omega, noise, batch, "
-                        "admission_decay, handover=fixed|earned, incumbent=K, incumbent_noise, keep_until=T, random_every=K), repeatable; implies --assistant")
+                        "admission_decay, handover=fixed|earned, incumbent=K, incumbent_noise, keep_until=T, "
+                        "random_every=K), repeatable; implies --assistant")
     p.add_argument("--rescale", default="eq2", choices=list(RESCALES),
                    help="how --source's policies are rewritten for this ratio: eq2 (the paper's Eq. 2, each unit's "
                         "pruned share scaled) or budget (the policy scaled as a whole to fill the budget)")
