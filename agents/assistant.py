@@ -21,7 +21,8 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   `trials` on, however it plays; "earned" makes the actor earn it. From trial `trials` on the
   actor and the assistant take turns, the assistant's noise held at half its first width,
   until an actor trial scores at least the mean of the assistant's last `batch`; by trial
-  3 x `trials` the actor has every trial, earned or not;
+  3 x `trials` the actor has every trial, earned or not. While they take turns the assistant
+  plays `turns` trials for each of the actor's (1: every other trial);
 * `incumbent` (k > 0): once the first `explore_trials` have explored the records, the
   assistant plays around the mean policy of the target's k best trials so far (any
   searcher's) instead of the best record: a search around what this search has found,
@@ -29,8 +30,8 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   evolution strategy recombines, because the reward split is noisy (2,000 images: about
   0.9 pp at 80%) and the single best trial is partly luck. Its noise then stays at half its
   first width at least, so that no trial repeats the centre, or is `incumbent_noise` wide;
-* `keep_until`: after the hand-over the assistant keeps every other trial (around the
-  incumbent, or else from the best record) until trial `keep_until`. An actor that takes
+* `keep_until`: after the hand-over the assistant keeps its turns (around the incumbent, or
+  else from the best record) until trial `keep_until`. An actor that takes
   over plays well under the incumbent for dozens of trials (on ResNet-20 at p = 0.2,
   70-73% where the assistant plays 76-79%), and the user's best-so-far stalls meanwhile.
 The records are the source run's trials rewritten for the target (data augmentation), so
@@ -83,30 +84,30 @@ class Assistant:
     def __init__(self, episodes: list[Episode], *, trials: int = 30, explore_trials: int | None = None,
                  top_n: int = 3, sigma: float = 0.1, omega: float = 2.0, noise: float = 0.1, batch: int = 10,
                  admission_decay: float = 0.5, handover: str = "fixed", incumbent: int = 0,
-                 incumbent_noise: float | None = None, keep_until: int = 0, random_every: int = 0,
+                 incumbent_noise: float | None = None, keep_until: int = 0, turns: int = 1, random_every: int = 0,
                  ratio: float | None = None, seed: int | None = None):
         if not episodes:
             raise PruneGymError("the assistant needs past trials to act from; its source run has none")
         if (trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0
                 or incumbent < 0 or keep_until < 0 or (incumbent_noise is not None and incumbent_noise < 0)
-                or random_every < 0):
+                or turns < 1 or random_every < 0):
             raise PruneGymError("assistant settings: trials >= 0, top_n >= 1, sigma > 0, noise >= 0, batch >= 1, "
-                                "admission_decay >= 0, incumbent >= 0, incumbent_noise >= 0, keep_until >= 0 and "
-                                "random_every >= 0")
+                                "admission_decay >= 0, incumbent >= 0, incumbent_noise >= 0, keep_until >= 0, "
+                                "turns >= 1 and random_every >= 0")
         if random_every and ratio is None:
             raise PruneGymError("assistant setting random_every needs the target ratio p to draw around")
         if handover not in HANDOVERS:
             raise PruneGymError(f"unknown assistant handover {handover!r}; choose one of: {', '.join(HANDOVERS)}")
         self.trials, self.handover = trials, handover
         self.handed_over = handover == "fixed"  # an earned hand-over waits for the actor to play well
-        self.actor_short = False  # the actor's last trial fell short: the assistant plays the next
+        self.actor_short = False  # an actor trial fell short: the assistant plays its turns
         self.explore_trials = trials // 2 if explore_trials is None else explore_trials
         self.top_n, self.sigma, self.omega, self.noise = top_n, sigma, omega, noise
         self.admission_decay = admission_decay
-        self.incumbent, self.keep_until = incumbent, keep_until
+        self.incumbent, self.keep_until, self.turns = incumbent, keep_until, turns
         self.incumbent_noise = incumbent_noise
         self.random_every, self.ratio = random_every, ratio
-        self.assisted_last = False  # who played the last trial, for the kept turns
+        self.assisted_streak = 0  # the assistant's trials since the actor's last, for the turns
         self.best: list[tuple[float, np.ndarray]] = []  # the target's `incumbent` best trials so far (`note`)
         self.states = np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float64)
         self.actions = np.concatenate([e.fractions for e in episodes]).astype(np.float64)
@@ -119,20 +120,18 @@ class Assistant:
         if trial < self.trials:
             return True
         if trial < self.keep_until:
-            return not self.assisted_last  # kept turns, the actor first
+            return self.assisted_streak < self.turns  # kept turns, the actor first
         if self.handed_over or trial >= HANDOVER_LIMIT * self.trials:
             return False
-        return self.actor_short  # waiting for the hand-over: turns, the actor first
+        return self.actor_short and self.assisted_streak < self.turns  # waiting for the hand-over: turns
 
     def judge(self, trial: int, accuracy: float, by_assistant: bool) -> None:
         """Take note of trial `trial`'s outcome for an earned hand-over: the actor earns it with an accuracy of
         at least the mean of the assistant's recent trials; after each of the assistant's turns, the actor's."""
-        self.assisted_last = by_assistant
-        if self.handed_over or trial < self.trials:
+        self.assisted_streak = self.assisted_streak + 1 if by_assistant else 0
+        if self.handed_over or trial < self.trials or by_assistant:
             return
-        if by_assistant:
-            self.actor_short = False
-        elif accuracy >= np.mean(self.recent):
+        if accuracy >= np.mean(self.recent):
             self.handed_over = True
         else:
             self.actor_short = True

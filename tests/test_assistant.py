@@ -135,6 +135,24 @@ def test_kept_turns_alternate_with_the_actor_after_the_hand_over_until_keep_unti
         Assistant(memory(), incumbent=2, incumbent_noise=-0.1)
 
 
+def test_turns_give_the_assistant_several_trials_for_each_of_the_actors():
+    def turns_of(**settings: int) -> list[bool]:
+        assistant = Assistant(memory(), trials=4, handover="earned", seed=0, **settings)
+        played = []
+        for t in range(16):
+            played.append(assistant.active(t))
+            if played[-1]:
+                assistant.admit(0.9)
+            assistant.judge(t, 0.9 if played[-1] else 0.1, by_assistant=played[-1])  # the actor never earns it
+        return played
+    # waiting for an earned hand-over until 3 x trials, then the actor's
+    assert turns_of(turns=3) == [True] * 4 + [False, True, True, True] * 2 + [False] * 4
+    assert turns_of(turns=3, keep_until=14) == [True] * 4 + [False, True, True, True] * 2 + [False, True, False, False]
+    assert turns_of() == [True] * 4 + [False, True] * 4 + [False] * 4  # one for one
+    with pytest.raises(PruneGymError, match="turns >= 1"):
+        Assistant(memory(), turns=0)
+
+
 def test_random_every_mixes_the_records_with_random_fractions_around_p():
     assistant = Assistant(memory(), trials=10, explore_trials=6, top_n=1, noise=0.0, random_every=2, ratio=0.8,
                           seed=0)
