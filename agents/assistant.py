@@ -29,7 +29,10 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   which the records, written at another ratio, can only start. The mean of several, as an
   evolution strategy recombines, because the reward split is noisy (2,000 images: about
   0.9 pp at 80%) and the single best trial is partly luck. Its noise then stays at half its
-  first width at least, so that no trial repeats the centre, or is `incumbent_noise` wide;
+  first width at least, so that no trial repeats the centre, or is `incumbent_noise` wide.
+  With `incumbent_window` = n the k best come from the last n trials alone, as a comma
+  evolution strategy selects, so that a trial lucky on the reward split cannot hold the
+  centre for good;
 * `keep_until`: after the hand-over the assistant keeps its turns (around the incumbent, or
   else from the best record) until trial `keep_until`. An actor that takes
   over plays well under the incumbent for dozens of trials (on ResNet-20 at p = 0.2,
@@ -84,16 +87,16 @@ class Assistant:
     def __init__(self, episodes: list[Episode], *, trials: int = 30, explore_trials: int | None = None,
                  top_n: int = 3, sigma: float = 0.1, omega: float = 2.0, noise: float = 0.1, batch: int = 10,
                  admission_decay: float = 0.5, handover: str = "fixed", incumbent: int = 0,
-                 incumbent_noise: float | None = None, keep_until: int = 0, turns: int = 1, random_every: int = 0,
+                 incumbent_noise: float | None = None, incumbent_window: int = 0, keep_until: int = 0, turns: int = 1, random_every: int = 0,
                  ratio: float | None = None, seed: int | None = None):
         if not episodes:
             raise PruneGymError("the assistant needs past trials to act from; its source run has none")
         if (trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0
                 or incumbent < 0 or keep_until < 0 or (incumbent_noise is not None and incumbent_noise < 0)
-                or turns < 1 or random_every < 0):
+                or turns < 1 or random_every < 0 or (incumbent_window and incumbent_window < incumbent)):
             raise PruneGymError("assistant settings: trials >= 0, top_n >= 1, sigma > 0, noise >= 0, batch >= 1, "
-                                "admission_decay >= 0, incumbent >= 0, incumbent_noise >= 0, keep_until >= 0, "
-                                "turns >= 1 and random_every >= 0")
+                                "admission_decay >= 0, incumbent >= 0, incumbent_noise >= 0, incumbent_window 0 "
+                                "or >= incumbent, keep_until >= 0, turns >= 1 and random_every >= 0")
         if random_every and ratio is None:
             raise PruneGymError("assistant setting random_every needs the target ratio p to draw around")
         if handover not in HANDOVERS:
@@ -108,7 +111,9 @@ class Assistant:
         self.incumbent_noise = incumbent_noise
         self.random_every, self.ratio = random_every, ratio
         self.assisted_streak = 0  # the assistant's trials since the actor's last, for the turns
-        self.best: list[tuple[float, np.ndarray]] = []  # the target's `incumbent` best trials so far (`note`)
+        # the target's trials the incumbent is chosen from (`note`), and its `incumbent` best among them
+        self.noted: deque[tuple[float, np.ndarray]] = deque(maxlen=incumbent_window or None)
+        self.best: list[tuple[float, np.ndarray]] = []
         self.states = np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float64)
         self.actions = np.concatenate([e.fractions for e in episodes]).astype(np.float64)
         self.performances = np.concatenate([np.full(len(e.fractions), e.accuracy) for e in episodes])
@@ -157,8 +162,8 @@ class Assistant:
     def note(self, fractions: np.ndarray, accuracy: float) -> None:
         """Take note of a finished trial of the target, whoever played it, for the incumbent."""
         if self.incumbent:
-            self.best.append((accuracy, np.array(fractions, dtype=np.float64)))
-            self.best = sorted(self.best, key=lambda b: -b[0])[:self.incumbent]
+            self.noted.append((accuracy, np.array(fractions, dtype=np.float64)))
+            self.best = sorted(self.noted, key=lambda b: -b[0])[:self.incumbent]
 
     def plays_random(self, trial: int) -> bool:
         """Whether trial `trial` is one of the explore phase's random draws around p (`random_every`)."""

@@ -119,6 +119,20 @@ def test_with_incumbent_the_assistant_plays_around_the_targets_best_trials_after
         Assistant(memory(), incumbent=-1)
 
 
+def test_with_a_window_the_incumbent_forgets_trials_older_than_the_last_n():
+    assistant = Assistant(memory(), trials=10, explore_trials=0, incumbent=1, incumbent_window=2, noise=0.0,
+                          incumbent_noise=0.0, seed=0)
+    for fraction, accuracy in ((0.9, 0.95), (0.5, 0.70), (0.3, 0.60)):  # a lucky first trial, then two plain ones
+        assistant.note(np.array([fraction, fraction]), accuracy)
+    assert assistant.act(np.array([0.0]), trial=5, step=0) == pytest.approx(0.5)  # the best of the last two
+    ever = Assistant(memory(), trials=10, explore_trials=0, incumbent=1, noise=0.0, incumbent_noise=0.0, seed=0)
+    for fraction, accuracy in ((0.9, 0.95), (0.5, 0.70), (0.3, 0.60)):
+        ever.note(np.array([fraction, fraction]), accuracy)
+    assert ever.act(np.array([0.0]), trial=5, step=0) == pytest.approx(0.9)  # no window: the best ever
+    with pytest.raises(PruneGymError, match="incumbent_window 0 or >= incumbent"):
+        Assistant(memory(), incumbent=5, incumbent_window=3)
+
+
 def test_kept_turns_alternate_with_the_actor_after_the_hand_over_until_keep_until():
     assistant = Assistant(memory(), trials=4, explore_trials=2, incumbent=2, keep_until=10, incumbent_noise=0.01,
                           seed=0)

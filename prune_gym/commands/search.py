@@ -66,8 +66,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="trials the assistant acts in (default: 30); implies --assistant")
     p.add_argument("--assistant-set", type=assistant_setting, action="append", default=[], metavar="NAME=VALUE",
                    help="another assistant setting (explore_trials, top_n, sigma, omega, noise, batch, "
-                        "admission_decay, handover=fixed|earned, incumbent=K, incumbent_noise, keep_until=T, "
-                        "turns=K, random_every=K), repeatable; implies --assistant")
+                        "admission_decay, handover=fixed|earned, incumbent=K, incumbent_noise, incumbent_window=N, "
+                        "keep_until=T, turns=K, random_every=K), repeatable; implies --assistant")
     p.add_argument("--rescale", default="eq2", choices=list(RESCALES),
                    help="how --source's policies are rewritten for this ratio: eq2 (the paper's Eq. 2, each unit's "
                         "pruned share scaled) or budget (the policy scaled as a whole to fill the budget)")
