@@ -13,12 +13,14 @@ Methods say what the search takes from a source run (`--source`):
   exploration noise (`HISTORY_SETTINGS`, for the searchers that have those settings), and
   the assistant (`HISTORY_ASSISTANT`) playing around the search's best trials once it has
   explored the records, handing over when the actor plays as well and keeping every other
-  trial after that; each stays a setting
-  that `agent_kwargs` or `assistant` overrides.
+  trial after that, its records the source's policies scaled as a whole to fill the budget
+  (`HISTORY_RECORDS_RESCALE`: Eq. 2 across a wide gap of ratios starts under random
+  policies around p); each stays a setting that `agent_kwargs`, `assistant` or
+  `assistant_rescale` overrides.
 The assistant (`assistant` settings) also joins any other method and any searcher.
 `rescale` says how a source's policies are rewritten for the target ratio (Eq. 2, or
 scaled as a whole to fill the budget: `prune_gym.agents.augmentation`); `assistant_rescale`
-rewrites the assistant's records otherwise than the preloaded trials.
+rewrites the assistant's records otherwise than the preloaded trials, or each way ("both").
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ METHODS = ("baseline", "vanilla", "augmented", "assistant", "history")
 TRANSFER_METHODS = ("vanilla", "augmented", "assistant", "history")  # the source's weights, where the agent has some
 AUGMENTED_METHODS = ("augmented", "assistant", "history")  # start from the source's trials rewritten for the target
 ASSISTED_METHODS = ("assistant", "history")  # the assistant acts, with its defaults unless `assistant` says otherwise
+ALL_RESCALES = "both"  # the assistant's records rewritten each way of `RESCALES`, together
 PAPER_METHODS = ("vanilla", "augmented", "assistant")  # the paper's transfers, as it describes them
 HISTORY_SETTINGS = {"rebase_preloaded": True, "sigma_min": 0.05}  # what `history` adds, where the searcher has it
 # ... and to the assistant's defaults
 HISTORY_ASSISTANT = {"handover": "earned", "incumbent": 5, "keep_until": 300}
+HISTORY_RECORDS_RESCALE = "budget"  # ... and how it rewrites the source's policies for the assistant's records
 
 
 @dataclass
@@ -78,9 +82,17 @@ class SearchConfig:
         return self.assistant
 
     @property
-    def records_rescale(self) -> str:
-        """How the source's policies are rewritten for the assistant's records."""
-        return self.assistant_rescale or self.rescale
+    def assistant_rescale_setting(self) -> str | None:
+        """`assistant_rescale`, or `history`'s `HISTORY_RECORDS_RESCALE` unless it is set; None: as `rescale`."""
+        if self.assistant_rescale is None and self.method == "history":
+            return HISTORY_RECORDS_RESCALE
+        return self.assistant_rescale
+
+    @property
+    def records_rescales(self) -> tuple[str, ...]:
+        """How the source's policies are rewritten for the assistant's records: each way, for `ALL_RESCALES`."""
+        rescale = self.assistant_rescale_setting or self.rescale
+        return RESCALES if rescale == ALL_RESCALES else (rescale,)
 
     @property
     def warmup_trials(self) -> int:
@@ -111,7 +123,7 @@ class SearchConfig:
         return (settings.get("agent_kwargs", {}) == self.agent_settings
                 and settings.get("assistant") == self.assistant_settings
                 and settings.get("rescale", "eq2") == self.rescale
-                and settings.get("assistant_rescale") == self.assistant_rescale)
+                and settings.get("assistant_rescale") == self.assistant_rescale_setting)
 
     def validate(self) -> None:
         """Refuse, in one line that says why, a search that cannot run; before anything is loaded or written."""
@@ -129,7 +141,7 @@ class SearchConfig:
         if assistant.get("handover", "fixed") not in HANDOVERS:
             raise PruneGymError(f"unknown assistant handover {assistant['handover']!r}; choose one of: "
                                 f"{', '.join(HANDOVERS)}")
-        for rescale in (self.rescale, self.records_rescale):
+        for rescale in (self.rescale, *self.records_rescales):
             if rescale not in RESCALES:
                 raise PruneGymError(f"unknown rescale {rescale!r}; choose one of: {', '.join(RESCALES)}")
         if self.assistant_rescale is not None and self.assistant_settings is None:

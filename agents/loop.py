@@ -179,7 +179,8 @@ def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, t
         if config.method in AUGMENTED_METHODS:
             searcher.preload(rewritten(config.rescale))
         if assistant is not None:
-            searcher = AssistedSearcher(searcher, Assistant(rewritten(config.records_rescale), seed=config.seed,
+            records = [episode for rescale in config.records_rescales for episode in rewritten(rescale)]
+            searcher = AssistedSearcher(searcher, Assistant(records, seed=config.seed,
                                                             ratio=env.unwrapped.target_ratio, **assistant))
     return searcher
 
@@ -225,7 +226,8 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, scenario: S
     if not resume:
         settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
         settings.update(warmup=config.warmup_trials, agent_kwargs=config.agent_settings,
-                        assistant=config.assistant_settings, device_kind=device_kind(env.unwrapped.device))
+                        assistant=config.assistant_settings, assistant_rescale=config.assistant_rescale_setting,
+                        device_kind=device_kind(env.unwrapped.device))
         return store.start_run(scenario, config.method, settings, config.seed, config.sources), None, 0
     writer = store.resume_run(runs_of(store, config, "interrupted")[-1].run_id)
     saved_class = AssistedSearcher if config.assistant_settings is not None else config.searcher_class

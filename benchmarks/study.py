@@ -195,20 +195,23 @@ class Study:
         return replace(self, methods=tuple(m for m in self.methods if as_variant(m).name in names))
 
 
-# `history` as it was before its assistant kept turns after the hand-over and mixed random policies around p into
-# its exploration (and its actor's noise floor was 0.1): the assistant around the search's 5 best trials once it
-# has explored the records, handing over when the actor plays as well.
+# `history` as it was before its assistant's records were the source's policies scaled to fill the budget: Eq. 2's,
+# as the preloaded trials are (and as every variant below but the last has them).
+HISTORY_EQ2_RECORDS = Variant("history-eq2-records", "history", assistant_rescale="eq2")
+# ... and before its assistant kept turns after the hand-over (and its actor's noise floor was 0.1): the assistant
+# around the search's 5 best trials once it has explored the records, handing over when the actor plays as well.
 BEFORE_KEPT_TURNS = (("keep_until", 0), ("random_every", 0))
 HISTORY_INCUMBENT = Variant("history-incumbent", "history", agent_kwargs=(("sigma_min", 0.1),),
-                            assistant=BEFORE_KEPT_TURNS)
+                            assistant=BEFORE_KEPT_TURNS, assistant_rescale="eq2")
 # Issue 19's probe of a far source's weak start into 0.3: every third of the assistant's exploring trials a random
 # policy around p. Measured into 0.2 (RESULTS.md): a faster search from 0.3, a much slower one from 0.5, whose
 # incumbent then averages random policies with the records.
-HISTORY_RANDOM_EVERY = Variant("history-random-every", "history", assistant=(("random_every", 3),))
+HISTORY_RANDOM_EVERY = Variant("history-random-every", "history", assistant=(("random_every", 3),),
+                               assistant_rescale="eq2")
 # ... and before the incumbent: the assistant from the records alone, the paper's hand-over.
 BEFORE_INCUMBENT = (("handover", "fixed"), ("incumbent", 0), *BEFORE_KEPT_TURNS)
 HISTORY_RECORDS = Variant("history-records", "history", agent_kwargs=(("sigma_min", 0.1),),
-                          assistant=BEFORE_INCUMBENT)
+                          assistant=BEFORE_INCUMBENT, assistant_rescale="eq2")
 # Issue 19's probe of a far source's weak start, on that: the assistant's records scaled as a whole to fill the
 # budget (the preloaded trials still by Eq. 2, whose spread the agent learns from). Measured into 0.2: a better
 # start from every source, then a search that stalls near it (RESULTS.md).
@@ -257,7 +260,8 @@ STUDIES = {
     "transfer": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
-    ), methods=("history", HISTORY_RANDOM_EVERY, HISTORY_INCUMBENT, HISTORY_RECORDS, HISTORY_ASSISTANT_BUDGET, *PAPER_METHODS),
+    ), methods=("history", HISTORY_EQ2_RECORDS, HISTORY_RANDOM_EVERY, HISTORY_INCUMBENT, HISTORY_RECORDS,
+                HISTORY_ASSISTANT_BUDGET, *PAPER_METHODS),
         seeds=(0, 1, 2, 3, 4), reference="league"),
     # Issue 19's "beyond RL": the same history (the assistant's first trials and the source's best policies) for
     # the league's black-box searchers, on the informative transfers, against their league runs from scratch. Run

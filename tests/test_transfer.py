@@ -140,6 +140,7 @@ def test_the_history_method_is_the_assistant_with_the_fixes_that_paid(source_run
     assert run.info.settings["agent_kwargs"] == {"invariant_actor": True, "rebase_preloaded": True, "sigma_min": 0.2}
     assert run.info.settings["assistant"] == HISTORY_ASSISTANT == {"handover": "earned", "incumbent": 5,
                                                                     "keep_until": 300}
+    assert run.info.settings["assistant_rescale"] == "budget" and target.records_rescales == ("budget",)
     assert list(run.origins) == ["assistant", "assistant"]
     # The assistant's settings too stay the user's; a searcher without the agent's fixes takes the assistant's alone.
     tpe = dataclasses.replace(target, agent="tpe", agent_kwargs={}, assistant={"incumbent": 0, "trials": 10})
@@ -164,6 +165,11 @@ def test_the_assistant_can_act_from_records_rescaled_otherwise_than_the_preloade
     preloaded = searcher.agent.replay_buffer.observations[:len(eq2) * n_units, 0]
     assert np.allclose(preloaded, np.concatenate([e.observations[:-1] for e in eq2]))  # still Eq. 2's
     assert not np.allclose(preloaded, np.concatenate([e.observations[:-1] for e in budget]))
+    # ... or each way, the records together.
+    with HistoryStore(history) as store:
+        both = _start_from_source(AMCDDPGSearcher(env, warmup=0, **target.agent_settings),
+                                  dataclasses.replace(target, assistant_rescale="both"), env, scenario_of(env), store)
+    assert np.allclose(both.assistant.actions, np.concatenate([e.fractions for e in (*eq2, *budget)]))
     # Records rescaled without an assistant to read them: refused.
     with pytest.raises(PruneGymError, match="has no assistant"):
         dataclasses.replace(target, method="augmented").validate()

@@ -11,7 +11,8 @@ import gymnasium as gym
 
 from prune_gym.agents.assistant import Assistant
 from prune_gym.agents.augmentation import RESCALES
-from prune_gym.agents.config import ASSISTED_METHODS, HISTORY_ASSISTANT, METHODS, TRANSFER_METHODS, SearchConfig
+from prune_gym.agents.config import (ALL_RESCALES, ASSISTED_METHODS, HISTORY_ASSISTANT, HISTORY_RECORDS_RESCALE,
+                                     METHODS, TRANSFER_METHODS, SearchConfig)
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
@@ -55,7 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "source rewards re-based on this search's, a floor under the exploration noise, the "
                         f"assistant playing around this search's {HISTORY_ASSISTANT['incumbent']} best trials once "
                         "it has explored the records, handing over when the actor plays as well and keeping every "
-                        f"other trial until trial {HISTORY_ASSISTANT['keep_until']})")
+                        f"other trial until trial {HISTORY_ASSISTANT['keep_until']}, from the source's policies "
+                        f"rewritten by --assistant-rescale {HISTORY_RECORDS_RESCALE})")
     p.add_argument("--source", metavar="RUN",
                    help="the history run a transfer method or the assistant starts from; 'auto' picks the nearest "
                         "usable runs of the history file by scenario and races them (none: a search from scratch)")
@@ -71,8 +73,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rescale", default="eq2", choices=list(RESCALES),
                    help="how --source's policies are rewritten for this ratio: eq2 (the paper's Eq. 2, each unit's "
                         "pruned share scaled) or budget (the policy scaled as a whole to fill the budget)")
-    p.add_argument("--assistant-rescale", default=None, choices=list(RESCALES),
-                   help="rewrite the assistant's records so instead (default: as --rescale)")
+    p.add_argument("--assistant-rescale", default=None, choices=[*RESCALES, ALL_RESCALES],
+                   help="rewrite the assistant's records so instead, or each way (both) (default: as --rescale; "
+                        f"{HISTORY_RECORDS_RESCALE} for --method history)")
     p.add_argument("--invariant-actor", action="store_true",
                    help="the actor predicts the invariant a / p (implied by --method augmented, assistant and history)")
     p.add_argument("--seed", type=int, default=0)
