@@ -185,6 +185,12 @@ class Study:
         return replace(self, transfers=tuple(t for t in self.transfers if searched(t.target_model, t.target_ratio)),
                        baselines=tuple(b for b in self.baselines if searched(*b)))
 
+    def from_sources(self, sources: Sequence[str]) -> Study:
+        """The part of the study whose transfers start from `sources` (a model, or "model:ratio"), e.g. to run
+        the transfers a table needs most first; the baselines stay."""
+        return replace(self, transfers=tuple(t for t in self.transfers if t.source_model in sources
+                                             or f"{t.source_model}:{t.source_ratio}" in sources))
+
     def with_methods(self, names: Sequence[str]) -> Study:
         """The part of the study that runs these methods or variants (by name), their baselines and
         sources, e.g. to run a study's most wanted method on every seed first."""
@@ -535,6 +541,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", metavar="MODEL",
                         help="run (and report) only the searches on these models (MODEL, or MODEL:RATIO for "
                              "one ratio), and the sources their transfers start from")
+    parser.add_argument("--sources", nargs="+", metavar="MODEL",
+                        help="run (and report) only the transfers from these sources (MODEL, or MODEL:RATIO)")
     parser.add_argument("--methods", nargs="+", metavar="METHOD",
                         help="run (and export) only these of the study's methods or variants, by name")
     parser.add_argument("--adopt", nargs="+", default=[], metavar="HISTORY",
@@ -546,6 +554,8 @@ def main() -> None:
         study = replace(study, agents=tuple(args.agents))
     if args.models:
         study = study.restricted(args.models)
+    if args.sources:
+        study = study.from_sources(args.sources)
     if args.methods:
         try:
             study = study.with_methods(args.methods)

@@ -41,6 +41,10 @@ def test_the_core_study_runs_each_search_once_and_every_source_before_its_transf
     # One ratio of a model: the transfers into it alone.
     into_02 = STUDIES["transfer"].restricted(["resnet20:0.2"])
     assert {(t.source_ratio, t.target_ratio) for t in into_02.transfers} == {(0.5, 0.2), (0.4, 0.2), (0.3, 0.2)}
+    # ... and from one source's.
+    from_05 = STUDIES["transfer"].from_sources(["resnet20:0.5"])
+    assert {(t.source_ratio, t.target_ratio) for t in from_05.transfers} == {(0.5, 0.2), (0.5, 0.3)}
+    assert from_05.baselines == STUDIES["transfer"].baselines
     # One method of it: its transfers and the one source they need; an unknown name is refused.
     assistant = STUDIES["core"].with_methods(["assistant"]).jobs()
     assert {job.method for job in assistant} == {"baseline", "assistant"} and len(assistant) == 15 + 2 + 12
