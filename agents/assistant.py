@@ -34,9 +34,9 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   evolution strategy selects, so that a trial lucky on the reward split cannot hold the
   centre for good;
 * `keep_until`: after the hand-over the assistant keeps its turns (around the incumbent, or
-  else from the best record) until trial `keep_until`. An actor that takes
-  over plays well under the incumbent for dozens of trials (on ResNet-20 at p = 0.2,
-  70-73% where the assistant plays 76-79%), and the user's best-so-far stalls meanwhile.
+  else from the best record) until trial `keep_until`. An actor that takes over plays well
+  under the incumbent for dozens of trials (on ResNet-20 at p = 0.2, 70-73% where the
+  assistant plays 76-79%), and the user's best-so-far stalls meanwhile.
 The records are the source run's trials rewritten for the target (data augmentation), so
 their states are the target's. `AssistedSearcher` lets it act for any searcher: the
 searcher learns from the trials the assistant admits (and counts the others), and is
@@ -87,8 +87,8 @@ class Assistant:
     def __init__(self, episodes: list[Episode], *, trials: int = 30, explore_trials: int | None = None,
                  top_n: int = 3, sigma: float = 0.1, omega: float = 2.0, noise: float = 0.1, batch: int = 10,
                  admission_decay: float = 0.5, handover: str = "fixed", incumbent: int = 0,
-                 incumbent_noise: float | None = None, incumbent_window: int = 0, keep_until: int = 0, turns: int = 1, random_every: int = 0,
-                 ratio: float | None = None, seed: int | None = None):
+                 incumbent_noise: float | None = None, incumbent_window: int = 0, keep_until: int = 0,
+                 turns: int = 1, random_every: int = 0, ratio: float | None = None, seed: int | None = None):
         if not episodes:
             raise PruneGymError("the assistant needs past trials to act from; its source run has none")
         if (trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0
