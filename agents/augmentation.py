@@ -14,7 +14,10 @@ source pruned hard near zero: the 10 best trials of ResNet-20's league runs at 0
 rewritten that way for 0.2, fell as low as 64.7%, and never under 75.3% when scaled as a
 whole (`benchmarks/rescale_probe.py`). `rescale="budget"` keeps the policy's shape so: the
 fractions, proportional to the source's, scaled by the one factor that fills the target's
-budget (`budget_filling_policy`).
+budget (`budget_filling_policy`). `rescale="power"` lies between the two: the fractions, raised
+to the power ln p_t / ln p_s, then filled to the budget. It keeps the source's ordering of the
+units and spreads them as Eq. 2 does near the uniform policy (a unit at half the typical
+fraction keeps a fifth of it from 0.5 to 0.2), without sending any to zero.
 
 Across models, each target unit first copies the fraction of its source unit
 (`prune_gym.agents.unit_mapping`); the target's critical units are set to keep every
@@ -62,16 +65,18 @@ def cross_model_policy(fractions: np.ndarray, source: Scenario, target: Scenario
     return np.asarray(budget_filling_policy(budget, log_weights, source.target_ratio, critical_units(target)))
 
 
-RESCALES = ("eq2", "budget")  # how a source policy is rewritten for the target ratio (the module's docstring)
+RESCALES = ("eq2", "budget", "power")  # how a source policy is rewritten for the target ratio (the module's docstring)
 
 
 def rescale_policy(fractions: np.ndarray, source_ratio: float, env: ChannelPruneEnv,
                    rescale: str = "eq2") -> np.ndarray:
-    """A policy at `source_ratio` rewritten for `env`'s ratio: by Eq. 2, or scaled as a whole to fill its budget."""
+    """A policy at `source_ratio` rewritten for `env`'s ratio: by Eq. 2, or scaled as a whole (after a power, for
+    "power") to fill its budget."""
     if rescale == "eq2":
         return rescale_actions(fractions, source_ratio, env.target_ratio)
-    if rescale == "budget":
-        return np.asarray(budget_filling_policy(env.budget, np.log(np.maximum(fractions, 1e-6))))
+    if rescale in ("budget", "power"):
+        power = np.log(env.target_ratio) / np.log(source_ratio) if rescale == "power" else 1.0
+        return np.asarray(budget_filling_policy(env.budget, power * np.log(np.maximum(fractions, 1e-6))))
     raise PruneGymError(f"unknown rescale {rescale!r}; choose one of: {', '.join(RESCALES)}")
 
 

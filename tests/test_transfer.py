@@ -46,6 +46,22 @@ def test_budget_rescale_keeps_the_policys_shape_and_fills_the_target_budget(make
         rescale_policy(source, 0.3, env, "linear")
 
 
+def test_power_rescale_spreads_the_units_by_the_ratios_log_ratio_and_fills_the_budget(make_env):
+    env = make_env(target_ratio=0.2).unwrapped
+    source = np.linspace(0.2, 0.6, len(env.units))
+    power = np.log(0.2) / np.log(0.5)  # 2.32: down from 0.5, the policy's spread grows
+    rescaled = rescale_policy(source, 0.5, env, "power")
+    unclipped = rescaled < 1
+    assert np.allclose(rescaled[unclipped] / source[unclipped] ** power, rescaled[0] / source[0] ** power)
+    assert (rescaled > 0).all() and (np.diff(rescaled) >= 0).all()  # the source's order, no unit sent to zero
+    _, kept = env.simulate(rescaled)
+    assert 0.9 * 0.2 < env.budget.ratio(np.round(kept * env.budget.channels)) <= 0.2
+    assert rescaled[0] / rescaled[-1] < rescale_policy(source, 0.5, env, "budget")[0] / rescale_policy(
+        source, 0.5, env, "budget")[-1]
+    up = rescale_policy(source, 0.2, make_env(target_ratio=0.5).unwrapped, "power")  # ... and shrinks going up
+    assert up[0] / up[-1] > source[0] / source[-1]
+
+
 def test_simulate_sees_what_playing_the_policy_sees_and_keeps_the_budget(make_env):
     env = make_env(target_ratio=0.3)
     rng = np.random.default_rng(0)

@@ -72,9 +72,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "keep_until=T, turns=K, random_every=K), repeatable; implies --assistant")
     p.add_argument("--rescale", default="eq2", choices=list(RESCALES),
                    help="how --source's policies are rewritten for this ratio: eq2 (the paper's Eq. 2, each unit's "
-                        "pruned share scaled) or budget (the policy scaled as a whole to fill the budget)")
+                        "pruned share scaled), budget (the policy scaled as a whole to fill the budget) or power (the "
+                        "fractions raised to ln p / ln p_source, then scaled so)")
     p.add_argument("--assistant-rescale", default=None, choices=[*RESCALES, ALL_RESCALES],
-                   help="rewrite the assistant's records so instead, or each way (both) (default: as --rescale; "
+                   help="rewrite the assistant's records so instead, or both by eq2 and budget (default: as --rescale; "
                         f"{HISTORY_RECORDS_RESCALE} for --method history)")
     p.add_argument("--invariant-actor", action="store_true",
                    help="the actor predicts the invariant a / p (implied by --method augmented, assistant and history)")
