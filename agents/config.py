@@ -39,8 +39,7 @@ METHODS = ("baseline", "vanilla", "augmented", "assistant", "history")
 TRANSFER_METHODS = ("vanilla", "augmented", "assistant", "history")  # the source's weights, where the agent has some
 AUGMENTED_METHODS = ("augmented", "assistant", "history")  # start from the source's trials rewritten for the target
 ASSISTED_METHODS = ("assistant", "history")  # the assistant acts, with its defaults unless `assistant` says otherwise
-ALL_RESCALES = "both"  # the assistant's records rewritten each way of `BOTH_RESCALES`, together
-BOTH_RESCALES = ("eq2", "budget")
+COMBINED_RESCALES = {"both": ("eq2", "budget")}  # the assistant's records rewritten several ways, together
 PAPER_METHODS = ("vanilla", "augmented", "assistant")  # the paper's transfers, as it describes them
 HISTORY_SETTINGS = {"rebase_preloaded": True, "sigma_min": 0.05}  # what `history` adds, where the searcher has it
 # ... and to the assistant's defaults
@@ -91,9 +90,9 @@ class SearchConfig:
 
     @property
     def records_rescales(self) -> tuple[str, ...]:
-        """How the source's policies are rewritten for the assistant's records: Eq. 2 and budget, for `ALL_RESCALES`."""
+        """How the source's policies are rewritten for the assistant's records: each of a `COMBINED_RESCALES`."""
         rescale = self.assistant_rescale_setting or self.rescale
-        return BOTH_RESCALES if rescale == ALL_RESCALES else (rescale,)
+        return COMBINED_RESCALES.get(rescale, (rescale,))
 
     @property
     def warmup_trials(self) -> int:

@@ -1,9 +1,9 @@
-"""How well a source's best policies carry to another ratio: Eq. 2 against scaling as a whole (issue 19).
+"""How well a source's best policies carry to another ratio: Eq. 2, scaling as a whole, a power (issue 19).
 
 Augmented transfer and the assistant start a search from the source run's trials rewritten
 for the target ratio. This takes each source run's best trials from a study's committed
-data (the league's), rewrites them for the target ratio both ways
-(`prune_gym.agents.augmentation.rescale_policy`: "eq2", the paper's, and "budget") and plays
+data (the league's), rewrites them for the target ratio each way
+(`prune_gym.agents.augmentation.rescale_policy`: "eq2", the paper's, "budget", "power") and plays
 them on the target, so that one reads what history hands a search before it learns
 anything: the best of the top trials per source seed, against the uniform policy.
 

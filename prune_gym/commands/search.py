@@ -11,7 +11,7 @@ import gymnasium as gym
 
 from prune_gym.agents.assistant import Assistant
 from prune_gym.agents.augmentation import RESCALES
-from prune_gym.agents.config import (ALL_RESCALES, ASSISTED_METHODS, HISTORY_ASSISTANT, HISTORY_RECORDS_RESCALE,
+from prune_gym.agents.config import (ASSISTED_METHODS, COMBINED_RESCALES, HISTORY_ASSISTANT, HISTORY_RECORDS_RESCALE,
                                      METHODS, TRANSFER_METHODS, SearchConfig)
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
@@ -74,7 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="how --source's policies are rewritten for this ratio: eq2 (the paper's Eq. 2, each unit's "
                         "pruned share scaled), budget (the policy scaled as a whole to fill the budget) or power (the "
                         "fractions raised to ln p / ln p_source, then scaled so)")
-    p.add_argument("--assistant-rescale", default=None, choices=[*RESCALES, ALL_RESCALES],
+    p.add_argument("--assistant-rescale", default=None, choices=[*RESCALES, *COMBINED_RESCALES],
                    help="rewrite the assistant's records so instead, or both by eq2 and budget (default: as --rescale; "
                         f"{HISTORY_RECORDS_RESCALE} for --method history)")
     p.add_argument("--invariant-actor", action="store_true",
