@@ -224,6 +224,10 @@ HISTORY_RECORDS = Variant("history-records", "history", agent_kwargs=(("sigma_mi
 HISTORY_ASSISTANT_BUDGET = Variant("history-assistant-budget", "history", agent_kwargs=(("sigma_min", 0.1),),
                                    assistant=BEFORE_INCUMBENT, assistant_rescale="budget")
 
+# Issue 19's probe of a far source into 0.2: the assistant's records as the source's fractions raised to
+# ln p / ln p_source, then scaled to fill the budget, which spreads the units as Eq. 2 does near the uniform policy.
+HISTORY_POWER_RECORDS = Variant("history-power-records", "history", assistant_rescale="power")
+
 # Our analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
 CORE = Study("fashion-mnist", (
     Transfer("resnet20", 0.5, "resnet20", 0.2),
@@ -266,7 +270,7 @@ STUDIES = {
     "transfer": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
-    ), methods=("history", HISTORY_EQ2_RECORDS, HISTORY_RANDOM_EVERY, HISTORY_INCUMBENT, HISTORY_RECORDS,
+    ), methods=("history", HISTORY_POWER_RECORDS, HISTORY_EQ2_RECORDS, HISTORY_RANDOM_EVERY, HISTORY_INCUMBENT, HISTORY_RECORDS,
                 HISTORY_ASSISTANT_BUDGET, *PAPER_METHODS),
         seeds=(0, 1, 2, 3, 4), reference="league"),
     # Issue 19's "beyond RL": the same history (the assistant's first trials and the source's best policies) for
