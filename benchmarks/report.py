@@ -39,7 +39,7 @@ from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.convergence import TOLERANCE, draw_learning_curves, first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import DATA, TRIAL_COLUMNS, read_csv_gz
-from prune_gym.benchmarks.study import STUDIES
+from prune_gym.benchmarks.study import STUDIES, Job
 from prune_gym.errors import PruneGymError
 
 BASELINE = ("-", "baseline", DEFAULT_SEARCHER, "-")  # (source, method, agent, its settings) of the reference row
@@ -75,6 +75,11 @@ class RunData:
     @property
     def row_key(self) -> tuple[str, str, str, str]:
         return self.source, self.method, self.agent, self.agent_settings
+
+    @property
+    def label(self) -> str:
+        """The method's name in the study: a variant's own (e.g. `history-eq2-records`), else the method."""
+        return Job.method_in_key(self.job, self.model, self.ratio, self.agent) or self.method
 
     def test_of_best_so_far(self, budget: int) -> float:
         """The test accuracy of the policy that holds this run's best-so-far at `budget`."""
@@ -157,6 +162,7 @@ class Row:
     seconds_per_trial: float  # median over the seeds' trials (a paused search stretches one trial, not this)
     # A transfer's lowest mean b(T) less the baseline's over T >= 30, and that T (`quality.worst_shortfall`)
     shortfall: tuple[float, int] | None = None
+    label: str = ""  # the method's name in the study (`RunData.label`); a transfer's row is named by it
 
     @property
     def row_key(self) -> tuple[str, str, str, str]:
@@ -164,9 +170,11 @@ class Row:
 
     @property
     def name(self) -> str:
-        settings = "" if self.agent_settings == "-" else f" ({self.agent_settings})"
-        method = "" if self.method == "baseline" else f" {self.method} from {self.source}"
-        return f"{self.agent}{settings}{method}"
+        """The searcher and its settings from scratch; the searcher, the method's name in the study and the
+        source for a transfer, whose settings `_markdown` lists under the table."""
+        if self.method == "baseline":
+            return self.agent + ("" if self.agent_settings == "-" else f" ({self.agent_settings})")
+        return f"{self.agent} {self.label or self.method} from {self.source}"
 
 
 @dataclass
@@ -234,6 +242,7 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
     converged = quality.converged_accuracy(base_curves) if base_curves else None
     base_test = [r.test_of_best_so_far(len(r.accuracies)) for r in baseline] if baseline else None
     rows, curves = [], {}
+    named: dict[str, str] = {}  # a transfer's searcher and method name -> its settings, one per name
     for (source, method, agent, agent_settings), found in groups.items():
         seeds = [r.accuracies for r in found]
         n = quality.common_length(seeds)
@@ -253,7 +262,10 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
                   first_reach(smoothed_mean(seeds), converged) if converged is not None else None,
                   ceiling.accuracy - final if ceiling else None,
                   float(np.median([s for r in found for s in r.seconds])),
-                  quality.worst_shortfall(base_curves, seeds) if transfer else None)
+                  quality.worst_shortfall(base_curves, seeds) if transfer else None, found[0].label)
+        if method != "baseline" and named.setdefault(f"{agent} {row.label}", agent_settings) != agent_settings:
+            raise PruneGymError(f"{model} {ratio}: {agent} {row.label} ran with two settings ({agent_settings}; "
+                                f"{named[f'{agent} {row.label}']}); give each its own variant name in the study")
         rows.append(row)
         curves[row.name] = seeds
     head_to_head = {}
@@ -398,6 +410,10 @@ def _markdown(scenario: Scenario, plot: str) -> str:
         cells.append("-" if row.gap_to_ceiling is None else f"{100 * row.gap_to_ceiling:.2f} pp")
         cells.append(f"{row.seconds_per_trial:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
+    named = {f"{row.agent} {row.label}": row.agent_settings for row in scenario.rows
+             if row.method != "baseline" and row.agent_settings != "-"}
+    if named:
+        lines += ["", "The transfers' settings:", "", *(f"- {name}: `{settings}`" for name, settings in named.items())]
     if scenario.head_to_head:
         lines += ["", f"The AMC-style baseline ({DEFAULT_SEARCHER}) against each other row: the difference of "
                       f"their mean b(T), 90% interval, and whether it clears zero.", "",
@@ -441,36 +457,47 @@ def _markdown(scenario: Scenario, plot: str) -> str:
 
 
 def plot_scenario(scenario: Scenario, out: Path) -> None:
-    """Best-so-far (mean over seeds, their range shaded) beside the learning curve; one legend under both, its
-    labels being long (searcher, settings, source), and the best-so-far axis from `PLOT_RANGE` under Q*."""
-    lines = len(scenario.curves) + 3  # and Q*, A* and the ceiling
-    figure = Figure(figsize=(13.0, 5.0 + 0.22 * lines), dpi=100, layout="constrained")
+    """Best-so-far (mean over seeds, their range shaded) beside the learning curve, a pair of panels per source
+    of the transfers (the searches from scratch in each), one colour per method across them and one legend
+    under all; the best-so-far axis from `PLOT_RANGE` under Q*."""
+    def method(row: Row) -> str:  # a row's name without its source, which its panel's title says
+        return row.name if row.source == "-" else f"{row.agent} {row.label or row.method}"
+
+    palette = colormaps["tab20"].colors[::2] + colormaps["tab20"].colors[1::2]  # ten strong colours, then light ones
+    colours: dict[str, Any] = {}
+    for row in sorted(scenario.rows, key=lambda row: row.source != "-"):  # the searches from scratch first
+        colours.setdefault(method(row), palette[len(colours) % len(palette)])
+    sources = list(dict.fromkeys(row.source for row in scenario.rows if row.source != "-")) or ["-"]
+    figure = Figure(figsize=(13.0, 4.5 * len(sources) + 0.5 + 0.22 * (len(colours) + 3)), dpi=100,
+                    layout="constrained")
     FigureCanvasAgg(figure)
-    best, learning = figure.subplots(1, 2)
-    for axes in (best, learning):  # twenty colours, the same on both sides: each method one colour
-        axes.set_prop_cycle(color=colormaps["tab20"].colors)
-    for name, seeds in scenario.curves.items():
-        b = quality.best_so_far(seeds)
-        trials = np.arange(1, b.shape[1] + 1)
-        line, = best.plot(trials, b.mean(0), label=f"{name} ({len(seeds)} seeds)")
-        best.fill_between(trials, b.min(0), b.max(0), color=line.get_color(), alpha=0.15)
-    if scenario.target_quality is not None:
-        best.axhline(scenario.target_quality - TOLERANCE, color="grey", linestyle="--", linewidth=1,
-                     label="Q* - 0.5 pp")
-        best.set_ylim(bottom=scenario.target_quality - PLOT_RANGE)
-    if scenario.ceiling is not None:
-        best.axhline(scenario.ceiling.accuracy, color="black", linestyle=":", linewidth=1,
-                     label=f"ceiling ({scenario.ceiling.trials} trials)")
-    best.set(xscale="log", xlabel="trials (T)", ylabel="best reward-split accuracy so far, b(T)",
-             title=f"{scenario.name}: best so far")
-    best.grid(alpha=0.3)
-    draw_learning_curves(learning, scenario.curves, scenario.converged)
-    entries: dict[str, Any] = {}  # label -> line: the methods once, with both sides' reference lines
-    for axes in (best, learning):
+    for (best, learning), source in zip(figure.subplots(len(sources), 2, squeeze=False), sources):
+        curves = {method(row): scenario.curves[row.name] for row in scenario.rows if row.source in ("-", source)}
+        for axes in (best, learning):
+            axes.set_prop_cycle(color=[colours[name] for name in curves])
+        for name, seeds in curves.items():
+            b = quality.best_so_far(seeds)
+            trials = np.arange(1, b.shape[1] + 1)
+            line, = best.plot(trials, b.mean(0), label=f"{name} ({len(seeds)} seeds)")
+            best.fill_between(trials, b.min(0), b.max(0), color=line.get_color(), alpha=0.15)
+        if scenario.target_quality is not None:
+            best.axhline(scenario.target_quality - TOLERANCE, color="grey", linestyle="--", linewidth=1,
+                         label="Q* - 0.5 pp")
+            best.set_ylim(bottom=scenario.target_quality - PLOT_RANGE)
+        if scenario.ceiling is not None:
+            best.axhline(scenario.ceiling.accuracy, color="black", linestyle=":", linewidth=1,
+                         label=f"ceiling ({scenario.ceiling.trials} trials)")
+        title = scenario.name if source == "-" else f"{scenario.name}, history from {source}"
+        best.set(xscale="log", xlabel="trials (T)", ylabel="best reward-split accuracy so far, b(T)",
+                 title=f"{title}: best so far")
+        best.grid(alpha=0.3)
+        draw_learning_curves(learning, curves, scenario.converged)
+        learning.set_title(f"{title}: learning curve")
+    entries: dict[str, Any] = {}  # label -> line: each method once, with the reference lines
+    for axes in figure.axes:
         for line, label in zip(*axes.get_legend_handles_labels()):
             entries.setdefault(label, line)
     figure.legend(list(entries.values()), list(entries), loc="outside lower center", fontsize="small")
-    learning.set_title(f"{scenario.name}: learning curve")
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out)
 

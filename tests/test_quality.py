@@ -14,7 +14,7 @@ from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.convergence import first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import TRIAL_COLUMNS, read_csv_gz, write_csv_gz
 from prune_gym.benchmarks.report import load_runs, scenarios, write_report
-from prune_gym.benchmarks.study import STUDIES
+from prune_gym.benchmarks.study import STUDIES, Job, Variant
 from prune_gym.errors import PruneGymError
 
 RNG = np.random.default_rng(0)
@@ -111,15 +111,20 @@ def test_the_guard_compares_mean_test_accuracies_within_half_a_point():
     assert not quality.guard_holds([0.850, 0.855], [0.866, 0.867])
 
 
-def write_trials(path, runs, method: str = "baseline", source: str = "-", append: bool = False) -> None:
+def write_trials(path, runs, method: str = "baseline", source: str = "-", append: bool = False,
+                 variant: str | None = None, settings: str = "-") -> None:
     """A trials data file of `runs`: (agent, seed, device kind, per-trial accuracies, test offset), all of
-    `method` from `source`; after the runs the file holds already, if `append`."""
+    `method` (under the name `variant`, with `settings`) from `source`; after the runs the file holds already,
+    if `append`."""
     rows = [[r[c] for c in TRIAL_COLUMNS] for r in read_csv_gz(path)] if append else []
     for agent, seed, kind, accuracies, test_offset, ratio in runs:
         best = np.maximum.accumulate(accuracies)
         records = {0, *(np.flatnonzero(best[1:] > best[:-1]) + 1)}
-        job = f"resnet20-p{ratio}-{agent}-{method}-seed{seed}"
-        rows += [["league", job, "resnet20", ratio, source, method, agent, "-", seed, kind, t, f"{a:.6f}", "0.3",
+        job = Job("resnet20", ratio, method, seed, len(accuracies), agent=agent,
+                  variant=Variant(variant, method) if variant else None).key
+        if source != "-":
+            job += "-from-" + Job("resnet20", float(source.split()[1]), "baseline", 0, 300).key
+        rows += [["league", job, "resnet20", ratio, source, method, agent, settings, seed, kind, t, f"{a:.6f}", "0.3",
                   "warmup" if t < 10 else "searcher", "1.5", f"{a + test_offset:.6f}" if t in records else "", "0.5"]
                  for t, a in enumerate(accuracies)]
     write_csv_gz(path, TRIAL_COLUMNS, rows)
@@ -176,6 +181,26 @@ def test_a_study_with_a_reference_reads_its_baselines_from_there(tmp_path):
     assert re.search(r"\| amc-ddpg assistant from resnet20 0\.3 \| loses to: -", markdown)  # the baseline, at T = 30
     assert re.search(r"Never worse than the baseline: [^\n]*amc-ddpg assistant from resnet20 0\.3 \+[\d.]+ pp at "
                      r"T = \d+ \(holds\)", markdown)
+
+
+def test_a_transfer_row_is_named_by_its_variant_and_its_settings_listed_once(tmp_path):
+    """A study's variants (e.g. `history-eq2-records`) name their rows; one name with two settings is refused."""
+    league = [(agent, s, "cpu", climbing(300, 0.76, 0.82, 0.005, 10 * k + s), 0.0, 0.2)
+              for k, agent in enumerate(("amc-ddpg", "random")) for s in range(5)]
+    write_trials(tmp_path / "league-trials.csv.gz", league)
+    transfers = [("amc-ddpg", s, "cpu", climbing(300, 0.80, 0.83, 0.005, 20 + s), 0.0, 0.2) for s in range(5)]
+    for source in ("resnet20 0.5", "resnet20 0.4"):
+        write_trials(tmp_path / "transfer-trials.csv.gz", transfers, method="history", source=source,
+                     variant="history-eq2-records", settings="invariant_actor=True assistant_rescale=eq2",
+                     append=source.endswith("0.4"))
+    markdown = write_report("transfer", tmp_path / "out", tmp_path)
+    assert re.search(r"\| amc-ddpg history-eq2-records from resnet20 0\.5 \| 5 \|", markdown)
+    assert re.search(r"\| amc-ddpg history-eq2-records from resnet20 0\.4 \| 5 \|", markdown)
+    assert markdown.count("- amc-ddpg history-eq2-records: `invariant_actor=True assistant_rescale=eq2`") == 1
+    write_trials(tmp_path / "transfer-trials.csv.gz", transfers, method="history", source="resnet20 0.3",
+                 variant="history-eq2-records", settings="invariant_actor=True", append=True)
+    with pytest.raises(PruneGymError, match="history-eq2-records ran with two settings"):
+        write_report("transfer", tmp_path / "out", tmp_path)
 
 
 def test_a_black_box_searcher_with_history_is_also_measured_against_itself_from_scratch(tmp_path):
