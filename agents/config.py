@@ -13,10 +13,10 @@ Methods say what the search takes from a source run (`--source`):
   exploration noise (`HISTORY_SETTINGS`, for the searchers that have those settings), and
   the assistant (`HISTORY_ASSISTANT`) playing around the search's best trials once it has
   explored the records, handing over when the actor plays as well and keeping every other
-  trial after that, its records the source's policies scaled as a whole to fill the budget
-  (`HISTORY_RECORDS_RESCALE`: Eq. 2 across a wide gap of ratios starts under random
-  policies around p); each stays a setting that `agent_kwargs`, `assistant` or
-  `assistant_rescale` overrides.
+  trial after that, its records the source's policies scaled as a whole to fill the budget,
+  after a power where the ratios lie far apart (`history_records_rescale`: Eq. 2 across a
+  wide gap of ratios starts under random policies around p); each stays a setting that
+  `agent_kwargs`, `assistant` or `assistant_rescale` overrides.
 The assistant (`assistant` settings) also joins any other method and any searcher.
 `rescale` says how a source's policies are rewritten for the target ratio (Eq. 2, or
 scaled as a whole to fill the budget: `prune_gym.agents.augmentation`); `assistant_rescale`
@@ -28,6 +28,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from prune_gym.agents.assistant import HANDOVERS, Assistant
 from prune_gym.agents.augmentation import RESCALES
@@ -44,7 +46,21 @@ PAPER_METHODS = ("vanilla", "augmented", "assistant")  # the paper's transfers, 
 HISTORY_SETTINGS = {"rebase_preloaded": True, "sigma_min": 0.05}  # what `history` adds, where the searcher has it
 # ... and to the assistant's defaults
 HISTORY_ASSISTANT = {"handover": "earned", "incumbent": 5, "keep_until": 300}
-HISTORY_RECORDS_RESCALE = "budget"  # ... and how it rewrites the source's policies for the assistant's records
+# ... and how it rewrites the source's policies for the assistant's records: "power" from this log-ratio of the
+# target's ratio to the source's (ln p / ln p_source) up, else "budget" (`history_records_rescale`)
+POWER_FROM_LOG_RATIO = 2.0
+
+
+def history_records_rescale(ratio: float, source_ratio: float | None) -> str:
+    """How `history` rewrites a source's policies at `source_ratio` for the assistant's records at `ratio`.
+
+    Scaling a policy as a whole keeps its shape, which serves a near source; raising its fractions to
+    ln p / ln p_source first spreads them as the target's policies spread. Measured into ResNet-20 at
+    0.2 (5 seeds, benchmarks/RESULTS.md): power pays from 0.5 (log-ratio 2.32) and costs from 0.4 (1.76).
+    """
+    if source_ratio is not None and np.log(ratio) / np.log(source_ratio) >= POWER_FROM_LOG_RATIO:
+        return "power"
+    return "budget"
 
 
 @dataclass
@@ -66,6 +82,7 @@ class SearchConfig:
     agent: str = DEFAULT_SEARCHER  # the searcher, by its name in prune_gym.agents.searchers
     rescale: str = "eq2"  # how the source's policies are rewritten for this ratio (augmented, assistant)
     assistant_rescale: str | None = None  # ... for the assistant's records alone; None: as `rescale`
+    source_ratio: float | None = None  # the source run's ratio, which the search loop reads from the history file
 
     @property
     def searcher_class(self) -> type[Searcher]:
@@ -83,9 +100,9 @@ class SearchConfig:
 
     @property
     def assistant_rescale_setting(self) -> str | None:
-        """`assistant_rescale`, or `history`'s `HISTORY_RECORDS_RESCALE` unless it is set; None: as `rescale`."""
+        """`assistant_rescale`, or `history`'s `history_records_rescale` unless it is set; None: as `rescale`."""
         if self.assistant_rescale is None and self.method == "history":
-            return HISTORY_RECORDS_RESCALE
+            return history_records_rescale(self.ratio, self.source_ratio)
         return self.assistant_rescale
 
     @property

@@ -69,6 +69,7 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
     """
     config.validate()
     history_path = Path(history_path)
+    config = with_source_ratio(config, Path(library or history_path))
     env = env or make_env(config)
     scenario = scenario_of(env)
     if config.source is not None:
@@ -135,6 +136,7 @@ def search_to_completion(config: SearchConfig, history: str | Path, library: str
     if device is not None:
         config = replace(config, device=device)
     history = Path(history)
+    config = with_source_ratio(config, Path(library or history))
     resume = False
     if history.exists():
         with HistoryStore(history) as store:
@@ -161,6 +163,16 @@ def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None
             check_weight_source(info, config.agent, bool(config.agent_settings.get("invariant_actor", False)),
                                 target.feature_names)
             store.load_weights(config.source, SOURCE_WEIGHTS)
+
+
+def with_source_ratio(config: SearchConfig, library: Path) -> SearchConfig:
+    """`config` with its source run's ratio from `library` (on which `history`'s records rescale depends), or as
+    it is when it has no source, or one `library` lacks (which `_check_source` refuses)."""
+    if config.source is None or config.source_ratio is not None or not library.exists():
+        return config
+    with HistoryStore(library) as store:
+        info = next((r for r in store.find_runs() if r.run_id == config.source), None)
+    return config if info is None else replace(config, source_ratio=info.scenario.target_ratio)
 
 
 def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, target: Scenario,

@@ -20,6 +20,7 @@ pruning the same network there, each model's trained weights are committed too
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -89,6 +90,14 @@ class Job:
         name = (f"{self.model}-p{self.ratio}{agent}-{method}{'-invariant' if self.invariant_actor else ''}"
                 f"-seed{self.seed}")
         return f"{name}-from-{self.source.key}" if self.source else name
+
+    @staticmethod
+    def method_in_key(key: str, model: str, ratio: float, agent: str) -> str | None:
+        """The method's or variant's name in a job's `key` (e.g. `history-eq2-records`), None when the key is
+        not a job's of that model, ratio and agent: what a report names a row by."""
+        agent = "" if agent == DEFAULT_SEARCHER else f"-{agent}"
+        found = re.match(rf"{re.escape(f'{model}-p{ratio}{agent}')}-(.+?)(-invariant)?-seed\d+(-from-|$)", key)
+        return found and found.group(1)
 
     def config(self, dataset: str, device: str, checkpoint: str | None, data_root: str | None,
                env_kwargs: dict[str, Any]) -> SearchConfig:
@@ -226,7 +235,10 @@ HISTORY_ASSISTANT_BUDGET = Variant("history-assistant-budget", "history", agent_
 
 # Issue 19's probe of a far source into 0.2: the assistant's records as the source's fractions raised to
 # ln p / ln p_source, then scaled to fill the budget, which spreads the units as Eq. 2 does near the uniform policy.
+# `history` now takes them where ln p / ln p_source >= 2 (from 0.5 into 0.2), the budget-scaled records elsewhere.
 HISTORY_POWER_RECORDS = Variant("history-power-records", "history", assistant_rescale="power")
+# ... and `history` before that, with budget-scaled records from every source.
+HISTORY_BUDGET_RECORDS = Variant("history-budget-records", "history", assistant_rescale="budget")
 
 # Our analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
 CORE = Study("fashion-mnist", (
@@ -270,7 +282,7 @@ STUDIES = {
     "transfer": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "resnet20", 0.2) for source in (0.5, 0.4, 0.3)),
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
-    ), methods=("history", HISTORY_POWER_RECORDS, HISTORY_EQ2_RECORDS, HISTORY_RANDOM_EVERY, HISTORY_INCUMBENT, HISTORY_RECORDS,
+    ), methods=("history", HISTORY_POWER_RECORDS, HISTORY_BUDGET_RECORDS, HISTORY_EQ2_RECORDS, HISTORY_RANDOM_EVERY, HISTORY_INCUMBENT, HISTORY_RECORDS,
                 HISTORY_ASSISTANT_BUDGET, *PAPER_METHODS),
         seeds=(0, 1, 2, 3, 4), reference="league"),
     # Issue 19's "beyond RL": the same history (the assistant's first trials and the source's best policies) for

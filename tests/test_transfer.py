@@ -148,7 +148,7 @@ def test_augmented_search_starts_from_the_source_and_records_it(source_run):
 
 def test_the_history_method_is_the_assistant_with_the_fixes_that_paid(source_run):
     config, history, source_id = source_run
-    target = dataclasses.replace(config, ratio=0.3, method="history", source=source_id, warmup=None, trials=2,
+    target = dataclasses.replace(config, ratio=0.2, method="history", source=source_id, warmup=None, trials=2,
                                  agent_kwargs={"sigma_min": 0.2})  # a fix's setting stays the user's to change
     result = run_search(target, history, progress=False)
     with HistoryStore(history) as store:
@@ -156,7 +156,13 @@ def test_the_history_method_is_the_assistant_with_the_fixes_that_paid(source_run
     assert run.info.settings["agent_kwargs"] == {"invariant_actor": True, "rebase_preloaded": True, "sigma_min": 0.2}
     assert run.info.settings["assistant"] == HISTORY_ASSISTANT == {"handover": "earned", "incumbent": 5,
                                                                     "keep_until": 300}
-    assert run.info.settings["assistant_rescale"] == "budget" and target.records_rescales == ("budget",)
+    # Its records: the source's policies raised to ln p / ln p_source before filling the budget, from a source as
+    # far as 0.5 is from 0.2 (the loop reads the source's ratio); scaled alone from a nearer one.
+    assert run.info.settings["assistant_rescale"] == "power" and run.info.settings["source_ratio"] == 0.5
+    assert target.records_rescales == ("budget",)  # the source's ratio unknown
+    assert dataclasses.replace(target, source_ratio=0.5).records_rescales == ("power",)
+    assert dataclasses.replace(target, ratio=0.3, source_ratio=0.5).records_rescales == ("budget",)
+    assert dataclasses.replace(target, source_ratio=0.5, assistant_rescale="eq2").records_rescales == ("eq2",)
     assert list(run.origins) == ["assistant", "assistant"]
     # The assistant's settings too stay the user's; a searcher without the agent's fixes takes the assistant's alone.
     tpe = dataclasses.replace(target, agent="tpe", agent_kwargs={}, assistant={"incumbent": 0, "trials": 10})

@@ -11,8 +11,8 @@ import gymnasium as gym
 
 from prune_gym.agents.assistant import Assistant
 from prune_gym.agents.augmentation import RESCALES
-from prune_gym.agents.config import (ASSISTED_METHODS, COMBINED_RESCALES, HISTORY_ASSISTANT, HISTORY_RECORDS_RESCALE,
-                                     METHODS, TRANSFER_METHODS, SearchConfig)
+from prune_gym.agents.config import (ASSISTED_METHODS, COMBINED_RESCALES, HISTORY_ASSISTANT, METHODS,
+                                     POWER_FROM_LOG_RATIO, TRANSFER_METHODS, SearchConfig)
 from prune_gym.agents.loop import make_env, run_search
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
@@ -57,7 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         f"assistant playing around this search's {HISTORY_ASSISTANT['incumbent']} best trials once "
                         "it has explored the records, handing over when the actor plays as well and keeping every "
                         f"other trial until trial {HISTORY_ASSISTANT['keep_until']}, from the source's policies "
-                        f"rewritten by --assistant-rescale {HISTORY_RECORDS_RESCALE})")
+                        "rewritten by --assistant-rescale budget, or power where ln p / ln p_source >= "
+                        f"{POWER_FROM_LOG_RATIO})")
     p.add_argument("--source", metavar="RUN",
                    help="the history run a transfer method or the assistant starts from; 'auto' picks the nearest "
                         "usable runs of the history file by scenario and races them (none: a search from scratch)")
@@ -76,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "fractions raised to ln p / ln p_source, then scaled so)")
     p.add_argument("--assistant-rescale", default=None, choices=[*RESCALES, *COMBINED_RESCALES],
                    help="rewrite the assistant's records so instead, or both by eq2 and budget (default: as --rescale; "
-                        f"{HISTORY_RECORDS_RESCALE} for --method history)")
+                        f"for --method history budget, or power where ln p / ln p_source >= {POWER_FROM_LOG_RATIO})")
     p.add_argument("--invariant-actor", action="store_true",
                    help="the actor predicts the invariant a / p (implied by --method augmented, assistant and history)")
     p.add_argument("--seed", type=int, default=0)
