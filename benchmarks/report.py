@@ -242,7 +242,7 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
     converged = quality.converged_accuracy(base_curves) if base_curves else None
     base_test = [r.test_of_best_so_far(len(r.accuracies)) for r in baseline] if baseline else None
     rows, curves = [], {}
-    named: dict[str, str] = {}  # a transfer's searcher and method name -> its settings, one per name
+    named: dict[str, str] = {}  # a transfer's row name -> its settings, one per name
     for (source, method, agent, agent_settings), found in groups.items():
         seeds = [r.accuracies for r in found]
         n = quality.common_length(seeds)
@@ -263,9 +263,9 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
                   ceiling.accuracy - final if ceiling else None,
                   float(np.median([s for r in found for s in r.seconds])),
                   quality.worst_shortfall(base_curves, seeds) if transfer else None, found[0].label)
-        if method != "baseline" and named.setdefault(f"{agent} {row.label}", agent_settings) != agent_settings:
-            raise PruneGymError(f"{model} {ratio}: {agent} {row.label} ran with two settings ({agent_settings}; "
-                                f"{named[f'{agent} {row.label}']}); give each its own variant name in the study")
+        if method != "baseline" and named.setdefault(row.name, agent_settings) != agent_settings:
+            raise PruneGymError(f"{model} {ratio}: {row.name} ran with two settings ({agent_settings}; "
+                                f"{named[row.name]}); give each its own variant name in the study")
         rows.append(row)
         curves[row.name] = seeds
     head_to_head = {}
@@ -410,10 +410,15 @@ def _markdown(scenario: Scenario, plot: str) -> str:
         cells.append("-" if row.gap_to_ceiling is None else f"{100 * row.gap_to_ceiling:.2f} pp")
         cells.append(f"{row.seconds_per_trial:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
-    named = {f"{row.agent} {row.label}": row.agent_settings for row in scenario.rows
-             if row.method != "baseline" and row.agent_settings != "-"}
+    named: dict[str, dict[str, list[str]]] = {}  # searcher and method name -> settings -> the sources
+    for row in scenario.rows:
+        if row.method != "baseline" and row.agent_settings != "-":
+            named.setdefault(f"{row.agent} {row.label}", {}).setdefault(row.agent_settings, []).append(row.source)
     if named:
-        lines += ["", "The transfers' settings:", "", *(f"- {name}: `{settings}`" for name, settings in named.items())]
+        lines += ["", "The transfers' settings:", ""]
+        for name, settings in named.items():
+            lines.append(f"- {name}: `{next(iter(settings))}`" if len(settings) == 1 else f"- {name}: " + "; ".join(
+                f"`{text}` (from {', '.join(sources)})" for text, sources in settings.items()))
     if scenario.head_to_head:
         lines += ["", f"The AMC-style baseline ({DEFAULT_SEARCHER}) against each other row: the difference of "
                       f"their mean b(T), 90% interval, and whether it clears zero.", "",

@@ -184,7 +184,7 @@ def test_a_study_with_a_reference_reads_its_baselines_from_there(tmp_path):
 
 
 def test_a_transfer_row_is_named_by_its_variant_and_its_settings_listed_once(tmp_path):
-    """A study's variants (e.g. `history-eq2-records`) name their rows; one name with two settings is refused."""
+    """A study's variants (e.g. `history-eq2-records`) name their rows; one row with two settings is refused."""
     league = [(agent, s, "cpu", climbing(300, 0.76, 0.82, 0.005, 10 * k + s), 0.0, 0.2)
               for k, agent in enumerate(("amc-ddpg", "random")) for s in range(5)]
     write_trials(tmp_path / "league-trials.csv.gz", league)
@@ -197,9 +197,10 @@ def test_a_transfer_row_is_named_by_its_variant_and_its_settings_listed_once(tmp
     assert re.search(r"\| amc-ddpg history-eq2-records from resnet20 0\.5 \| 5 \|", markdown)
     assert re.search(r"\| amc-ddpg history-eq2-records from resnet20 0\.4 \| 5 \|", markdown)
     assert markdown.count("- amc-ddpg history-eq2-records: `invariant_actor=True assistant_rescale=eq2`") == 1
-    write_trials(tmp_path / "transfer-trials.csv.gz", transfers, method="history", source="resnet20 0.3",
+    more = [("amc-ddpg", 5 + s, "cpu", climbing(300, 0.80, 0.83, 0.005, 30 + s), 0.0, 0.2) for s in range(5)]
+    write_trials(tmp_path / "transfer-trials.csv.gz", more, method="history", source="resnet20 0.4",
                  variant="history-eq2-records", settings="invariant_actor=True", append=True)
-    with pytest.raises(PruneGymError, match="history-eq2-records ran with two settings"):
+    with pytest.raises(PruneGymError, match="history-eq2-records from resnet20 0.4 ran with two settings"):
         write_report("transfer", tmp_path / "out", tmp_path)
 
 
