@@ -169,12 +169,17 @@ class Row:
         return self.source, self.method, self.agent, self.agent_settings
 
     @property
-    def name(self) -> str:
-        """The searcher and its settings from scratch; the searcher, the method's name in the study and the
-        source for a transfer, whose settings `_markdown` lists under the table."""
+    def searcher_and_method(self) -> str:
+        """The searcher and its settings from scratch; the searcher and the method's name in the study for a
+        transfer, whose settings `_markdown` lists under the table."""
         if self.method == "baseline":
             return self.agent + ("" if self.agent_settings == "-" else f" ({self.agent_settings})")
-        return f"{self.agent} {self.label or self.method} from {self.source}"
+        return f"{self.agent} {self.label or self.method}"
+
+    @property
+    def name(self) -> str:
+        """`searcher_and_method`, and the source for a transfer."""
+        return self.searcher_and_method + ("" if self.source == "-" else f" from {self.source}")
 
 
 @dataclass
@@ -413,7 +418,7 @@ def _markdown(scenario: Scenario, plot: str) -> str:
     named: dict[str, dict[str, list[str]]] = {}  # searcher and method name -> settings -> the sources
     for row in scenario.rows:
         if row.method != "baseline" and row.agent_settings != "-":
-            named.setdefault(f"{row.agent} {row.label}", {}).setdefault(row.agent_settings, []).append(row.source)
+            named.setdefault(row.searcher_and_method, {}).setdefault(row.agent_settings, []).append(row.source)
     if named:
         lines += ["", "The transfers' settings:", ""]
         for name, settings in named.items():
@@ -465,19 +470,16 @@ def plot_scenario(scenario: Scenario, out: Path) -> None:
     """Best-so-far (mean over seeds, their range shaded) beside the learning curve, a pair of panels per source
     of the transfers (the searches from scratch in each), one colour per method across them and one legend
     under all; the best-so-far axis from `PLOT_RANGE` under Q*."""
-    def method(row: Row) -> str:  # a row's name without its source, which its panel's title says
-        return row.name if row.source == "-" else f"{row.agent} {row.label or row.method}"
-
     palette = colormaps["tab20"].colors[::2] + colormaps["tab20"].colors[1::2]  # ten strong colours, then light ones
     colours: dict[str, Any] = {}
     for row in sorted(scenario.rows, key=lambda row: row.source != "-"):  # the searches from scratch first
-        colours.setdefault(method(row), palette[len(colours) % len(palette)])
+        colours.setdefault(row.searcher_and_method, palette[len(colours) % len(palette)])
     sources = list(dict.fromkeys(row.source for row in scenario.rows if row.source != "-")) or ["-"]
     figure = Figure(figsize=(13.0, 4.5 * len(sources) + 0.5 + 0.22 * (len(colours) + 3)), dpi=100,
                     layout="constrained")
     FigureCanvasAgg(figure)
     for (best, learning), source in zip(figure.subplots(len(sources), 2, squeeze=False), sources):
-        curves = {method(row): scenario.curves[row.name] for row in scenario.rows if row.source in ("-", source)}
+        curves = {row.searcher_and_method: scenario.curves[row.name] for row in scenario.rows if row.source in ("-", source)}
         for axes in (best, learning):
             axes.set_prop_cycle(color=[colours[name] for name in curves])
         for name, seeds in curves.items():
