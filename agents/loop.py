@@ -198,7 +198,8 @@ def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, t
 
 
 def runs_of(store: HistoryStore, config: SearchConfig, status: str, *, any_agent: bool = False) -> list[RunInfo]:
-    """The runs in `store` with `config`'s scenario, method, seed, source, searcher and its settings, and this status."""
+    """The runs in `store` with `config`'s scenario, method, seed, source, searcher and its settings,
+    and this status."""
     runs = store.find_runs(config.model, config.dataset, config.ratio, config.method, status)
     same = [r for r in runs if r.seed == config.seed and r.sources == config.sources]
     if any_agent:

@@ -1,13 +1,14 @@
 """Source selection (the paper's section IV-A): race transfers from several sources, stop the losers early.
 
 Every candidate source starts a transfer at once, each in a process of its own (local, or
-a Ray task: `prune_gym.cluster`) writing a history file of its own (a file has one writer). Each learning curve is smoothed by a
-centred window of 21 trials, whose mean and variance stand for the curve's value and
-spread at the window's centre. Once every candidate has 30 trials, candidate A is
-significantly superior to B if at some trial x, avg_A(x) - avg_B(x) > var_A(x) + var_B(x);
-B is then stopped. If no candidate is left alone by the end of the race, the one with the
-best smoothed accuracy at its last trial wins. The winner goes on to the full trial
-budget and its run is copied into the library, recording its source.
+a Ray task: `prune_gym.cluster`) writing a history file of its own (a file has one
+writer). Each learning curve is smoothed by a centred window of 21 trials, whose mean and
+variance stand for the curve's value and spread at the window's centre. Once every
+candidate has 30 trials, candidate A is significantly superior to B if at some trial x,
+avg_A(x) - avg_B(x) > var_A(x) + var_B(x); B is then stopped. If no candidate is left
+alone by the end of the race, the one with the best smoothed accuracy at its last trial
+wins. The winner goes on to the full trial budget and its run is copied into the library,
+recording its source.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ def compare(study: str, reference: str, data: Path = DATA) -> str:
     common = [key for key in mine if key in theirs]
     if not common:
         raise PruneGymError(f"{study} and {reference} share no scenario and searcher")
-    lines = [f"| scenario | searcher | seeds | {' | '.join(f'b({t}): {study} - {reference}' for t in HEAD_TO_HEAD_BUDGETS)}"
+    lines = ["| scenario | searcher | seeds | "
+             f"{' | '.join(f'b({t}): {study} - {reference}' for t in HEAD_TO_HEAD_BUDGETS)}"
              f" | test accuracy of the best policy: {study} / {reference} |",
              "|---|---|---|" + "---|" * (len(HEAD_TO_HEAD_BUDGETS) + 1)]
     for model, ratio, agent in common:

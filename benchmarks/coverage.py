@@ -8,9 +8,9 @@ unit at its 5% minimum), and, at p = 0.5 and 0.3 where reachable, whether a unif
 episode ends within budget and its slim export, loaded into a fresh instance, gives the
 pruned network's logits. Episodes keep each unit's largest filters (`reconstruction="magnitude"`):
 what is measured is the graph, the budget and the export, not the refit, whose least
-squares on a VGG's 25,088-column classifier input would dominate the time. Torch-Pruning's DependencyGraph, the other unit-discovery backend
-we could build on, is tried beside it: the pruning groups it finds on the same model and the
-share of the MACs in layers they touch.
+squares on a VGG's 25,088-column classifier input would dominate the time. Torch-Pruning's
+DependencyGraph, the other unit-discovery backend we could build on, is tried beside it: the
+pruning groups it finds on the same model and the share of the MACs in layers they touch.
 
 Each model runs in a process of its own, within `--memory-gb` of memory; each finished one
 is appended to `<out>/coverage.jsonl`, so an interrupted run resumes. Models over

@@ -70,7 +70,8 @@ def main() -> None:
         batches()  # warm-up
         forward = statistics.median(timed(batches, unwrapped.device) for _ in range(args.episodes))
         episode = statistics.median(episodes)
-        print(f"| {ratio} | {unwrapped.device} | {uniform:.2%} | {episode:.3f} | {forward:.3f} | {episode / forward:.2f} | "
+        print(f"| {ratio} | {unwrapped.device} | {uniform:.2%} | {episode:.3f} | {forward:.3f} | "
+              f"{episode / forward:.2f} | "
               + " | ".join(f"{statistics.median(splits[s]):.3f}" for s in stages) + " |", flush=True)
 
 

@@ -82,7 +82,8 @@ def main() -> None:
     print(f"{args.trials} trials x {args.units} units x {args.features} features ({kind} observations)")
     print(f"append: {figures['append_s']:.2f} s ({figures['append_ms_per_trial']:.3f} ms/trial, flushed each)")
     print(f"file:   {figures['file_mb']:.1f} MB")
-    print(f"read:   {figures['read_s'] * 1e3:.0f} ms (open + all trials), transitions: {figures['transitions_s'] * 1e3:.0f} ms")
+    print(f"read:   {figures['read_s'] * 1e3:.0f} ms (open + all trials), "
+          f"transitions: {figures['transitions_s'] * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -479,7 +479,8 @@ def plot_scenario(scenario: Scenario, out: Path) -> None:
                     layout="constrained")
     FigureCanvasAgg(figure)
     for (best, learning), source in zip(figure.subplots(len(sources), 2, squeeze=False), sources):
-        curves = {row.searcher_and_method: scenario.curves[row.name] for row in scenario.rows if row.source in ("-", source)}
+        curves = {row.searcher_and_method: scenario.curves[row.name]
+                  for row in scenario.rows if row.source in ("-", source)}
         for axes in (best, learning):
             axes.set_prop_cycle(color=[colours[name] for name in curves])
         for name, seeds in curves.items():

@@ -49,7 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     plot = actions.add_parser("plot", help="learning curves of one or more runs as a PNG", parents=[file_option])
     plot.add_argument("runs", nargs="+", metavar="RUN")
-    plot.add_argument("--out", type=Path, default=Path("learning-curves.png"), help="PNG to write (default learning-curves.png)")
+    plot.add_argument("--out", type=Path, default=Path("learning-curves.png"),
+                      help="PNG to write (default learning-curves.png)")
     plot.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     plot.set_defaults(func=_plot)
 
@@ -131,7 +132,8 @@ def _show(args: argparse.Namespace) -> int:
     shown = range(max(0, run.n_trials - args.trials), run.n_trials)
     if shown:
         print(f"\nlast {len(shown)} of {run.n_trials} trials:")
-        print(_table(("TRIAL", "ORIGIN", "REWARD", "ACCURACY", "MACS", "WALL S", "ADMITTED"), [_trial_row(run, t) for t in shown]))
+        print(_table(("TRIAL", "ORIGIN", "REWARD", "ACCURACY", "MACS", "WALL S", "ADMITTED"),
+                     [_trial_row(run, t) for t in shown]))
     return 0
 
 
@@ -172,4 +174,5 @@ def _refuse_overwrite(path: Path, force: bool) -> None:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows))
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+                     for row in (header, *rows))

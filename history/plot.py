@@ -46,12 +46,14 @@ def learning_curves_figure(runs: Sequence[Run], uniform_accuracy: float | None =
         axes.plot(trials, run.accuracies, color=colour, linewidth=0.8, alpha=0.35)
         axes.plot(
             trials, ema(run.accuracies), color=colour, linewidth=2.0, marker="o" if run.n_trials == 1 else None,
-            label=f"{info.run_id}: {info.agent} {info.method}, {info.scenario.model}/{info.scenario.dataset}, p={info.scenario.target_ratio:g}",
+            label=f"{info.run_id}: {info.agent} {info.method}, {info.scenario.model}/{info.scenario.dataset}, "
+                  f"p={info.scenario.target_ratio:g}",
         )
         if run.n_trials:
             best = run.best_trial()
             axes.plot([best], [run.accuracies[best]], color=colour, marker="*", markersize=14, linestyle="none",
-                      markeredgecolor="black", label=f"{info.run_id} best: {100 * run.accuracies[best]:.2f}% at trial {best}")
+                      markeredgecolor="black",
+                      label=f"{info.run_id} best: {100 * run.accuracies[best]:.2f}% at trial {best}")
         warmup = int(info.settings.get("warmup") or 0)
         if 0 < warmup < run.n_trials:
             axes.axvline(warmup - 0.5, color=colour, linestyle=":", linewidth=1.2,

@@ -284,7 +284,8 @@ class HistoryStore:
         with self._reading() as (f, _):
             weights = _run_group(f, run_id, self.path)["weights"]
             if tag not in weights:
-                raise HistoryError(f"run {run_id!r} in {self.path} has no weights tagged {tag!r} (has: {', '.join(weights) or 'none'})")
+                raise HistoryError(f"run {run_id!r} in {self.path} has no weights tagged {tag!r} "
+                                   f"(has: {', '.join(weights) or 'none'})")
             saved = weights[tag]
             for group in saved.values():
                 for ds in group.values():
@@ -354,7 +355,8 @@ class RunWriter:
         with self._store._transaction():
             weights = self._run["weights"]
             if tag in weights:
-                raise HistoryError(f"run {self.run_id!r} already has weights tagged {tag!r}; tags are never overwritten")
+                raise HistoryError(f"run {self.run_id!r} already has weights tagged {tag!r}; "
+                                   "tags are never overwritten")
             saved = weights.create_group(tag, track_order=True)
             saved.attrs.update({"trial": self.n_trials, "time": _now()})
             for part, state in arrays.items():

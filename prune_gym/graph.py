@@ -234,7 +234,8 @@ def trace(model: nn.Module, leaf_modules: Sequence[str] = ()) -> fx.GraphModule:
     except Exception as exc:  # fx raises many kinds of errors on untraceable code
         cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if failed_in and failed_in[0]:
-            raise GraphError(f"cannot trace module {failed_in[0]!r} ({type(model.get_submodule(failed_in[0])).__name__})"
+            raise GraphError(f"cannot trace module {failed_in[0]!r} "
+                             f"({type(model.get_submodule(failed_in[0])).__name__})"
                              f" with torch.fx ({cause}); pass leaf_modules=[{failed_in[0]!r}] to keep it as one call "
                              f"whose channels stay whole") from exc
         raise GraphError(f"cannot trace the forward of {type(model).__name__} with torch.fx ({cause}); "

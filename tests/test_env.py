@@ -327,8 +327,8 @@ def test_option_a_shortcuts_pad_the_pruned_stream_by_the_same_share(tmp_path):
     assert stream.atoms == (0, 16, 24, 40, 48, 64) and stream.granularity == 8
     kept = info["kept_channels_per_unit"][0]
     net = env.pruned_network
-    assert kept < 64 and (net.conv1.out_channels, net.get_submodule("layer2.0.conv2").out_channels, net.fc.in_features) == (
-        kept // 4, kept // 2, kept)
+    assert kept < 64 and (net.conv1.out_channels, net.get_submodule("layer2.0.conv2").out_channels,
+                          net.fc.in_features) == (kept // 4, kept // 2, kept)
 
 
 class GroupedNet(nn.Module):
@@ -394,9 +394,11 @@ class ResidualNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem, self.head, self.fc = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1), nn.Linear(16, 10)
+        self.stem, self.head, self.fc = (nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1),
+                                         nn.Linear(16, 10))
         self.a1, self.b1 = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
-        self.a2, self.b2, self.bn2 = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.a2, self.b2, self.bn2 = (nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1),
+                                      nn.BatchNorm2d(16))
 
     def forward(self, x):
         x = torch.relu(self.stem(x))
@@ -413,11 +415,13 @@ def test_residual_streams_become_units_on_request(tmp_path):
     images, labels = torch.randn(48, 1, 12, 12), torch.randint(0, 10, (48,))
     workload = Workload.from_module(ResidualNet().eval(), [(images[:24], labels[:24])], [(images[24:], labels[24:])])
     whole = ChannelPruneEnv(workload=workload, target_ratio=0.6, device="cpu")
-    assert [u.producer for u in whole.units] == ["a1", "a2", "head"] and whole.graph.frozen["stem"] == "residual addition"
+    assert ([u.producer for u in whole.units] == ["a1", "a2", "head"]
+            and whole.graph.frozen["stem"] == "residual addition")
     env, info = prune_refit_and_export(ResidualNet, 0.6, tmp_path, residual_streams=True)
     stream = env.units[0]
     assert stream.producers == ("stem", "b1", "b2") and stream.members == ("bn2",)
     assert [c.module for c in stream.consumers] == ["a1", "a2", "head"]
     kept = info["kept_channels_per_unit"][0]
     assert kept < 16 and env.pruned_network.stem.out_channels == kept
-    assert env.pruned_network.b1.out_channels == env.pruned_network.b2.out_channels == env.pruned_network.head.in_channels
+    assert (env.pruned_network.b1.out_channels == env.pruned_network.b2.out_channels
+            == env.pruned_network.head.in_channels)

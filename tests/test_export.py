@@ -142,7 +142,8 @@ class PlainTensorScale(SmallNet):
         return super().forward(x) * self.scale
 
 
-@pytest.mark.parametrize("build", [PlainTensorScale, lambda: __import__("torchvision").models.mnasnet0_5(num_classes=10)],
+@pytest.mark.parametrize("build", [PlainTensorScale,
+                                   lambda: __import__("torchvision").models.mnasnet0_5(num_classes=10)],
                          ids=["fx-constant", "mnasnet-versioned-state"])
 def test_the_export_holds_the_models_own_state_and_loads_into_a_fresh_instance(build, tmp_path):
     """Neither fx's tensor constants nor a state dict without module versions (which MNASNet's loader reads)."""

@@ -130,7 +130,8 @@ def test_parts_need_whole_channels_and_pads_that_keep_the_share():
     gated = next(u for u in graph.units if u.producer == "conv")
     assert gated.producers == ("conv", "gate") and (gated.channels, gated.atoms) == (8, (0, 4, 8))
     assert gated.parts["gate"] == (4, 4) and gated.parts["mul"] == (4, 4)  # the product carries the last piece
-    assert graph.frozen["narrow"] == "a channel pad at node pad whose amounts do not keep the input's share of the output"
+    assert graph.frozen["narrow"] == ("a channel pad at node pad whose amounts do not keep the input's share "
+                                      "of the output")
     assert graph.frozen["left"] == graph.frozen["right"] == "cat at node cat"
 
 

@@ -53,7 +53,8 @@ def test_round_trip_queries_weights_and_transitions(tmp_path):
     assert run.info.settings == {"warmup": 2} and "torch" in run.info.versions
     assert run.n_trials == 3 and list(run.origins) == ["warmup", "warmup", "actor"]
     assert np.allclose(run.best_policy(), np.linspace(0.2, 0.8, UNITS) + 0.02)  # the best-accuracy trial's
-    assert np.array_equal(weights["actor"]["w"], np.ones((2, 2))) and np.array_equal(weights["critic"]["q"], np.zeros(3))
+    assert (np.array_equal(weights["actor"]["w"], np.ones((2, 2)))
+            and np.array_equal(weights["critic"]["q"], np.zeros(3)))
     transitions = run.transitions()
     assert transitions.obs.shape == (3 * UNITS, FEATURES) and transitions.actions.shape == (3 * UNITS, 1)
     assert transitions.dones.sum() == 3 and transitions.rewards[UNITS - 1] == pytest.approx(0.5)

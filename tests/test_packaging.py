@@ -46,7 +46,8 @@ def test_wheel_installs_in_a_fresh_venv_without_clobbering_other_names(tmp_path)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
                    check=True, timeout=300)
     modules = source_modules()
-    assert "prune_gym.models" in modules and "prune_gym.agents.loop" in modules and "prune_gym.agents.searchers.tpe" in modules
+    assert ("prune_gym.models" in modules and "prune_gym.agents.loop" in modules
+            and "prune_gym.agents.searchers.tpe" in modules)
     probe = "; ".join(f"import {m}" for m in modules) + "; print(prune_gym.__file__)"
     out = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

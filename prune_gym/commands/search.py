@@ -31,7 +31,8 @@ from prune_gym.policies import play, uniform_policy
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search", help="search for the best pruning policy with an RL agent or a black-box searcher")
+    p = subparsers.add_parser("search",
+                              help="search for the best pruning policy with an RL agent or a black-box searcher")
     p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
     p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
     p.add_argument("--ratio", type=ratio_type, required=True,
