@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.deployable import markdown
@@ -25,20 +27,11 @@ def committed_block(begin: str, end: str) -> str:
     return text[text.index(begin) + len(begin):text.index(end)]
 
 
-def test_the_league_tables_in_results_are_recomputed_from_the_committed_data(tmp_path):
-    committed = committed_block("<!-- begin: benchmarks/report.py --study league -->", "<!-- end: league report -->")
-    assert table_lines(committed) == table_lines(write_report("league", tmp_path, DATA)) != []
-
-
-def test_the_history_probes_in_results_are_recomputed_from_the_committed_data(tmp_path):
-    committed = committed_block("<!-- begin: benchmarks/report.py --study history-probes -->",
-                                "<!-- end: history-probes report -->")
-    assert table_lines(committed) == table_lines(write_report("history-probes", tmp_path, DATA)) != []
-
-
-def test_the_transfer_matrix_in_results_is_recomputed_from_the_committed_data(tmp_path):
-    committed = committed_block("<!-- begin: benchmarks/report.py --study transfer -->", "<!-- end: transfer report -->")
-    assert table_lines(committed) == table_lines(write_report("transfer", tmp_path, DATA)) != []
+@pytest.mark.parametrize("study", ["league", "history-probes", "transfer", "transfer-beyond-rl"])
+def test_a_study_report_in_results_is_recomputed_from_the_committed_data(study, tmp_path):
+    committed = committed_block(f"<!-- begin: benchmarks/report.py --study {study} -->",
+                                f"<!-- end: {study} report -->")
+    assert table_lines(committed) == table_lines(write_report(study, tmp_path, DATA)) != []
 
 
 def test_the_deployable_table_in_results_is_recomputed_from_the_committed_records():
