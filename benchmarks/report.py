@@ -7,7 +7,8 @@ the numbers by `quality.py`):
 * T_q, the trials to reach the baseline's quality Q* - 0.5 pp, its speed-up over the
   AMC-style baseline with an interval, and the test-split guard at T_q;
 * T_c, the trial from which the agent's smoothed curve stays near the baseline's A*;
-* the gap of b(300) to the scenario's ceiling (a long black-box search, `--ceiling`);
+* the gap of b(300) to the scenario's ceiling (a long black-box search: the study's ceiling study, or
+  `--ceiling`);
 * for a transfer, its lowest mean b(T) less the baseline's over T >= 30: never worse, or not;
 * for a transfer of another searcher than the baseline's, the same searcher from scratch as its
   reference too: the trials to reach that search's own quality, and b(T) against it.
@@ -17,7 +18,6 @@ informative. A table holds one device kind: the report refuses to mix them
 <out>/<scenario>.png per table: best-so-far beside the learning curve.
 
     .venv/bin/python benchmarks/report.py --study league --out benchmarks/figures/league
-    .venv/bin/python benchmarks/report.py --study league --ceiling ceiling  # once the ceiling study has run
 """
 
 from __future__ import annotations
@@ -324,11 +324,14 @@ def _one_device_kind(runs: list[RunData], scenario: tuple[str, float]) -> str:
     return kinds[0]
 
 
-def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies: Sequence[str] = (),
+def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies: Sequence[str] | None = None,
                  device_kind: str | None = None) -> str:
     """Write results.md, results.csv and a plot per scenario of `study`'s committed data, each scenario's
-    ceiling taken from the runs of `ceiling_studies`; return the Markdown."""
+    ceiling taken from the runs of `ceiling_studies` (None: the study's own ceiling study, once its data
+    are committed); return the Markdown."""
     out = Path(out)
+    if ceiling_studies is None:
+        ceiling_studies = default_ceiling(study, data)
     runs = load_runs(data_file(data, study, "export the study first (benchmarks/data_export.py)"))
     reference = STUDIES[study].reference if study in STUDIES else None
     if reference:  # its targets only (not its sources' runs), with the reference's baselines of its searchers there
@@ -351,6 +354,12 @@ def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies
     markdown = "\n".join(_markdown(scenario, plots[scenario.name].name) for scenario in tables)
     (out / "results.md").write_text(markdown)
     return markdown
+
+
+def default_ceiling(study: str, data: Path) -> list[str]:
+    """The study that gives `study`'s scenarios their ceiling, if its data are committed in `data`."""
+    name = STUDIES[study].ceiling if study in STUDIES else None
+    return [name] if name and (data / f"{name}-trials.csv.gz").exists() else []
 
 
 def data_file(data: Path, study: str, advice: str) -> Path:
@@ -536,8 +545,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", required=True, help="the study whose data to report (<study>-trials.csv.gz)")
     parser.add_argument("--data", type=Path, default=DATA, help="where the compressed tables are")
-    parser.add_argument("--ceiling", nargs="+", default=[], metavar="STUDY",
-                        help="the studies whose long black-box runs give each scenario's ceiling")
+    parser.add_argument("--ceiling", nargs="*", metavar="STUDY",
+                        help="the studies whose long black-box runs give each scenario's ceiling (default: the "
+                             "study's own ceiling study, once its data are committed; none: no ceiling)")
     parser.add_argument("--device-kind", help="report only the runs made on this device kind")
     parser.add_argument("--out", type=Path, help="where results.md, results.csv and the plots go "
                                                  "(default: benchmarks/figures/<study>)")

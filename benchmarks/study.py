@@ -146,6 +146,9 @@ class Study:
     # A study whose committed baselines stand in for this one's at the same scenarios: they are not run
     # again (unless a transfer needs one as its source) and the report reads them from there.
     reference: str | None = None
+    # The study whose long black-box runs give this one's scenarios their ceiling, in the report once its
+    # data are committed.
+    ceiling: str | None = None
 
     def source_job(self, transfer: Transfer, method: str | Variant, agent: str = DEFAULT_SEARCHER) -> Job:
         """The baseline a transfer starts from: of the same searcher when it takes weights, else the default's."""
@@ -267,11 +270,11 @@ STUDIES = {
     ), baselines=(*CORE.baselines, ("resnet20", 0.4))),
     # The searcher league (issue 18): every searcher from scratch on ResNet-20 at 0.3 and 0.2, 5 seeds.
     "league": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2, 3, 4),
-                    agents=tuple(SEARCHERS)),
+                    agents=tuple(SEARCHERS), ceiling="ceiling"),
     # The league on two more models, with the AMC-style baseline and two black-box references (a MobileNet v1
     # trial took 2.0-2.4 s on one CPU thread, about a ResNet-20 one: about 12 min a search).
     "league-models": Study("fashion-mnist", (), baselines=(("mobilenet_v1", 0.3), ("resnet56", 0.2)),
-                           seeds=(0, 1, 2, 3, 4), agents=("amc-ddpg", "random", "tpe")),
+                           seeds=(0, 1, 2, 3, 4), agents=("amc-ddpg", "random", "tpe"), ceiling="ceiling-models"),
     # Each league scenario's ceiling: CMA-ES for 1,000 trials a seed, the seeds pooled (3,000 trials on
     # ResNet-20, 1,000 on the others).
     "ceiling": Study("fashion-mnist", (), baselines=(("resnet20", 0.3), ("resnet20", 0.2)), seeds=(0, 1, 2),
@@ -290,20 +293,19 @@ STUDIES = {
         *(Transfer("resnet20", source, "resnet20", 0.3) for source in (0.5, 0.2)),
     ), methods=("history", HISTORY_POWER_RECORDS, HISTORY_BUDGET_RECORDS, HISTORY_EQ2_RECORDS, HISTORY_RANDOM_EVERY,
                 HISTORY_INCUMBENT, HISTORY_RECORDS, HISTORY_ASSISTANT_BUDGET, *PAPER_METHODS),
-        seeds=(0, 1, 2, 3, 4), reference="league"),
+        seeds=(0, 1, 2, 3, 4), reference="league", ceiling="ceiling"),
     # Issue 19's "beyond RL": the same history (the assistant's first trials and the source's best policies) for
     # the league's black-box searchers, on the informative transfers, against their league runs from scratch. Run
     # it into the transfer study's --out to share its source runs.
     "transfer-beyond-rl": Study("fashion-mnist", tuple(Transfer("resnet20", source, "resnet20", 0.2)
                                                      for source in (0.5, 0.4, 0.3)),
                                 methods=("history", HISTORY_NO_KEPT_TURNS), seeds=(0, 1, 2, 3, 4),
-                                agents=("tpe", "random", "cmaes"),
-                                reference="league"),
+                                agents=("tpe", "random", "cmaes"), reference="league", ceiling="ceiling"),
     # ... and across models, 3 seeds, against league-models' baselines.
     "transfer-models": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "mobilenet_v1", 0.3) for source in (0.3, 0.5)),
         Transfer("resnet20", 0.3, "resnet56", 0.2),
-    ), methods=("history", *PAPER_METHODS), seeds=(0, 1, 2), reference="league-models"),
+    ), methods=("history", *PAPER_METHODS), seeds=(0, 1, 2), reference="league-models", ceiling="ceiling-models"),
     # Issue 19's probes: why history falls short, one cause at a time, on a scenario with headroom (ResNet-20
     # 0.3 -> 0.2): the paper's assistant, and the same with one fix each. Baselines from the league.
     "history-probes": Study("fashion-mnist", (Transfer("resnet20", 0.3, "resnet20", 0.2),), methods=(
@@ -320,7 +322,7 @@ STUDIES = {
                 agent_kwargs=(("rebase_preloaded", True), ("sigma_schedule", "progress"))),
         Variant("assistant-rebased-budget-rescale", "assistant", agent_kwargs=(("rebase_preloaded", True),),
                 rescale="budget"),
-    ), seeds=(0, 1, 2), reference="league"),
+    ), seeds=(0, 1, 2), reference="league", ceiling="ceiling"),
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
 }

@@ -140,7 +140,8 @@ def test_the_report_writes_a_table_per_scenario_with_every_measure_and_a_plot(tm
     ceiling = [("cmaes", s, "cpu", climbing(1000, 0.85, 0.91, 0.002, 30 + s), 0.0, 0.3) for s in range(3)]
     write_trials(tmp_path / "ceiling-trials.csv.gz", ceiling)
 
-    markdown = write_report("league", tmp_path / "out", tmp_path, ["ceiling"])
+    markdown = write_report("league", tmp_path / "out", tmp_path)  # the league's ceiling study is in the data
+    assert "best of 3000 trials" not in write_report("league", tmp_path / "bare", tmp_path, [])
     at_03, at_02 = markdown.split("### resnet20 0.2")
     headroom = quality.quality([r[3] for r in runs[:5]]) - quality.mean_best_so_far([r[3] for r in runs[5:10]])[29]
     assert f"headroom {100 * headroom:.2f} pp: informative;" in at_03 and "best of 3000 trials" in at_03
