@@ -140,8 +140,10 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
         policies.append([*fields, run.n_trials, run.best_trial(), f"{reward:.6f}", f"{test:.6f}", f"{macs:.6f}",
                          run.info.scenario.checkpoint_digest, _policy_text(run.best_policy())])
     data.mkdir(parents=True, exist_ok=True)
-    # The order of the whole study, however it was restricted for this export: the same rows, the same bytes.
-    order = {job.key: i for i, job in enumerate(STUDIES[study_name].jobs() if study_name in STUDIES else study.jobs())}
+    # The order of the whole study, however it was restricted for this export, then of its extra seeds: the same
+    # rows, the same bytes.
+    whole = STUDIES[study_name].jobs() if study_name in STUDIES else []
+    order = {key: i for i, key in enumerate(dict.fromkeys(job.key for job in [*whole, *study.jobs()]))}
     for path, columns, rows in zip(paths, (TRIAL_COLUMNS, POLICY_COLUMNS), (trials, policies)):
         rows = [[row[c] for c in columns] for row in kept[path]] + rows
         rows.sort(key=lambda row: order.get(row[1], len(order)))  # stable: trials stay in order within a run
@@ -193,10 +195,17 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path, help="the study's --out directory")
     parser.add_argument("--data", type=Path, default=DATA, help="where the compressed tables go")
     parser.add_argument("--device", default="auto", help="where the best policies are scored again")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                        help="the seeds the study ran with --seeds (default: the study's own)")
     args = parser.parse_args()
-    settings = {"device": args.device, "checkpoint": None, "data_root": None,
-                "env_kwargs": dict(STUDIES[args.study].env_options)}
-    trials, policies, n = export_study(args.study, STUDIES[args.study], args.out, args.data, settings)
+    study = STUDIES[args.study]
+    if args.seeds:
+        try:
+            study = study.with_seeds(args.seeds)
+        except PruneGymError as exc:
+            parser.error(str(exc))
+    settings = {"device": args.device, "checkpoint": None, "data_root": None, "env_kwargs": dict(study.env_options)}
+    trials, policies, n = export_study(args.study, study, args.out, args.data, settings)
     print(f"{n} runs: {trials}, {policies}")
 
 

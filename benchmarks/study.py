@@ -212,6 +212,13 @@ class Study:
             raise PruneGymError(f"not a method of this study: {', '.join(unknown)}; choose from: {', '.join(known)}")
         return replace(self, methods=tuple(m for m in self.methods if as_variant(m).name in names))
 
+    def with_seeds(self, seeds: Sequence[int]) -> Study:
+        """The study on these seeds instead of its own, e.g. more seeds for a row whose interval is too wide
+        to decide; the transfers still start from the source seed."""
+        if not seeds or min(seeds) < 0:
+            raise PruneGymError(f"seeds must be one or more integers >= 0, got {list(seeds)}")
+        return replace(self, seeds=tuple(dict.fromkeys(seeds)))
+
 
 # `history` as it was before its assistant's records were the source's policies scaled to fill the budget: Eq. 2's,
 # as the preloaded trials are (and as every variant below but the last has them).
@@ -570,6 +577,9 @@ def main() -> None:
                         help="run (and report) only the transfers from these sources (MODEL, or MODEL:RATIO)")
     parser.add_argument("--methods", nargs="+", metavar="METHOD",
                         help="run (and export) only these of the study's methods or variants, by name")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                        help="run (and export) these seeds instead of the study's, e.g. more seeds where an "
+                             "interval is too wide; the report takes every seed the data hold")
     parser.add_argument("--adopt", nargs="+", default=[], metavar="HISTORY",
                         help="first copy matching finished runs from these history files into the study")
     parser.add_argument("--report-only", action="store_true", help="write the report from the committed data")
@@ -584,6 +594,11 @@ def main() -> None:
     if args.methods:
         try:
             study = study.with_methods(args.methods)
+        except PruneGymError as exc:
+            parser.error(str(exc))
+    if args.seeds:
+        try:
+            study = study.with_seeds(args.seeds)
         except PruneGymError as exc:
             parser.error(str(exc))
     for key in adopt(study, out, args.adopt):

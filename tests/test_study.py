@@ -51,6 +51,14 @@ def test_the_core_study_runs_each_search_once_and_every_source_before_its_transf
     assert not any(job.source.invariant_actor is False for job in assistant if job.source)
     with pytest.raises(PruneGymError, match="not a method of this study: ppo"):
         STUDIES["core"].with_methods(["assistant", "ppo"])
+    # More seeds for a row: the same cells on the new seeds, the transfers still from the source seed.
+    more = STUDIES["transfer"].with_methods(["history"]).restricted(["resnet20:0.2"]).with_seeds([5, 6, 5]).jobs()
+    assert {job.seed for job in more if job.method == "history"} == {5, 6}
+    assert {job.source.seed for job in more if job.source} == {0}
+    assert "resnet20-p0.2-history-seed6-from-resnet20-p0.3-baseline-invariant-seed0" in {job.key for job in more}
+    for bad in ([], [-1]):
+        with pytest.raises(PruneGymError, match="seeds must be"):
+            STUDIES["league"].with_seeds(bad)
 
 
 def test_a_study_crosses_searchers_with_the_methods_each_can_run(tiny_checkpoint, fashion_root, tmp_path):
