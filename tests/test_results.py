@@ -27,7 +27,8 @@ def committed_block(begin: str, end: str) -> str:
     return text[text.index(begin) + len(begin):text.index(end)]
 
 
-@pytest.mark.parametrize("study", ["league", "league-models", "history-probes", "transfer", "transfer-beyond-rl"])
+@pytest.mark.parametrize("study", ["league", "league-models", "history-probes", "transfer", "transfer-beyond-rl",
+                                   "transfer-models"])
 def test_a_study_report_in_results_is_recomputed_from_the_committed_data(study, tmp_path):
     committed = committed_block(f"<!-- begin: benchmarks/report.py --study {study} -->",
                                 f"<!-- end: {study} report -->")
