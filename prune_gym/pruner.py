@@ -112,13 +112,14 @@ def prepare_reconstruction(graph: PruningGraph, chunks: list[torch.Tensor], posi
                 bn = modules[residual.bn]
                 target.bn_scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             for runner in runners:
+                x_map = runner.value(consumer.input_node)  # before the consumer runs and it is forgotten
                 y = runner.value(consumer.node)
                 positions = _positions(y, module, positions_per_image, generator)
                 target.positions.append(positions)
                 target.output.append(_outputs(y, module, positions))
                 if residual is not None:
                     target.shortcut.append(_outputs(runner.value(residual.shortcut), module, positions))
-                x = _rows(runner.value(consumer.input_node), module, positions, y.shape[-1])
+                x = _rows(x_map, module, positions, y.shape[-1])
                 gram, cross = gram + x.T @ x, cross + x.T @ target.output[-1]
             target.gram, target.cross = gram, cross
             targets[consumer.node] = target
@@ -126,8 +127,6 @@ def prepare_reconstruction(graph: PruningGraph, chunks: list[torch.Tensor], posi
         if mode == "pruned":  # the refit reads the pruned network's inputs instead
             for consumer in unit.consumers:
                 targets[consumer.node].gram = targets[consumer.node].cross = None
-        for runner in runners:
-            runner.release()
     return Reconstruction(targets, rankings)
 
 
@@ -274,7 +273,6 @@ class EpisodePruner:
                 set_flat_weight(self.modules[consumer.module], weight.T, bias)
                 for runner in self.runners:
                     runner.forget_downstream((consumer.node,))
-                    runner.release()
 
     def _magnitude_ranking(self, unit: Unit) -> torch.Tensor:
         """The unit's channels by the L1 norm of their filters in the first producer that writes them."""
