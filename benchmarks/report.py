@@ -497,13 +497,13 @@ def plot_scenario(scenario: Scenario, out: Path) -> None:
             trials = np.arange(1, b.shape[1] + 1)
             line, = best.plot(trials, b.mean(0), label=f"{name} ({len(seeds)} seeds)")
             best.fill_between(trials, b.min(0), b.max(0), color=line.get_color(), alpha=0.15)
+        if scenario.ceiling is not None:  # drawn before the limits are set, so that they take it in
+            best.axhline(scenario.ceiling.accuracy, color="black", linestyle=":", linewidth=1,
+                         label=f"ceiling ({scenario.ceiling.trials} trials)")
         if scenario.target_quality is not None:
             best.axhline(scenario.target_quality - TOLERANCE, color="grey", linestyle="--", linewidth=1,
                          label="Q* - 0.5 pp")
             best.set_ylim(bottom=scenario.target_quality - PLOT_RANGE)
-        if scenario.ceiling is not None:
-            best.axhline(scenario.ceiling.accuracy, color="black", linestyle=":", linewidth=1,
-                         label=f"ceiling ({scenario.ceiling.trials} trials)")
         title = scenario.name if source == "-" else f"{scenario.name}, history from {source}"
         best.set(xscale="log", xlabel="trials (T)", ylabel="best reward-split accuracy so far, b(T)",
                  title=f"{title}: best so far")
