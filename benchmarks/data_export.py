@@ -184,6 +184,14 @@ def write_csv_gz(path: Path, columns: tuple[str, ...], rows: list[list[Any]]) ->
         f.write(text.getvalue().encode())
 
 
+def require_data_folder(parser: argparse.ArgumentParser, data: Path) -> None:
+    """Stop unless `data` is a folder: the committed data say which jobs are done, so a missing folder must not
+    pass for an empty one (a non-editable install looks for benchmarks/data inside the installed package)."""
+    if not data.is_dir():
+        parser.error(f"--data {data} is not a folder; the committed data are benchmarks/data in a clone of the "
+                     f"repository, installed with `pip install -e .`")
+
+
 def read_csv_gz(path: Path) -> list[dict[str, str]]:
     with gzip.open(path, "rt", newline="") as f:
         return list(csv.DictReader(f))
@@ -198,6 +206,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
                         help="the seeds the study ran with --seeds (default: the study's own)")
     args = parser.parse_args()
+    require_data_folder(parser, args.data)
     study = STUDIES[args.study]
     if args.seeds:
         try:

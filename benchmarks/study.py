@@ -548,7 +548,8 @@ def _trials_done(out: Path, jobs: Sequence[Job]) -> int:
 
 
 def main() -> None:
-    from prune_gym.benchmarks.data_export import DATA, committed_digests, committed_jobs, export_study  # need the study
+    from prune_gym.benchmarks.data_export import (DATA, committed_digests, committed_jobs,  # they need the study
+                                                  export_study, require_data_folder)
     from prune_gym.benchmarks.report import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -584,6 +585,7 @@ def main() -> None:
                         help="first copy matching finished runs from these history files into the study")
     parser.add_argument("--report-only", action="store_true", help="write the report from the committed data")
     args = parser.parse_args()
+    require_data_folder(parser, args.data)
     study, out = STUDIES[args.study], Path(args.out)
     if args.agents:
         study = replace(study, agents=tuple(args.agents))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import importlib
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -274,3 +276,16 @@ def test_variants_run_their_settings_under_names_of_their_own(tiny_checkpoint, f
     changed = outcomes.pop(next(key for key in outcomes if budget.name in key))
     assert changed.startswith("failed: ") and "other settings" in changed
     assert set(outcomes.values()) == {"skipped"}
+
+
+@pytest.mark.parametrize("script", ["study", "data_export"])
+def test_a_missing_data_folder_is_refused_not_taken_for_empty(script, tmp_path, monkeypatch, capsys):
+    # Read as empty, it would rerun (and export over) every committed job: what a non-editable install did.
+    main = importlib.import_module(f"prune_gym.benchmarks.{script}").main
+    monkeypatch.setattr(sys, "argv", [script, "--study", "core", "--out", str(tmp_path / "out"),
+                                      "--data", str(tmp_path / "absent")])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    assert f"--data {tmp_path / 'absent'} is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "absent").exists()
