@@ -8,7 +8,7 @@ and the mean test-split accuracy of the best policies (those that hold b at the 
 studies' runs have). A table holds one
 device kind: the two studies' runs of a scenario must share it.
 
-    .venv/bin/python benchmarks/compare.py streams league
+    .venv/bin/python benchmarks/compare.py streams league --into benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.report import HEAD_TO_HEAD_BUDGETS, RunData, data_file, load_runs
+from prune_gym.benchmarks.results_file import compare_markers, write_block
 from prune_gym.errors import PruneGymError
 
 
@@ -72,9 +73,16 @@ def main() -> None:
     parser.add_argument("study", help="the study whose searches to measure (<study>-trials.csv.gz)")
     parser.add_argument("reference", help="the study they are set beside")
     parser.add_argument("--data", type=Path, default=DATA, help="where the compressed tables are")
+    parser.add_argument("--into", type=Path, metavar="RESULTS",
+                        help="write the table into this Markdown file, between its markers (e.g. "
+                             "benchmarks/RESULTS.md), instead of printing it")
     args = parser.parse_args()
     try:
-        print(compare(args.study, args.reference, args.data))
+        table = compare(args.study, args.reference, args.data)
+        if args.into:
+            write_block(args.into, compare_markers(args.study, args.reference), table)
+        else:
+            print(table)
     except PruneGymError as exc:
         parser.exit(2, f"compare: error: {exc}\n")
 

@@ -35,6 +35,7 @@ from torch import nn
 
 import prune_gym
 from prune_gym.benchmarks.data_export import DATA, read_csv_gz
+from prune_gym.benchmarks.results_file import deployable_markers, write_block
 from prune_gym.benchmarks.study import committed_checkpoint
 from prune_gym.datasets import DataSplits, load_splits
 from prune_gym.errors import PruneGymError
@@ -201,9 +202,16 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="the network's weights (default: the committed ones)")
     parser.add_argument("--record", type=Path, help="a JSON-lines file to append the comparison to")
     parser.add_argument("--report", type=Path, help="print the table of a --record file's comparisons, and stop")
+    parser.add_argument("--into", type=Path, metavar="RESULTS",
+                        help="with --report: write the table into this Markdown file, between its markers (e.g. "
+                             "benchmarks/RESULTS.md), instead of printing it")
     args = parser.parse_args()
     if args.report:
-        print(markdown([json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]))
+        table = markdown([json.loads(line) for line in args.report.read_text().splitlines() if line.strip()])
+        if args.into:
+            write_block(args.into, deployable_markers(), table)
+        else:
+            print(table)
         return
     if args.ratio is None:
         parser.error("--ratio is required (or --report FILE)")

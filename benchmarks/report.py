@@ -18,6 +18,7 @@ informative. A table holds one device kind: the report refuses to mix them
 <out>/<scenario>.png per table: best-so-far beside the learning curve.
 
     .venv/bin/python benchmarks/report.py --study league --out benchmarks/figures/league
+    .venv/bin/python benchmarks/report.py --study league --into benchmarks/RESULTS.md   # the tables in place
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.convergence import TOLERANCE, draw_learning_curves, first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import DATA, TRIAL_COLUMNS, read_csv_gz
+from prune_gym.benchmarks.results_file import report_markers, write_block
 from prune_gym.benchmarks.study import STUDIES, Job
 from prune_gym.errors import PruneGymError
 
@@ -551,10 +553,17 @@ def main() -> None:
     parser.add_argument("--device-kind", help="report only the runs made on this device kind")
     parser.add_argument("--out", type=Path, help="where results.md, results.csv and the plots go "
                                                  "(default: benchmarks/figures/<study>)")
+    parser.add_argument("--into", type=Path, metavar="RESULTS",
+                        help="write the tables into this Markdown file, between the study's markers (e.g. "
+                             "benchmarks/RESULTS.md), instead of printing them")
     args = parser.parse_args()
     out = args.out or Path(__file__).parent / "figures" / args.study
     try:
-        print(write_report(args.study, out, args.data, args.ceiling, args.device_kind))
+        markdown = write_report(args.study, out, args.data, args.ceiling, args.device_kind)
+        if args.into:
+            write_block(args.into, report_markers(args.study), markdown, figures=out)
+        else:
+            print(markdown)
     except PruneGymError as exc:
         parser.exit(2, f"report: error: {exc}\n")
 
