@@ -21,7 +21,7 @@ import numpy as np
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.report import HEAD_TO_HEAD_BUDGETS, RunData, data_file, load_runs
-from prune_gym.benchmarks.results_file import compare_markers, write_block
+from prune_gym.benchmarks.results_file import compare_markers, print_or_write
 from prune_gym.errors import PruneGymError
 
 
@@ -78,11 +78,8 @@ def main() -> None:
                              "benchmarks/RESULTS.md), instead of printing it")
     args = parser.parse_args()
     try:
-        table = compare(args.study, args.reference, args.data)
-        if args.into:
-            write_block(args.into, compare_markers(args.study, args.reference), table)
-        else:
-            print(table)
+        print_or_write(compare(args.study, args.reference, args.data), args.into,
+                       compare_markers(args.study, args.reference))
     except PruneGymError as exc:
         parser.exit(2, f"compare: error: {exc}\n")
 

@@ -35,7 +35,7 @@ from torch import nn
 
 import prune_gym
 from prune_gym.benchmarks.data_export import DATA, read_csv_gz
-from prune_gym.benchmarks.results_file import deployable_markers, write_block
+from prune_gym.benchmarks.results_file import deployable_markers, print_or_write
 from prune_gym.benchmarks.study import committed_checkpoint
 from prune_gym.datasets import DataSplits, load_splits
 from prune_gym.errors import PruneGymError
@@ -207,11 +207,8 @@ def main() -> None:
                              "benchmarks/RESULTS.md), instead of printing it")
     args = parser.parse_args()
     if args.report:
-        table = markdown([json.loads(line) for line in args.report.read_text().splitlines() if line.strip()])
-        if args.into:
-            write_block(args.into, deployable_markers(), table)
-        else:
-            print(table)
+        records = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
+        print_or_write(markdown(records), args.into, deployable_markers())
         return
     if args.ratio is None:
         parser.error("--ratio is required (or --report FILE)")

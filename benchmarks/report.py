@@ -40,7 +40,7 @@ from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.convergence import TOLERANCE, draw_learning_curves, first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import DATA, TRIAL_COLUMNS, read_csv_gz
-from prune_gym.benchmarks.results_file import report_markers, write_block
+from prune_gym.benchmarks.results_file import print_or_write, report_markers
 from prune_gym.benchmarks.study import STUDIES, Job
 from prune_gym.errors import PruneGymError
 
@@ -559,11 +559,8 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(__file__).parent / "figures" / args.study
     try:
-        markdown = write_report(args.study, out, args.data, args.ceiling, args.device_kind)
-        if args.into:
-            write_block(args.into, report_markers(args.study), markdown, figures=out)
-        else:
-            print(markdown)
+        print_or_write(write_report(args.study, out, args.data, args.ceiling, args.device_kind), args.into,
+                       report_markers(args.study), figures=out)
     except PruneGymError as exc:
         parser.exit(2, f"report: error: {exc}\n")
 

@@ -59,3 +59,11 @@ def write_block(path: Path, markers: tuple[str, str], markdown: str, figures: Pa
     text = path.read_text()
     start, stop = _span(text, markers, path)
     path.write_text(text[:start] + "\n" + markdown.strip("\n") + "\n" + text[stop:])
+
+
+def print_or_write(markdown: str, into: Path | None, markers: tuple[str, str], figures: Path | None = None) -> None:
+    """A script's `--into`: write `markdown` into that file's block, or print it when there is none."""
+    if into is None:
+        print(markdown)
+    else:
+        write_block(into, markers, markdown, figures)
