@@ -151,6 +151,27 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
     return paths[0], paths[1], len(held) + len(policies)
 
 
+def differing_reruns(study_name: str, study: Study, out: Path, data: Path = DATA) -> list[str]:
+    """One line for each committed run of which `out` holds another finished run with other rewards, saying
+    where the two part. The export keeps the committed run, but the transfers searched in `out` learned from
+    the other: a source searched again on another CPU can evaluate one image differently (floating point),
+    and its search follows another path from there."""
+    path = data / f"{study_name}-trials.csv.gz"
+    committed: dict[str, list[float]] = {}
+    for row in read_csv_gz(path) if path.exists() else []:
+        committed.setdefault(row["job"], []).append(float(row["accuracy"]))
+    lines = []
+    for key, run in finished_runs(out, [job for job in study.jobs() if job.key in committed]).items():
+        old, new = np.array(committed[key]), run.accuracies
+        parted = np.flatnonzero(np.abs(old[:len(new)] - new[:len(old)]) > 1e-6)
+        if len(parted) or len(old) != len(new):
+            trial = int(parted[0]) if len(parted) else min(len(old), len(new))
+            lines.append(f"{key}: the run in {out} parts from the committed one at trial {trial} (best "
+                         f"{100 * new.max():.2f}% against {100 * old.max():.2f}%); the data keep the committed run, "
+                         f"while the transfers searched in {out} learned from the other")
+    return lines
+
+
 def committed_jobs(study_name: str, data: Path = DATA) -> dict[str, int]:
     """The study's jobs whose runs are in the committed data, with the trials each played."""
     path = data / f"{study_name}-policies.csv.gz"
@@ -214,6 +235,8 @@ def main() -> None:
         except PruneGymError as exc:
             parser.error(str(exc))
     settings = {"device": args.device, "checkpoint": None, "data_root": None, "env_kwargs": dict(study.env_options)}
+    for line in differing_reruns(args.study, study, args.out, args.data):
+        print(line)
     trials, policies, n = export_study(args.study, study, args.out, args.data, settings)
     print(f"{n} runs: {trials}, {policies}")
 

@@ -549,7 +549,7 @@ def _trials_done(out: Path, jobs: Sequence[Job]) -> int:
 
 def main() -> None:
     from prune_gym.benchmarks.data_export import (DATA, committed_digests, committed_jobs,  # they need the study
-                                                  export_study, require_data_folder)
+                                                  differing_reruns, export_study, require_data_folder)
     from prune_gym.benchmarks.report import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -618,6 +618,8 @@ def main() -> None:
             print(f"{key}: {why}")
         settings = {"device": args.device, "checkpoint": args.checkpoint, "data_root": args.data_root,
                     "env_kwargs": dict(study.env_options)}
+        for line in differing_reruns(args.study, study, out, args.data):
+            print(line)
         export_study(args.study, study, out, args.data, settings)
     try:
         print(write_report(args.study, out / "report", args.data))

@@ -13,8 +13,8 @@ import pytest
 from prune_gym.agents.config import PAPER_METHODS
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import SEARCHERS
-from prune_gym.benchmarks.data_export import (committed_digests, committed_jobs, export_study, read_csv_gz,
-                                               settings_text)
+from prune_gym.benchmarks.data_export import (committed_digests, committed_jobs, differing_reruns, export_study,
+                                              read_csv_gz, settings_text)
 from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, Transfer, Variant, adopt, history_of,
                                         job_status, run_study, study_checkpoints)
@@ -155,6 +155,9 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     search_to_completion(replace(config, seed=5), history_of(partial, job), progress=False)
     export_study("quick", study, partial, data=data, env_settings=settings)
     assert trials_path.read_bytes() == first_bytes
+    (parted,) = differing_reruns("quick", study, partial, data)
+    assert parted.startswith(f"{job.key}: the run in {partial} parts from the committed one at trial ")
+    assert differing_reruns("quick", study, tmp_path, data) == []
     committed = committed_jobs("quick", data)
     assert committed == {job.key: study.trials for job in study.jobs()}
     assert set(run_study(study, tmp_path / "new", committed=committed, progress=False,
