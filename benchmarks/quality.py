@@ -25,6 +25,8 @@ STAY = 30  # trials the smoothed curve must stay near A* for the agent to count 
 NEVER_WORSE_FROM = 30  # history must never leave a search worse off than the baseline from this budget on
 HEADROOM_TRIALS = 30  # random policies around p whose best sets the floor of an informative scenario
 INFORMATIVE_HEADROOM = 0.01  # a scenario is informative when search can win at least a point over that floor
+PAYS_SPEED_UP = 3.0  # history pays when it reaches quality this many times sooner than the baseline,
+PAYS_INTERVAL_ABOVE = 1.5  # ... the speed-up's interval above this, and the test-split guard held
 CONFIDENCE = 0.9  # of every bootstrap interval
 RESAMPLES = 2000
 
@@ -135,6 +137,12 @@ def guard_holds(test_at_quality: Sequence[float], baseline_best_test: Sequence[f
     """The test-split guard: the seeds' mean test accuracy of the best-so-far policy at T_q is within
     0.5 pp of the baseline's best policies' mean test accuracy (or above it)."""
     return float(np.mean(test_at_quality)) >= float(np.mean(baseline_best_test)) - TOLERANCE
+
+
+def pays(speed: float | None, speed_interval: tuple[float, float] | None, guard: bool | None) -> bool:
+    """Issue 19's "pays": a speed-up of at least 3x whose interval lies above 1.5x, the test-split guard held."""
+    return (speed is not None and speed >= PAYS_SPEED_UP and speed_interval is not None
+            and speed_interval[0] > PAYS_INTERVAL_ABOVE and bool(guard))
 
 
 def converged_accuracy(baseline: Curves) -> float:

@@ -326,12 +326,11 @@ def _one_device_kind(runs: list[RunData], scenario: tuple[str, float]) -> str:
     return kinds[0]
 
 
-def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies: Sequence[str] | None = None,
-                 device_kind: str | None = None) -> str:
-    """Write results.md, results.csv and a plot per scenario of `study`'s committed data, each scenario's
-    ceiling taken from the runs of `ceiling_studies` (None: the study's own ceiling study, once its data
-    are committed); return the Markdown."""
-    out = Path(out)
+def study_scenarios(study: str, data: Path = DATA, ceiling_studies: Sequence[str] | None = None,
+                    device_kind: str | None = None) -> list[Scenario]:
+    """The tables of `study`'s committed data, with its reference study's baselines of its targets, each
+    scenario's ceiling taken from the runs of `ceiling_studies` (None: the study's own ceiling study, once its
+    data are committed)."""
     if ceiling_studies is None:
         ceiling_studies = default_ceiling(study, data)
     runs = load_runs(data_file(data, study, "export the study first (benchmarks/data_export.py)"))
@@ -346,7 +345,14 @@ def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies
     ceiling_runs = [run for name in ceiling_studies
                     for run in load_runs(data_file(data, name, "run and export the ceiling study first"))]
     ceiling = ceilings(r for r in ceiling_runs if device_kind is None or r.device_kind == device_kind)
-    tables = scenarios(runs, ceiling, device_kind)
+    return scenarios(runs, ceiling, device_kind)
+
+
+def write_report(study: str, out: str | Path, data: Path = DATA, ceiling_studies: Sequence[str] | None = None,
+                 device_kind: str | None = None) -> str:
+    """Write results.md, results.csv and a plot per scenario of `study_scenarios`; return the Markdown."""
+    out = Path(out)
+    tables = study_scenarios(study, data, ceiling_studies, device_kind)
     out.mkdir(parents=True, exist_ok=True)
     plots = {}
     for scenario in tables:

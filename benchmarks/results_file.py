@@ -27,6 +27,11 @@ def compare_markers(study: str, reference: str) -> tuple[str, str]:
     return f"<!-- begin: benchmarks/compare.py {study} {reference} -->", "<!-- end: compare report -->"
 
 
+def matrix_markers() -> tuple[str, str]:
+    """The markers around `matrix.py`'s table of every history method on every transfer scenario."""
+    return "<!-- begin: benchmarks/matrix.py -->", "<!-- end: matrix report -->"
+
+
 def deployable_markers() -> tuple[str, str]:
     """The markers around `deployable.py --report`'s table of the committed records."""
     return "<!-- begin: benchmarks/deployable.py --report benchmarks/data/deployable.jsonl -->", \

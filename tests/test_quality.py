@@ -111,6 +111,14 @@ def test_the_guard_compares_mean_test_accuracies_within_half_a_point():
     assert not quality.guard_holds([0.850, 0.855], [0.866, 0.867])
 
 
+def test_history_pays_at_three_times_faster_with_the_interval_over_one_and_a_half_and_the_guard_held():
+    assert quality.pays(3.0, (1.6, 5.0), True)
+    assert not quality.pays(2.9, (1.6, 5.0), True)  # not fast enough
+    assert not quality.pays(6.0, (1.5, 9.0), True)  # the interval reaches 1.5x
+    assert not quality.pays(6.0, (2.0, 9.0), False)  # the guard failed
+    assert not quality.pays(None, None, None)  # never reached the quality
+
+
 def write_trials(path, runs, method: str = "baseline", source: str = "-", append: bool = False,
                  variant: str | None = None, settings: str = "-") -> None:
     """A trials data file of `runs`: (agent, seed, device kind, per-trial accuracies, test offset), all of

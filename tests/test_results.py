@@ -11,7 +11,9 @@ from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.deployable import markdown
 from prune_gym.benchmarks.report import write_report
-from prune_gym.benchmarks.results_file import compare_markers, deployable_markers, read_block, report_markers, write_block
+from prune_gym.benchmarks.matrix import transfer_matrix
+from prune_gym.benchmarks.results_file import (compare_markers, deployable_markers, matrix_markers, read_block,
+                                               report_markers, write_block)
 from prune_gym.errors import PruneGymError
 
 RESULTS = Path(__file__).parents[1] / "benchmarks" / "RESULTS.md"
@@ -38,6 +40,12 @@ def test_the_deployable_table_in_results_is_recomputed_from_the_committed_record
 def test_the_streams_comparison_in_results_is_recomputed_from_the_committed_data():
     committed = read_block(RESULTS, compare_markers("streams", "league"))
     assert table_lines(committed) == table_lines(compare("streams", "league", DATA)) != []
+
+
+def test_the_transfer_matrix_in_results_is_recomputed_from_the_committed_data():
+    committed = read_block(RESULTS, matrix_markers())
+    assert table_lines(committed) == table_lines(transfer_matrix()) != []
+    assert committed.strip().splitlines()[-1] == transfer_matrix().splitlines()[-1]  # the tally under the table
 
 
 def test_a_block_is_rewritten_between_its_markers_alone_with_its_plots_relinked(tmp_path):
