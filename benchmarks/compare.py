@@ -21,7 +21,7 @@ import numpy as np
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.report import HEAD_TO_HEAD_BUDGETS, RunData, data_file, load_runs
-from prune_gym.benchmarks.results_file import compare_markers, print_or_write
+from prune_gym.benchmarks.results_file import add_into_argument, compare_markers, print_or_write
 from prune_gym.errors import PruneGymError
 
 
@@ -73,9 +73,7 @@ def main() -> None:
     parser.add_argument("study", help="the study whose searches to measure (<study>-trials.csv.gz)")
     parser.add_argument("reference", help="the study they are set beside")
     parser.add_argument("--data", type=Path, default=DATA, help="where the compressed tables are")
-    parser.add_argument("--into", type=Path, metavar="RESULTS",
-                        help="write the table into this Markdown file, between its markers (e.g. "
-                             "benchmarks/RESULTS.md), instead of printing it")
+    add_into_argument(parser)
     args = parser.parse_args()
     try:
         print_or_write(compare(args.study, args.reference, args.data), args.into,

@@ -38,6 +38,7 @@ DATA = Path(__file__).parent / "data"
 RUN_COLUMNS = ("study", "job", "model", "ratio", "source", "method", "agent", "agent_settings", "seed",
                "device_kind")
 TRIAL_COLUMNS = (*RUN_COLUMNS, "trial", "accuracy", "macs_ratio", "origin", "seconds", "test_accuracy", "policy")
+ROUNDING = 1e-6  # the data hold accuracies to 6 decimals: a difference under this is the rounding's
 POLICY_COLUMNS = (*RUN_COLUMNS, "trials", "best_trial", "reward_accuracy", "test_accuracy", "macs_ratio",
                   "checkpoint_digest", "policy")
 
@@ -152,23 +153,25 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
 
 
 def differing_reruns(study_name: str, study: Study, out: Path, data: Path = DATA) -> list[str]:
-    """One line for each committed run of which `out` holds another finished run with other rewards, saying
-    where the two part. The export keeps the committed run, but the transfers searched in `out` learned from
-    the other: a source searched again on another CPU can evaluate one image differently (floating point),
-    and its search follows another path from there."""
+    """One line for each committed run of which `out` holds another finished run whose reward-split accuracies
+    differ, saying at which trial (from 1) the two part. The export keeps the committed run; where the job is a
+    source, the transfers searched in `out` learned from the other. A source searched again on another CPU can
+    score one image differently (floating point), and its search takes another path from there."""
     path = data / f"{study_name}-trials.csv.gz"
     committed: dict[str, list[float]] = {}
     for row in read_csv_gz(path) if path.exists() else []:
         committed.setdefault(row["job"], []).append(float(row["accuracy"]))
+    sources = {job.source.key for job in study.jobs() if job.source}
     lines = []
     for key, run in finished_runs(out, [job for job in study.jobs() if job.key in committed]).items():
         old, new = np.array(committed[key]), run.accuracies
-        parted = np.flatnonzero(np.abs(old[:len(new)] - new[:len(old)]) > 1e-6)
+        parted = np.flatnonzero(np.abs(old[:len(new)] - new[:len(old)]) > ROUNDING)
         if len(parted) or len(old) != len(new):
-            trial = int(parted[0]) if len(parted) else min(len(old), len(new))
+            trial = int(parted[0]) + 1 if len(parted) else min(len(old), len(new)) + 1
             lines.append(f"{key}: the run in {out} parts from the committed one at trial {trial} (best "
-                         f"{100 * new.max():.2f}% against {100 * old.max():.2f}%); the data keep the committed run, "
-                         f"while the transfers searched in {out} learned from the other")
+                         f"{100 * new.max():.2f}% against {100 * old.max():.2f}%); the data keep the committed run"
+                         + (f", while the transfers searched in {out} learned from the other" if key in sources
+                            else ""))
     return lines
 
 

@@ -35,7 +35,7 @@ from torch import nn
 
 import prune_gym
 from prune_gym.benchmarks.data_export import DATA, read_csv_gz
-from prune_gym.benchmarks.results_file import deployable_markers, print_or_write
+from prune_gym.benchmarks.results_file import add_into_argument, deployable_markers, print_or_write
 from prune_gym.benchmarks.study import committed_checkpoint
 from prune_gym.datasets import DataSplits, load_splits
 from prune_gym.errors import PruneGymError
@@ -202,13 +202,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="the network's weights (default: the committed ones)")
     parser.add_argument("--record", type=Path, help="a JSON-lines file to append the comparison to")
     parser.add_argument("--report", type=Path, help="print the table of a --record file's comparisons, and stop")
-    parser.add_argument("--into", type=Path, metavar="RESULTS",
-                        help="with --report: write the table into this Markdown file, between its markers (e.g. "
-                             "benchmarks/RESULTS.md), instead of printing it")
+    add_into_argument(parser)
     args = parser.parse_args()
+    if args.into and not args.report:
+        parser.error("--into writes the table of --report FILE")
     if args.report:
         records = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
-        print_or_write(markdown(records), args.into, deployable_markers())
+        print_or_write(markdown(records), args.into, deployable_markers(args.report))
         return
     if args.ratio is None:
         parser.error("--ratio is required (or --report FILE)")

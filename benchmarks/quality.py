@@ -25,7 +25,7 @@ STAY = 30  # trials the smoothed curve must stay near A* for the agent to count 
 NEVER_WORSE_FROM = 30  # history must never leave a search worse off than the baseline from this budget on
 HEADROOM_TRIALS = 30  # random policies around p whose best sets the floor of an informative scenario
 INFORMATIVE_HEADROOM = 0.01  # a scenario is informative when search can win at least a point over that floor
-PAYS_SPEED_UP = 3.0  # history pays when it reaches quality this many times sooner than the baseline,
+PAYS_SPEED_UP = 3.0  # a transfer pays when it reaches quality this many times sooner than the baseline,
 PAYS_INTERVAL_ABOVE = 1.5  # ... the speed-up's interval above this, and the test-split guard held
 CONFIDENCE = 0.9  # of every bootstrap interval
 RESAMPLES = 2000
@@ -137,6 +137,12 @@ def guard_holds(test_at_quality: Sequence[float], baseline_best_test: Sequence[f
     """The test-split guard: the seeds' mean test accuracy of the best-so-far policy at T_q is within
     0.5 pp of the baseline's best policies' mean test accuracy (or above it)."""
     return float(np.mean(test_at_quality)) >= float(np.mean(baseline_best_test)) - TOLERANCE
+
+
+def never_worse(shortfall: float) -> bool:
+    """Issue 19's "never worse": a transfer's lowest mean b(T) less the baseline's over T >= 30
+    (`worst_shortfall`) is no more than 0.5 pp under zero."""
+    return shortfall >= -TOLERANCE
 
 
 def pays(speed: float | None, speed_interval: tuple[float, float] | None, guard: bool | None) -> bool:

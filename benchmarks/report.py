@@ -40,7 +40,7 @@ from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.convergence import TOLERANCE, draw_learning_curves, first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import DATA, TRIAL_COLUMNS, read_csv_gz
-from prune_gym.benchmarks.results_file import print_or_write, report_markers
+from prune_gym.benchmarks.results_file import add_into_argument, print_or_write, report_markers
 from prune_gym.benchmarks.study import STUDIES, Job
 from prune_gym.errors import PruneGymError
 
@@ -475,7 +475,7 @@ def _markdown(scenario: Scenario, plot: str) -> str:
         lines += ["", f"Never worse than the baseline: each transfer's lowest mean b(T) less the baseline's over T >= "
                       f"{quality.NEVER_WORSE_FROM}, and whether it stays within {100 * TOLERANCE:.1f} pp: " +
                   "; ".join(f"{row.name} {100 * row.shortfall[0]:+.2f} pp at T = {row.shortfall[1]} "
-                            f"({'holds' if row.shortfall[0] >= -TOLERANCE else 'does not hold'})"
+                            f"({'holds' if quality.never_worse(row.shortfall[0]) else 'does not hold'})"
                             for row in shortfalls) + "."]
     crossings = ", ".join(f"{row.name} {row.first_crossing or 'never'}" for row in scenario.rows)
     lines += ["", f"Version 1's first crossing of A* - 0.5 pp (footnote only): {crossings}.", "",
@@ -559,10 +559,11 @@ def main() -> None:
     parser.add_argument("--device-kind", help="report only the runs made on this device kind")
     parser.add_argument("--out", type=Path, help="where results.md, results.csv and the plots go "
                                                  "(default: benchmarks/figures/<study>)")
-    parser.add_argument("--into", type=Path, metavar="RESULTS",
-                        help="write the tables into this Markdown file, between the study's markers (e.g. "
-                             "benchmarks/RESULTS.md), instead of printing them")
+    add_into_argument(parser)
     args = parser.parse_args()
+    if args.into and (args.ceiling is not None or args.device_kind):
+        parser.error("--into writes the block of `report.py --study STUDY` alone; without --ceiling and "
+                     "--device-kind, print the table instead")
     out = args.out or Path(__file__).parent / "figures" / args.study
     try:
         print_or_write(write_report(args.study, out, args.data, args.ceiling, args.device_kind), args.into,

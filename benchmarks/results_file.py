@@ -8,43 +8,57 @@ prose around them is the author's.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
 
 from prune_gym.errors import PruneGymError
 
+BEGIN = "<!-- begin: "  # every block's begin marker starts so
 _IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<target>[^)]+)\)$", re.MULTILINE)
 
 
 def report_markers(study: str) -> tuple[str, str]:
     """The markers around `report.py --study <study>`'s tables."""
-    return f"<!-- begin: benchmarks/report.py --study {study} -->", f"<!-- end: {study} report -->"
+    return f"{BEGIN}benchmarks/report.py --study {study} -->", f"<!-- end: {study} report -->"
 
 
 def compare_markers(study: str, reference: str) -> tuple[str, str]:
     """The markers around `compare.py <study> <reference>`'s table."""
-    return f"<!-- begin: benchmarks/compare.py {study} {reference} -->", "<!-- end: compare report -->"
+    return f"{BEGIN}benchmarks/compare.py {study} {reference} -->", "<!-- end: compare report -->"
 
 
 def matrix_markers() -> tuple[str, str]:
     """The markers around `matrix.py`'s table of every history method on every transfer scenario."""
-    return "<!-- begin: benchmarks/matrix.py -->", "<!-- end: matrix report -->"
+    return f"{BEGIN}benchmarks/matrix.py -->", "<!-- end: matrix report -->"
 
 
-def deployable_markers() -> tuple[str, str]:
-    """The markers around `deployable.py --report`'s table of the committed records."""
-    return "<!-- begin: benchmarks/deployable.py --report benchmarks/data/deployable.jsonl -->", \
-        "<!-- end: deployable report -->"
+def deployable_markers(record: str | Path) -> tuple[str, str]:
+    """The markers around `deployable.py --report <record>`'s table."""
+    return f"{BEGIN}benchmarks/deployable.py --report {record} -->", "<!-- end: deployable report -->"
+
+
+def add_into_argument(parser: argparse.ArgumentParser) -> None:
+    """The `--into RESULTS` option of a script that writes a block."""
+    parser.add_argument("--into", type=Path, metavar="RESULTS",
+                        help="write the Markdown into this file, between the markers that name this command (e.g. "
+                             "benchmarks/RESULTS.md), instead of printing it")
 
 
 def _span(text: str, markers: tuple[str, str], path: Path) -> tuple[int, int]:
+    """Where the block's text starts and stops; refused unless the markers enclose one block, alone."""
     begin, end = markers
     start = text.find(begin)
     stop = text.find(end, start + len(begin)) if start >= 0 else -1
     if start < 0 or stop < 0:
         raise PruneGymError(f"{path} has no block between {begin!r} and {end!r}; add the two markers where the "
                             f"block belongs")
+    if text.count(begin) > 1:
+        raise PruneGymError(f"{path} has {begin!r} {text.count(begin)} times; a block has one place")
+    if BEGIN in text[start + len(begin):stop]:
+        raise PruneGymError(f"{path}: another block begins before {end!r} closes {begin!r}; restore the end "
+                            f"marker of the block between them")
     return start + len(begin), stop
 
 
@@ -55,12 +69,27 @@ def read_block(path: Path, markers: tuple[str, str]) -> str:
     return text[start:stop]
 
 
+def _relink(markdown: str, figures: Path, path: Path) -> str:
+    """`markdown`'s image links to files in `figures`, made relative to `path`'s folder."""
+    folder = os.path.relpath(figures.resolve(), path.resolve().parent)
+    if folder.split(os.sep)[0] == os.pardir:
+        raise PruneGymError(f"the plots in {figures} are outside {path.parent}, where {path} could not link them; "
+                            f"write them under it (--out)")
+
+    def link(match: re.Match) -> str:
+        target = match["target"]
+        if re.match(r"^([a-z]+://|/)", target):  # a URL or an absolute path stays as it is
+            return match[0]
+        return f"![{match['alt']}]({Path(folder, target).as_posix()})"
+
+    return _IMAGE.sub(link, markdown)
+
+
 def write_block(path: Path, markers: tuple[str, str], markdown: str, figures: Path | None = None) -> None:
     """Replace what `path` holds between the two markers by `markdown`. Its image links, relative to
     `figures` (where the script wrote the plots), are rewritten relative to `path`'s folder."""
     if figures is not None:
-        folder = os.path.relpath(figures.resolve(), path.resolve().parent)
-        markdown = _IMAGE.sub(lambda m: f"![{m['alt']}]({Path(folder, m['target']).as_posix()})", markdown)
+        markdown = _relink(markdown, figures, path)
     text = path.read_text()
     start, stop = _span(text, markers, path)
     path.write_text(text[:start] + "\n" + markdown.strip("\n") + "\n" + text[stop:])

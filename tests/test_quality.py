@@ -117,6 +117,7 @@ def test_history_pays_at_three_times_faster_with_the_interval_over_one_and_a_hal
     assert not quality.pays(6.0, (1.5, 9.0), True)  # the interval reaches 1.5x
     assert not quality.pays(6.0, (2.0, 9.0), False)  # the guard failed
     assert not quality.pays(None, None, None)  # never reached the quality
+    assert not quality.pays(3.0, None, True)  # one seed: no interval to lie above 1.5x
 
 
 def write_trials(path, runs, method: str = "baseline", source: str = "-", append: bool = False,

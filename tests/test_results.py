@@ -10,8 +10,8 @@ import pytest
 from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.deployable import markdown
-from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.matrix import transfer_matrix
+from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.results_file import (compare_markers, deployable_markers, matrix_markers, read_block,
                                                report_markers, write_block)
 from prune_gym.errors import PruneGymError
@@ -32,7 +32,7 @@ def test_a_study_report_in_results_is_recomputed_from_the_committed_data(study, 
 
 
 def test_the_deployable_table_in_results_is_recomputed_from_the_committed_records():
-    committed = read_block(RESULTS, deployable_markers())
+    committed = read_block(RESULTS, deployable_markers("benchmarks/data/deployable.jsonl"))
     records = [json.loads(line) for line in (DATA / "deployable.jsonl").read_text().splitlines()]
     assert table_lines(committed) == table_lines(markdown(records)) != []
 
@@ -43,9 +43,8 @@ def test_the_streams_comparison_in_results_is_recomputed_from_the_committed_data
 
 
 def test_the_transfer_matrix_in_results_is_recomputed_from_the_committed_data():
-    committed = read_block(RESULTS, matrix_markers())
-    assert table_lines(committed) == table_lines(transfer_matrix()) != []
-    assert committed.strip().splitlines()[-1] == transfer_matrix().splitlines()[-1]  # the tally under the table
+    committed, computed = read_block(RESULTS, matrix_markers()), transfer_matrix()
+    assert committed.strip("\n") == computed != ""  # the table, the count under it and the cells not run yet
 
 
 def test_a_block_is_rewritten_between_its_markers_alone_with_its_plots_relinked(tmp_path):
@@ -56,11 +55,33 @@ def test_a_block_is_rewritten_between_its_markers_alone_with_its_plots_relinked(
     assert results.read_text() == (f"# prose\n\n{markers[0]}\n### resnet20 0.3\n\n| a |\n\n"
                                    f"![resnet20 0.3](figures/league/resnet20-0.3.png)\n{markers[1]}\n\nmore prose\n")
     assert read_block(results, markers).splitlines()[1] == "### resnet20 0.3"
+    once = results.read_text()
+    write_block(results, markers, "### resnet20 0.3\n\n| a |\n\n![resnet20 0.3](resnet20-0.3.png)\n", figures)
+    assert results.read_text() == once  # writing the same block again changes nothing
 
 
-def test_a_file_without_the_markers_is_refused_and_left_alone(tmp_path):
+BEGIN, END = report_markers("league")
+OTHER_BEGIN, OTHER_END = compare_markers("streams", "league")
+
+
+@pytest.mark.parametrize("text, why", [
+    ("# prose only\n", "no block between"),
+    (f"{END}\nstale\n{BEGIN}\n", "no block between"),  # the end before the begin
+    (f"{BEGIN}\nstale\n", "no block between"),
+    (f"{BEGIN}\na\n{END}\n{BEGIN}\nb\n{END}\n", "2 times"),
+    (f"{BEGIN}\nstale\n{OTHER_BEGIN}\nprose of another block\n{OTHER_END}\n{END}\n", "another block begins"),
+])
+def test_a_file_whose_markers_do_not_enclose_one_block_alone_is_refused_and_left_alone(tmp_path, text, why):
     results = tmp_path / "RESULTS.md"
-    results.write_text("# prose only\n")
-    with pytest.raises(PruneGymError, match="no block between"):
-        write_block(results, report_markers("league"), "| a |")
-    assert results.read_text() == "# prose only\n"
+    results.write_text(text)
+    with pytest.raises(PruneGymError, match=why):
+        write_block(results, (BEGIN, END), "| a |")
+    assert results.read_text() == text
+
+
+def test_plots_outside_the_results_folder_are_refused(tmp_path):
+    (tmp_path / "docs").mkdir()
+    results = tmp_path / "docs" / "RESULTS.md"
+    results.write_text(f"{BEGIN}\n{END}\n")
+    with pytest.raises(PruneGymError, match="outside"):
+        write_block(results, (BEGIN, END), "![a](a.png)", tmp_path / "figures")

@@ -155,8 +155,13 @@ def test_a_quick_study_runs_every_method_skips_what_is_done_and_reports(tiny_che
     search_to_completion(replace(config, seed=5), history_of(partial, job), progress=False)
     export_study("quick", study, partial, data=data, env_settings=settings)
     assert trials_path.read_bytes() == first_bytes
-    (parted,) = differing_reruns("quick", study, partial, data)
-    assert parted.startswith(f"{job.key}: the run in {partial} parts from the committed one at trial ")
+    with HistoryStore(history_of(partial, job)) as store:
+        rerun = store.read_run(SOURCE_RUN).accuracies
+    committed_run = [float(row["accuracy"]) for row in trials if row["job"] == job.key]
+    first = next(t for t, (a, b) in enumerate(zip(committed_run, rerun)) if abs(a - b) > 1e-6)
+    assert differing_reruns("quick", study, partial, data) == [
+        f"{job.key}: the run in {partial} parts from the committed one at trial {first + 1} (best "
+        f"{100 * max(rerun):.2f}% against {100 * max(committed_run):.2f}%); the data keep the committed run"]
     assert differing_reruns("quick", study, tmp_path, data) == []
     committed = committed_jobs("quick", data)
     assert committed == {job.key: study.trials for job in study.jobs()}
