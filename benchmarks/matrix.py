@@ -23,7 +23,7 @@ from pathlib import Path
 from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.data_export import DATA
-from prune_gym.benchmarks.report import BASELINE, Row, Scenario, study_scenarios
+from prune_gym.benchmarks.report import BASELINE, Row, Scenario, speed_up_text, study_scenarios
 from prune_gym.benchmarks.results_file import add_into_argument, matrix_markers, print_or_write
 from prune_gym.benchmarks.study import STUDIES, Transfer
 from prune_gym.errors import PruneGymError
@@ -60,9 +60,7 @@ def _row(transfer: Transfer, scenario: Scenario, method: str, row: Row, baseline
     provisional = row.seeds < wanted
     paid = bool(scenario.informative) and quality.pays(row.speed_up, row.speed_up_interval, row.guard)
     kept = quality.never_worse(row.shortfall[0])
-    speed = "never" if row.speed_up is None else f"{row.speed_up:.2f}x"
-    if row.speed_up_interval is not None:
-        speed += " [{:.2f}, {:.2f}]".format(*row.speed_up_interval)
+    speed = speed_up_text(row.speed_up, row.speed_up_interval)
     cells = [transfer.name, _informative(scenario), method,
              f"{row.seeds}{' (provisional)' if provisional else ''}",
              f"{row.t_q or 'never'} ({baseline.t_q or 'never'})", f"**{speed}**" if paid else speed,

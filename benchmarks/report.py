@@ -378,6 +378,13 @@ def data_file(data: Path, study: str, advice: str) -> Path:
     return path
 
 
+def speed_up_text(speed_up: float | None, interval: tuple[float, float] | None, never: str = "never") -> str:
+    """A speed-up as the tables print it, "2.50x [1.20, 3.40]"; `never` for a search that never reached the
+    quality, with the interval still (its lower end is then 0)."""
+    text = never if speed_up is None else f"{speed_up:.2f}x"
+    return text if interval is None else text + " [{:.2f}, {:.2f}]".format(*interval)
+
+
 def _difference_cell(difference: tuple[float, tuple[float, float]] | None, seeds: int) -> str:
     """A difference of mean b(T) with its interval and verdict; '-' beyond the budget, no interval on one seed."""
     if difference is None:
@@ -417,14 +424,13 @@ def _markdown(scenario: Scenario, plot: str) -> str:
             else:
                 cells.append("-")
         cells.append("never" if row.t_q is None else str(row.t_q))
-        interval = "" if row.speed_up_interval is None else " [{:.2f}, {:.2f}]".format(*row.speed_up_interval)
         if row.row_key == BASELINE:
             cells.append("1 (reference)")
         elif row.speed_up is not None:
-            cells.append(f"{row.speed_up:.2f}x{interval}")
+            cells.append(speed_up_text(row.speed_up, row.speed_up_interval))
         elif scenario.target_quality is not None:
             short = scenario.target_quality - TOLERANCE - row.final_best
-            cells.append(f"never ({100 * short:.2f} pp short){interval}")
+            cells.append(speed_up_text(None, row.speed_up_interval, never=f"never ({100 * short:.2f} pp short)"))
         else:
             cells.append("-")
         cells.append("-" if row.guard is None else f"{percent(row.test_at_t_q)}% {'ok' if row.guard else 'NOT held'}")
@@ -464,10 +470,8 @@ def _markdown(scenario: Scenario, plot: str) -> str:
         for row in [row for row in scenario.rows if row.name in scenario.against_scratch]:
             found = scenario.against_scratch[row.name]
             n = min(seeds[row.name], scratch_seeds[row.agent])
-            interval = "" if found.interval is None else " [{:.2f}, {:.2f}]".format(*found.interval)
-            speed = "never" if found.speed_up is None else f"{found.speed_up:.2f}x"
-            cells = [f"{100 * found.quality:.2f}%",
-                     f"{found.t_q or 'never'} / {found.scratch_t_q or 'never'}", f"{speed}{interval}",
+            cells = [f"{100 * found.quality:.2f}%", f"{found.t_q or 'never'} / {found.scratch_t_q or 'never'}",
+                     speed_up_text(found.speed_up, found.interval),
                      *(_difference_cell(found.differences.get(t), n) for t in HEAD_TO_HEAD_BUDGETS)]
             lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
     shortfalls = [row for row in scenario.rows if row.shortfall is not None]
