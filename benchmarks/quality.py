@@ -106,26 +106,34 @@ def verdict(difference: tuple[float, tuple[float, float]]) -> str:
     return "beats" if low > 0 else "loses to" if high < 0 else "ties with"
 
 
-def speed_up(baseline: Curves, method: Curves, seed: int = 0) -> tuple[float | None, tuple[float, float] | None]:
+def speed_up(baseline: Curves, method: Curves, seed: int = 0,
+             reference: Curves | None = None) -> tuple[float | None, tuple[float, float] | None]:
     """T_q(baseline) / T_q(method) and its bootstrap interval, resampling the seeds of both rows (Q* too).
 
-    None when the method never reaches the quality; a resample in which it never does counts
-    as a speed-up of 0, so that the interval says how often that happens.
+    The quality is the `reference` row's (resampled with them), by default the baseline's own; another
+    reference races, say, TPE with history against TPE from scratch to the AMC-style baseline's Q*.
+    None when the method or the baseline never reaches the quality; a resample in which the method never
+    does counts as a speed-up of 0, so that the interval says how often that happens; one in which the
+    baseline never does is left out, which can only lower the interval.
     """
-    target = quality(baseline)
-    mine = time_to_quality(method, target)
-    point = None if mine is None else time_to_quality(baseline, target) / mine
+    target = quality(baseline if reference is None else reference)
+    mine, theirs = time_to_quality(method, target), time_to_quality(baseline, target)
+    point = None if mine is None or theirs is None else theirs / mine
     base_b, method_b = best_so_far(baseline), best_so_far(method)
+    reference_b = None if reference is None else best_so_far(reference)
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(RESAMPLES):
         base = base_b[bootstrap_seeds(rng, len(base_b))]
         resampled = method_b[bootstrap_seeds(rng, len(method_b))]
-        target = base.mean(axis=0)[-1]
+        marks = base if reference_b is None else reference_b[bootstrap_seeds(rng, len(reference_b))]
+        target = marks.mean(axis=0)[-1]
         t_base = first_reach(base.mean(axis=0), target)
+        if t_base is None:
+            continue
         t_method = first_reach(resampled.mean(axis=0), target)
         samples.append(0.0 if t_method is None else t_base / t_method)
-    return point, (interval(samples) if point is not None or any(samples) else None)
+    return point, (interval(samples) if samples and (point is not None or any(samples)) else None)
 
 
 def best_so_far_trial(curve: np.ndarray, budget: int) -> int:

@@ -185,15 +185,24 @@ class Row:
 
 
 @dataclass
-class AgainstScratch:
-    """A transfer against its own searcher from scratch: the quality that search holds at its last trial,
-    the trials each takes to reach it, the speed-up with its interval, and {T: (b difference, interval)}."""
+class Race:
+    """Two rows racing to a quality (less 0.5 pp): the trials each takes and the speed-up with its interval."""
 
     quality: float
     t_q: int | None
     scratch_t_q: int | None
     speed_up: float | None
     interval: tuple[float, float] | None
+
+
+@dataclass
+class AgainstScratch:
+    """A transfer against its own searcher from scratch: the race to the quality that search holds at its
+    last trial, the race to the AMC-style baseline's Q* (version 2's quality; none without the baseline's
+    runs), and {T: (b difference, interval)}."""
+
+    own: Race
+    q_star: Race | None
     differences: dict[int, tuple[float, tuple[float, float]]]
 
 
@@ -283,11 +292,19 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
                 head_to_head[row.name] = {t: quality.difference_at(base_curves, curves[row.name], t)
                                           for t in HEAD_TO_HEAD_BUDGETS if t <= n}
     return Scenario(model, ratio, kind, rows, curves, target, converged, _headroom(groups, target), ceiling,
-                    head_to_head, _against_scratch(rows, curves, groups))
+                    head_to_head, _against_scratch(rows, curves, groups, base_curves))
+
+
+def _race(scratch: list[np.ndarray], mine: list[np.ndarray], reference: list[np.ndarray]) -> Race:
+    """`mine` against `scratch` to the quality of `reference` (scratch's own when it is `scratch`)."""
+    target = quality.quality(reference)
+    return Race(target, quality.time_to_quality(mine, target), quality.time_to_quality(scratch, target),
+                *quality.speed_up(scratch, mine, reference=None if reference is scratch else reference))
 
 
 def _against_scratch(rows: list[Row], curves: dict[str, list[np.ndarray]],
-                     groups: dict[tuple[str, str, str, str], list[RunData]]) -> dict[str, AgainstScratch]:
+                     groups: dict[tuple[str, str, str, str], list[RunData]],
+                     base_curves: list[np.ndarray] | None) -> dict[str, AgainstScratch]:
     """Each transfer of a searcher other than the baseline's against that searcher's runs from scratch."""
     found = {}
     for row in rows:
@@ -295,9 +312,9 @@ def _against_scratch(rows: list[Row], curves: dict[str, list[np.ndarray]],
         if row.source == "-" or row.agent == DEFAULT_SEARCHER or not scratch:
             continue
         own, mine = [r.accuracies for r in scratch], curves[row.name]
-        target, n = quality.quality(own), min(quality.common_length(own), row.trials)
-        found[row.name] = AgainstScratch(target, quality.time_to_quality(mine, target),
-                                         quality.time_to_quality(own, target), *quality.speed_up(own, mine),
+        n = min(quality.common_length(own), row.trials)
+        found[row.name] = AgainstScratch(_race(own, mine, own),
+                                         _race(own, mine, base_curves) if base_curves else None,
                                          {t: quality.difference_at(mine, own, t)
                                           for t in HEAD_TO_HEAD_BUDGETS if t <= n})
     return found
@@ -385,6 +402,15 @@ def speed_up_text(speed_up: float | None, interval: tuple[float, float] | None, 
     return text if interval is None else text + " [{:.2f}, {:.2f}]".format(*interval)
 
 
+def _race_cells(race: Race | None) -> list[str]:
+    """A race's two cells: the trials of each row, and the speed-up."""
+    if race is None:
+        return ["-", "-"]
+    if race.scratch_t_q is None:
+        return [f"{race.t_q or 'never'} / never", "- (never from scratch)"]
+    return [f"{race.t_q or 'never'} / {race.scratch_t_q or 'never'}", speed_up_text(race.speed_up, race.interval)]
+
+
 def _difference_cell(difference: tuple[float, tuple[float, float]] | None, seeds: int) -> str:
     """A difference of mean b(T) with its interval and verdict; '-' beyond the budget, no interval on one seed."""
     if difference is None:
@@ -460,18 +486,18 @@ def _markdown(scenario: Scenario, plot: str) -> str:
             lines.append(f"| {other} | " + " | ".join(cells) + " |")
     if scenario.against_scratch:
         lines += ["", "Each searcher with history against itself from scratch: the trials to reach the quality its "
-                      "searches from scratch hold at their last trial, and the difference of mean b(T) (history less "
-                      "scratch), 90% intervals.", "",
-                  "| with history | its quality from scratch | T_q: with history / from scratch | speed-up [90%] | " +
+                      "searches from scratch hold at their last trial, and the baseline's Q*, less 0.5 pp, with the "
+                      "speed-ups; and the difference of mean b(T) (history less scratch), 90% intervals.", "",
+                  "| with history | its quality from scratch | T_q: with history / from scratch | speed-up [90%] | "
+                  "to Q*: with history / from scratch | speed-up [90%] | " +
                   " | ".join(f"T = {t}" for t in HEAD_TO_HEAD_BUDGETS) + " |",
-                  "|---" * (len(HEAD_TO_HEAD_BUDGETS) + 4) + "|"]
+                  "|---" * (len(HEAD_TO_HEAD_BUDGETS) + 6) + "|"]
         seeds = {row.name: row.seeds for row in scenario.rows}
         scratch_seeds = {row.agent: row.seeds for row in scenario.rows if row.method == "baseline"}
         for row in [row for row in scenario.rows if row.name in scenario.against_scratch]:
             found = scenario.against_scratch[row.name]
             n = min(seeds[row.name], scratch_seeds[row.agent])
-            cells = [f"{100 * found.quality:.2f}%", f"{found.t_q or 'never'} / {found.scratch_t_q or 'never'}",
-                     speed_up_text(found.speed_up, found.interval),
+            cells = [f"{100 * found.own.quality:.2f}%", *_race_cells(found.own), *_race_cells(found.q_star),
                      *(_difference_cell(found.differences.get(t), n) for t in HEAD_TO_HEAD_BUDGETS)]
             lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
     shortfalls = [row for row in scenario.rows if row.shortfall is not None]

@@ -64,6 +64,22 @@ def test_a_method_that_never_reaches_the_quality_has_no_speed_up():
     assert point is None and interval is None
 
 
+def test_a_race_to_another_rows_quality_takes_its_mark_from_that_row():
+    # TPE from scratch and with history racing to the AMC-style baseline's Q* (0.84), below both their ends
+    amc = [np.minimum(climbing(300, 0.80, 0.90), 0.84) + s * 1e-4 for s in range(5)]
+    scratch = [np.minimum(climbing(300, 0.80, 0.90), 0.87) + s * 1e-4 for s in range(5)]
+    with_history = [np.concatenate([np.minimum(climbing(60, 0.83, 0.90), 0.87), np.full(240, 0.87)])] * 5
+    point, (low, high) = quality.speed_up(scratch, with_history, reference=amc)
+    q_star = quality.quality(amc)
+    assert point == quality.time_to_quality(scratch, q_star) / quality.time_to_quality(with_history, q_star)
+    assert point != quality.speed_up(scratch, with_history)[0]  # not the race to scratch's own end
+    assert 15 < point < 30 and low <= point <= high
+
+    # A searcher that never reaches the mark from scratch gives no speed-up to claim
+    below = [np.full(300, 0.82)] * 5
+    assert quality.speed_up(below, with_history, reference=amc) == (None, None)
+
+
 def test_a_curve_that_touches_the_mark_once_has_not_converged():
     baseline = [np.full(300, 0.86)]
     a_star = quality.converged_accuracy(baseline)
