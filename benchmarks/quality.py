@@ -112,13 +112,16 @@ def speed_up(baseline: Curves, method: Curves, seed: int = 0,
 
     The quality is the `reference` row's (resampled with them), by default the baseline's own; another
     reference races, say, TPE with history against TPE from scratch to the AMC-style baseline's Q*.
-    None when the method or the baseline never reaches the quality; a resample in which the method never
-    does counts as a speed-up of 0, so that the interval says how often that happens; one in which the
-    baseline never does is left out, which can only lower the interval.
+    (None, None) when the baseline never reaches the quality; None and an interval when the method never
+    does. A resample in which the method never does counts as a speed-up of 0, so that the interval says how
+    often that happens; one in which the baseline never does (only with another reference) is left out,
+    which tends to lower the interval's upper end.
     """
     target = quality(baseline if reference is None else reference)
     mine, theirs = time_to_quality(method, target), time_to_quality(baseline, target)
-    point = None if mine is None or theirs is None else theirs / mine
+    if theirs is None:
+        return None, None
+    point = None if mine is None else theirs / mine
     base_b, method_b = best_so_far(baseline), best_so_far(method)
     reference_b = None if reference is None else best_so_far(reference)
     rng = np.random.default_rng(seed)

@@ -186,13 +186,15 @@ class Row:
 
 @dataclass
 class Race:
-    """Two rows racing to a quality (less 0.5 pp): the trials each takes and the speed-up with its interval."""
+    """Two rows racing to a quality (less 0.5 pp): the trials each takes and the speed-up with its interval;
+    for a race to Q*, whether the test-split guard holds at the transfer's T_q (the study table's)."""
 
     quality: float
     t_q: int | None
     scratch_t_q: int | None
     speed_up: float | None
     interval: tuple[float, float] | None
+    guard: bool | None = None
 
 
 @dataclass
@@ -295,11 +297,12 @@ def _scenario(model: str, ratio: float, runs: list[RunData], ceiling: Ceiling | 
                     head_to_head, _against_scratch(rows, curves, groups, base_curves))
 
 
-def _race(scratch: list[np.ndarray], mine: list[np.ndarray], reference: list[np.ndarray]) -> Race:
-    """`mine` against `scratch` to the quality of `reference` (scratch's own when it is `scratch`)."""
-    target = quality.quality(reference)
+def _race(scratch: list[np.ndarray], mine: list[np.ndarray], reference: list[np.ndarray] | None = None,
+          guard: bool | None = None) -> Race:
+    """`mine` against `scratch` to the quality of `reference`, by default scratch's own."""
+    target = quality.quality(scratch if reference is None else reference)
     return Race(target, quality.time_to_quality(mine, target), quality.time_to_quality(scratch, target),
-                *quality.speed_up(scratch, mine, reference=None if reference is scratch else reference))
+                *quality.speed_up(scratch, mine, reference=reference), guard)
 
 
 def _against_scratch(rows: list[Row], curves: dict[str, list[np.ndarray]],
@@ -313,8 +316,8 @@ def _against_scratch(rows: list[Row], curves: dict[str, list[np.ndarray]],
             continue
         own, mine = [r.accuracies for r in scratch], curves[row.name]
         n = min(quality.common_length(own), row.trials)
-        found[row.name] = AgainstScratch(_race(own, mine, own),
-                                         _race(own, mine, base_curves) if base_curves else None,
+        found[row.name] = AgainstScratch(_race(own, mine),
+                                         _race(own, mine, base_curves, row.guard) if base_curves else None,
                                          {t: quality.difference_at(mine, own, t)
                                           for t in HEAD_TO_HEAD_BUDGETS if t <= n})
     return found
@@ -397,18 +400,19 @@ def data_file(data: Path, study: str, advice: str) -> Path:
 
 def speed_up_text(speed_up: float | None, interval: tuple[float, float] | None, never: str = "never") -> str:
     """A speed-up as the tables print it, "2.50x [1.20, 3.40]"; `never` for a search that never reached the
-    quality, with the interval still (its lower end is then 0)."""
+    quality, with the interval still (its lower end usually 0)."""
     text = never if speed_up is None else f"{speed_up:.2f}x"
     return text if interval is None else text + " [{:.2f}, {:.2f}]".format(*interval)
 
 
 def _race_cells(race: Race | None) -> list[str]:
-    """A race's two cells: the trials of each row, and the speed-up."""
+    """A race's two cells: the trials of each row, and the speed-up (saying where the guard does not hold)."""
     if race is None:
         return ["-", "-"]
     if race.scratch_t_q is None:
         return [f"{race.t_q or 'never'} / never", "- (never from scratch)"]
-    return [f"{race.t_q or 'never'} / {race.scratch_t_q or 'never'}", speed_up_text(race.speed_up, race.interval)]
+    speed = speed_up_text(race.speed_up, race.interval) + (", guard NOT held" if race.guard is False else "")
+    return [f"{race.t_q or 'never'} / {race.scratch_t_q}", speed]
 
 
 def _difference_cell(difference: tuple[float, tuple[float, float]] | None, seeds: int) -> str:
@@ -485,11 +489,12 @@ def _markdown(scenario: Scenario, plot: str) -> str:
                      for t in HEAD_TO_HEAD_BUDGETS]
             lines.append(f"| {other} | " + " | ".join(cells) + " |")
     if scenario.against_scratch:
-        lines += ["", "Each searcher with history against itself from scratch: the trials to reach the quality its "
-                      "searches from scratch hold at their last trial, and the baseline's Q*, less 0.5 pp, with the "
-                      "speed-ups; and the difference of mean b(T) (history less scratch), 90% intervals.", "",
+        lines += ["", "Each searcher with history against itself from scratch: the trials to reach, less 0.5 pp, the "
+                      "quality its searches from scratch hold at their last trial, and the baseline's Q* (with the "
+                      "test-split guard at that T_q, as in the table above), with the speed-ups; and the difference "
+                      "of mean b(T) (history less scratch), 90% intervals.", "",
                   "| with history | its quality from scratch | T_q: with history / from scratch | speed-up [90%] | "
-                  "to Q*: with history / from scratch | speed-up [90%] | " +
+                  "to Q*: with history / from scratch | speed-up to Q* [90%] | " +
                   " | ".join(f"T = {t}" for t in HEAD_TO_HEAD_BUDGETS) + " |",
                   "|---" * (len(HEAD_TO_HEAD_BUDGETS) + 6) + "|"]
         seeds = {row.name: row.seeds for row in scenario.rows}

@@ -75,9 +75,14 @@ def test_a_race_to_another_rows_quality_takes_its_mark_from_that_row():
     assert point != quality.speed_up(scratch, with_history)[0]  # not the race to scratch's own end
     assert 15 < point < 30 and low <= point <= high
 
-    # A searcher that never reaches the mark from scratch gives no speed-up to claim
+    # A searcher that never reaches the mark from scratch gives no speed-up to claim, nor an interval, even
+    # where some resamples of its seeds would reach it (here those drawing the last seed often)
     below = [np.full(300, 0.82)] * 5
     assert quality.speed_up(below, with_history, reference=amc) == (None, None)
+    mark = quality.quality(amc) - quality.TOLERANCE
+    short = [np.minimum(climbing(300, 0.80, 0.90), mark + d) for d in (-0.001,) * 4 + (0.003,)]
+    assert quality.time_to_quality(short, quality.quality(amc)) is None
+    assert quality.speed_up(short, with_history, reference=amc) == (None, None)
 
 
 def test_a_curve_that_touches_the_mark_once_has_not_converged():
@@ -241,9 +246,14 @@ def test_a_black_box_searcher_with_history_is_also_measured_against_itself_from_
     assert "| tpe | 5 |" in markdown and "| sac |" not in markdown  # the study's searchers' references only
     table = markdown.split("Each searcher with history against itself from scratch")[1]
     tpe_q = quality.quality([r[3] for r in league[10:15]])
-    row = re.search(r"\| tpe history from resnet20 0\.5 \| ([\d.]+)% \| (\d+) / (\d+) \| ([\d.]+)x \[", table)
+    row = re.search(r"\| tpe history from resnet20 0\.5 \| ([\d.]+)% \| (\d+) / (\d+) \| ([\d.]+)x \[[^|]+"
+                    r"\| (\d+) / (\d+) \| ([\d.]+)x \[", table)
     assert row and float(row[1]) == pytest.approx(100 * tpe_q, abs=0.01) and int(row[2]) < int(row[3])
     assert float(row[4]) == pytest.approx(int(row[3]) / int(row[2]), abs=0.01)
+    # ... and to the AMC-style baseline's Q*, where TPE from scratch arrives at its own pace
+    q_star = quality.quality([r[3] for r in league[:5]])
+    assert int(row[6]) == quality.time_to_quality([r[3] for r in league[10:15]], q_star) != int(row[3])
+    assert int(row[5]) < int(row[6]) and float(row[7]) == pytest.approx(int(row[6]) / int(row[5]), abs=0.01)
     assert re.search(r"\| beats: \+[\d.]+ pp \[\+[\d.]+, \+[\d.]+\] \|", table)  # b(30): history less scratch
 
 
