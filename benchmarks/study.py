@@ -308,7 +308,13 @@ STUDIES = {
                                                      for source in (0.5, 0.4, 0.3)),
                                 methods=("history", HISTORY_NO_KEPT_TURNS), seeds=(0, 1, 2, 3, 4),
                                 agents=("tpe", "random", "cmaes"), reference="league", ceiling="ceiling"),
-    # ... and across models, 3 seeds, against league-models' baselines.
+    # ... and across models, into MobileNet v1 at 0.3 (informative), 3 seeds, against league-models' runs from
+    # scratch. Run it into the transfer study's --out (the source from 0.3 adopted from transfer-models').
+    "transfer-beyond-rl-models": Study("fashion-mnist", tuple(Transfer("resnet20", source, "mobilenet_v1", 0.3)
+                                                            for source in (0.5, 0.3)),
+                                       methods=("history",), seeds=(0, 1, 2), agents=("tpe", "random"),
+                                       reference="league-models", ceiling="ceiling-models"),
+    # The paper's methods and history across models, 3 seeds, against league-models' baselines.
     "transfer-models": Study("fashion-mnist", (
         *(Transfer("resnet20", source, "mobilenet_v1", 0.3) for source in (0.3, 0.5)),
         Transfer("resnet20", 0.3, "resnet56", 0.2),
