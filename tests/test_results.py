@@ -25,7 +25,7 @@ def table_lines(markdown: str) -> list[str]:
 
 
 @pytest.mark.parametrize("study", ["league", "league-models", "history-probes", "transfer", "transfer-beyond-rl",
-                                   "transfer-models"])
+                                   "transfer-beyond-rl-models", "transfer-models"])
 def test_a_study_report_in_results_is_recomputed_from_the_committed_data(study, tmp_path):
     committed = read_block(RESULTS, report_markers(study))
     assert table_lines(committed) == table_lines(write_report(study, tmp_path, DATA)) != []
