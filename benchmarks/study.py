@@ -309,7 +309,7 @@ STUDIES = {
                                 methods=("history", HISTORY_NO_KEPT_TURNS), seeds=(0, 1, 2, 3, 4),
                                 agents=("tpe", "random", "cmaes"), reference="league", ceiling="ceiling"),
     # ... and across models, into MobileNet v1 at 0.3 (informative), 3 seeds, against league-models' runs from
-    # scratch. Run it into the transfer study's --out (the source from 0.3 adopted from transfer-models').
+    # scratch. Run it into the transfer study's --out, adopting (`--adopt`) its source at 0.3 from transfer-models'.
     "transfer-beyond-rl-models": Study("fashion-mnist", tuple(Transfer("resnet20", source, "mobilenet_v1", 0.3)
                                                             for source in (0.5, 0.3)),
                                        methods=("history",), seeds=(0, 1, 2), agents=("tpe", "random"),
