@@ -136,7 +136,8 @@ class ChannelPruneEnv(gym.Env):
     * `batch_size`: the batch of the calibration and scoring passes (default 128 on a CPU, 1024 on
       a GPU).
     * `calibration_seed`: which positions the refit samples (see Seeding).
-    * `budget`: "macs" (the default) or "latency" (a latency table measured on `device`).
+    * `budget`: a budget kind of `prune_gym.budgets.BUDGETS`: "macs" (the default), "latency" (a
+      latency table measured on `device`), or one of your own (`register_budget`).
     * `leaf_modules`: qualified names of modules the trace keeps as single calls, their channels
       whole (for code torch.fx cannot trace).
     * `residual_streams`: make the channels that residual additions join a unit, instead of keeping
