@@ -7,36 +7,32 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   an unnormalised Gaussian, so S = 1 for an identical state; the env's observations are
   already normalised to [0, 1];
 * Eq. 4, selection metric M = S^omega + P, with P the record's accuracy;
-* the first `explore_trials` episodes pick at random among the `top_n` records by M, the
-  later ones take the best; with `random_every` = k, every k-th of the first
-  `explore_trials` plays random fractions around p instead, the baseline's own warm-up
+* the first half of its `trials` (exploring) pick at random among the `top_n` records by M,
+  the later ones take the best; with `random_every` = k, every k-th of the exploring
+  trials plays random fractions around p instead, the baseline's own warm-up
   draw, so that a source whose records are worse than chance (Eq. 2 across a wide
   gap of ratios) cannot leave the search far behind one from scratch (origin "warmup");
 * the record's kept fraction plus uniform noise of half-width `noise`, which decays
   linearly to zero as the actor takes over;
 * admission to the replay buffer: a trial whose accuracy ranks in the top third of the
   last `batch` assistant trials always enters, a lower one with probability
-  exp(-admission_decay * places below the top third);
-* the hand-over (`handover`): "fixed", the paper's, gives the actor every trial from trial
-  `trials` on, however it plays; "earned" makes the actor earn it. From trial `trials` on the
-  actor and the assistant take turns, the assistant's noise held at half its first width,
+  exp(-0.5 x places below the top third);
+* the hand-over (`handover`, `HandOver`): "fixed", the paper's, gives the actor every trial from
+  trial `trials` on, however it plays; "earned" makes the actor earn it. From trial `trials` on
+  the actor and the assistant take turns, the assistant's noise held at half its first width,
   until an actor trial scores at least the mean of the assistant's last `batch`; by trial
-  3 x `trials` the actor has every trial, earned or not. While they take turns the assistant
-  plays `turns` trials for each of the actor's (1: every other trial);
-* `incumbent` (k > 0): once the first `explore_trials` have explored the records, the
-  assistant plays around the mean policy of the target's k best trials so far (any
-  searcher's) instead of the best record: a search around what this search has found,
-  which the records, written at another ratio, can only start. The mean of several, as an
-  evolution strategy recombines, because the reward split is noisy (2,000 images: about
-  0.9 pp at 80%) and the single best trial is partly luck. Its noise then stays at half its
-  first width at least, so that no trial repeats the centre, or is `incumbent_noise` wide.
-  With `incumbent_window` = n the k best come from the last n trials alone, as a comma
-  evolution strategy selects, so that a trial lucky on the reward split cannot hold the
-  centre for good;
-* `keep_until`: after the hand-over the assistant keeps its turns (around the incumbent, or
-  else from the best record) until trial `keep_until`. An actor that takes over plays well
-  under the incumbent for dozens of trials (on ResNet-20 at p = 0.2, 70-73% where the
-  assistant plays 76-79%), and the user's best-so-far stalls meanwhile.
+  3 x `trials` the actor has every trial, earned or not;
+* the incumbent (`incumbent` = k > 0, `Incumbent`): once the first half of its trials has
+  explored the records, the assistant plays around the mean policy of the target's k best
+  trials so far (any searcher's) instead of the best record: a search around what this search
+  has found, which the records, written at another ratio, can only start. The mean of
+  several, as an evolution strategy recombines, because the reward split is noisy (2,000
+  images: about 0.9 pp at 80%) and the single best trial is partly luck. Its noise then stays
+  at half its first width at least, so that no trial repeats the centre;
+* kept turns (`keep_until`): after the hand-over the assistant keeps every other trial (around
+  the incumbent, or else from the best record) until trial `keep_until`. An actor that takes
+  over plays well under the incumbent for dozens of trials (on ResNet-20 at p = 0.2, 70-73%
+  where the assistant plays 76-79%), and the user's best-so-far stalls meanwhile.
 The records are the source run's trials rewritten for the target (data augmentation), so
 their states are the target's. `AssistedSearcher` lets it act for any searcher: the
 searcher learns from the trials the assistant admits (and counts the others), and is
@@ -49,6 +45,7 @@ from __future__ import annotations
 import math
 import pickle
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +55,21 @@ import numpy as np
 from prune_gym.agents.augmentation import Episode
 from prune_gym.agents.recorder import Trial
 from prune_gym.agents.searcher import WARMUP_SIGMA, Searcher, warmup_action
+from prune_gym.agents.settings import SettingsSchema
 from prune_gym.errors import PruneGymError
 
 ASSISTANT_FILE, INNER_FOLDER = "assistant.pkl", "searcher"
 HANDOVERS = ("fixed", "earned")
 HANDOVER_LIMIT = 3  # with an earned hand-over, the actor has every trial from HANDOVER_LIMIT x trials on
+ADMISSION_DECAY = 0.5  # a trial below the top third enters with probability exp(-decay x places below)
+# The assistant's settings (the paper's Eqs. 3-4 values, and the hand-over, incumbent and kept turns off).
+ASSISTANT_SETTINGS = SettingsSchema(
+    "assistant", "the assistant",
+    {"trials": 30, "top_n": 3, "sigma": 0.1, "omega": 2.0, "noise": 0.1, "batch": 10, "handover": "fixed",
+     "incumbent": 0, "keep_until": 0, "random_every": 0},
+    choices={"handover": HANDOVERS},
+    minimum={"trials": 0, "top_n": 1, "sigma": 1e-9, "omega": 0, "noise": 0, "batch": 1, "incumbent": 0,
+             "keep_until": 0, "random_every": 0})
 
 
 def similarity(records: np.ndarray, state: np.ndarray, sigma: float) -> np.ndarray:
@@ -75,78 +82,101 @@ def selection_metric(similarities: np.ndarray, performances: np.ndarray, omega: 
     return similarities**omega + performances
 
 
-def admission_probability(rank: int, batch: int, decay: float) -> float:
+def admission_probability(rank: int, batch: int, decay: float = ADMISSION_DECAY) -> float:
     """1 for a rank (0 = best of `batch` trials) in the top third, else exp(-decay * places below the top third)."""
     top = math.ceil(batch / 3)
     return 1.0 if rank < top else math.exp(-decay * (rank - top + 1))
 
 
-class Assistant:
-    """Chooses actions from past records for a search's first `trials` episodes, and their admission."""
+class HandOver:
+    """When the actor takes over for good: "fixed" (the paper's) at trial `trials`; "earned" once an actor
+    trial from then on scores at least the mean of the assistant's recent trials, by `HANDOVER_LIMIT` x
+    `trials` at the latest, the two taking turns meanwhile."""
 
-    def __init__(self, episodes: list[Episode], *, trials: int = 30, explore_trials: int | None = None,
-                 top_n: int = 3, sigma: float = 0.1, omega: float = 2.0, noise: float = 0.1, batch: int = 10,
-                 admission_decay: float = 0.5, handover: str = "fixed", incumbent: int = 0,
-                 incumbent_noise: float | None = None, incumbent_window: int = 0, keep_until: int = 0,
-                 turns: int = 1, random_every: int = 0, ratio: float | None = None, seed: int | None = None):
-        if not episodes:
-            raise PruneGymError("the assistant needs past trials to act from; its source run has none")
-        if (trials < 0 or top_n < 1 or sigma <= 0 or noise < 0 or batch < 1 or admission_decay < 0
-                or incumbent < 0 or keep_until < 0 or (incumbent_noise is not None and incumbent_noise < 0)
-                or turns < 1 or random_every < 0 or (incumbent_window and incumbent_window < incumbent)):
-            raise PruneGymError("assistant settings: trials >= 0, top_n >= 1, sigma > 0, noise >= 0, batch >= 1, "
-                                "admission_decay >= 0, incumbent >= 0, incumbent_noise >= 0, incumbent_window 0 "
-                                "or >= incumbent, keep_until >= 0, turns >= 1 and random_every >= 0")
-        if random_every and ratio is None:
-            raise PruneGymError("assistant setting random_every needs the target ratio p to draw around")
-        if handover not in HANDOVERS:
-            raise PruneGymError(f"unknown assistant handover {handover!r}; choose one of: {', '.join(HANDOVERS)}")
-        self.trials, self.handover = trials, handover
-        self.handed_over = handover == "fixed"  # an earned hand-over waits for the actor to play well
+    def __init__(self, kind: str, trials: int):
+        self.kind, self.trials = kind, trials
+        self.handed_over = kind == "fixed"
         self.actor_short = False  # an actor trial fell short: the assistant plays its turns
-        self.explore_trials = trials // 2 if explore_trials is None else explore_trials
-        self.top_n, self.sigma, self.omega, self.noise = top_n, sigma, omega, noise
-        self.admission_decay = admission_decay
-        self.incumbent, self.keep_until, self.turns = incumbent, keep_until, turns
-        self.incumbent_noise = incumbent_noise
-        self.random_every, self.ratio = random_every, ratio
-        self.assisted_streak = 0  # the assistant's trials since the actor's last, for the turns
-        # the target's trials the incumbent is chosen from (`note`), and its `incumbent` best among them
-        self.noted: deque[tuple[float, np.ndarray]] = deque(maxlen=incumbent_window or None)
-        self.best: list[tuple[float, np.ndarray]] = []
-        self.states = np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float64)
-        self.actions = np.concatenate([e.fractions for e in episodes]).astype(np.float64)
-        self.performances = np.concatenate([np.full(len(e.fractions), e.accuracy) for e in episodes])
-        self.recent: deque[float] = deque(maxlen=batch)  # accuracies of the last assistant trials
-        self.rng = np.random.default_rng(seed)
 
-    def active(self, trial: int) -> bool:
-        """Whether the assistant acts in trial `trial` (from 0)."""
-        if trial < self.trials:
-            return True
-        if trial < self.keep_until:
-            return self.assisted_streak < self.turns  # kept turns, the actor first
-        if self.handed_over or trial >= HANDOVER_LIMIT * self.trials:
-            return False
-        return self.actor_short and self.assisted_streak < self.turns  # waiting for the hand-over: turns
+    def waiting(self, trial: int) -> bool:
+        """Whether, from trial `trials` on, the actor still waits for the hand-over (taking turns)."""
+        return self.actor_short and not self.handed_over and trial < HANDOVER_LIMIT * self.trials
 
-    def judge(self, trial: int, accuracy: float, by_assistant: bool) -> None:
-        """Take note of trial `trial`'s outcome for an earned hand-over: the actor earns it with an accuracy of
-        at least the mean of the assistant's recent trials; after each of the assistant's turns, the actor's."""
-        self.assisted_streak = self.assisted_streak + 1 if by_assistant else 0
+    def judge(self, trial: int, accuracy: float, by_assistant: bool, recent: Sequence[float]) -> None:
+        """Take note of an actor trial's `accuracy` against the assistant's `recent` ones."""
         if self.handed_over or trial < self.trials or by_assistant:
             return
-        if accuracy >= np.mean(self.recent):
+        if accuracy >= np.mean(recent):
             self.handed_over = True
         else:
             self.actor_short = True
+
+
+class Incumbent:
+    """The mean policy of the target's `k` best trials so far, which the assistant plays around once it has
+    explored its records (k = 0: never)."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.best: list[tuple[float, np.ndarray]] = []  # (accuracy, fractions), best first, ties by arrival
+
+    def note(self, fractions: np.ndarray, accuracy: float) -> None:
+        if self.k:
+            self.best = sorted([*self.best, (accuracy, np.array(fractions, dtype=np.float64))],
+                               key=lambda b: -b[0])[:self.k]
+
+    def centre(self, step: int) -> float | None:
+        """Unit `step`'s fraction at the centre, or None before any trial is noted."""
+        return float(np.mean([fractions[step] for _, fractions in self.best])) if self.best else None
+
+
+class Assistant:
+    """Chooses actions from past records for a search's first `trials` episodes, and their admission.
+
+    :param episodes: the records, the source's trials rewritten for the target
+    :param ratio: the target's p, which `random_every`'s draws centre on (needed with `random_every` alone)
+    :param seed: seeds the assistant's generator (its choices, noise and admissions)
+    :param settings: the assistant's settings, `ASSISTANT_SETTINGS` (checked by the search's configuration)
+    """
+
+    def __init__(self, episodes: list[Episode], *, ratio: float | None = None, seed: int | None = None,
+                 **settings: Any):
+        if not episodes:
+            raise PruneGymError("the assistant needs past trials to act from; its source run has none")
+        settings = {**ASSISTANT_SETTINGS.defaults, **settings}
+        if settings["random_every"] and ratio is None:
+            raise PruneGymError("assistant setting random_every needs the target ratio p to draw around")
+        self.trials, self.top_n, self.batch = settings["trials"], settings["top_n"], settings["batch"]
+        self.sigma, self.omega, self.noise = settings["sigma"], settings["omega"], settings["noise"]
+        self.keep_until, self.random_every, self.ratio = settings["keep_until"], settings["random_every"], ratio
+        self.explore_trials = self.trials // 2
+        self.handover = HandOver(settings["handover"], self.trials)
+        self.incumbent = Incumbent(settings["incumbent"])
+        self.assisted_streak = 0  # the assistant's trials since the actor's last, for the turns
+        self.states = np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float64)
+        self.actions = np.concatenate([e.fractions for e in episodes]).astype(np.float64)
+        self.performances = np.concatenate([np.full(len(e.fractions), e.accuracy) for e in episodes])
+        self.recent: deque[float] = deque(maxlen=self.batch)  # accuracies of the last assistant trials
+        self.rng = np.random.default_rng(seed)
+
+    def active(self, trial: int) -> bool:
+        """Whether the assistant acts in trial `trial` (from 0): its first `trials`, then every other trial
+        while it keeps turns or the actor waits for an earned hand-over."""
+        if trial < self.trials:
+            return True
+        return (trial < self.keep_until or self.handover.waiting(trial)) and not self.assisted_streak
+
+    def judge(self, trial: int, accuracy: float, by_assistant: bool) -> None:
+        """Take note of trial `trial`'s outcome, for the turns and an earned hand-over."""
+        self.assisted_streak = self.assisted_streak + 1 if by_assistant else 0
+        self.handover.judge(trial, accuracy, by_assistant, self.recent)
 
     def noise_width(self, trial: int) -> float:
         """Half-width of the uniform noise in trial `trial`: `noise` at the first, falling linearly to 0 at `trials`
         (with an earned hand-over or the incumbent, to half of `noise`, where it stays)."""
         if not self.trials:
             return 0.0
-        floor = 0.5 if self.handover == "earned" or self.incumbent else 0.0
+        floor = 0.5 if self.handover.kind == "earned" or self.incumbent.k else 0.0
         return self.noise * max(floor, 1.0 - trial / self.trials)
 
     def choose(self, state: np.ndarray, trial: int) -> int:
@@ -161,9 +191,7 @@ class Assistant:
 
     def note(self, fractions: np.ndarray, accuracy: float) -> None:
         """Take note of a finished trial of the target, whoever played it, for the incumbent."""
-        if self.incumbent:
-            self.noted.append((accuracy, np.array(fractions, dtype=np.float64)))
-            self.best = sorted(self.noted, key=lambda b: -b[0])[:self.incumbent]
+        self.incumbent.note(fractions, accuracy)
 
     def plays_random(self, trial: int) -> bool:
         """Whether trial `trial` is one of the explore phase's random draws around p (`random_every`)."""
@@ -174,20 +202,16 @@ class Assistant:
         plays around it, plus decaying uniform noise, within [0, 1]; or a random fraction around p."""
         if self.plays_random(trial):
             return float(warmup_action(self.rng, self.ratio, WARMUP_SIGMA)[0, 0])
+        centre = self.incumbent.centre(step) if trial >= self.explore_trials else None
+        base = self.actions[self.choose(state, trial)] if centre is None else centre
         width = self.noise_width(trial)
-        if self.best and trial >= self.explore_trials:
-            base = float(np.mean([fractions[step] for _, fractions in self.best]))
-            if self.incumbent_noise is not None:
-                width = self.incumbent_noise
-        else:
-            base = self.actions[self.choose(state, trial)]
         return float(np.clip(base + self.rng.uniform(-width, width), 0.0, 1.0))
 
     def admit(self, accuracy: float) -> bool:
         """Whether an assistant trial enters the replay buffer, by its rank among the last `batch` (itself included)."""
         self.recent.append(accuracy)
         rank = sum(a > accuracy for a in self.recent)
-        return bool(self.rng.random() < admission_probability(rank, len(self.recent), self.admission_decay))
+        return bool(self.rng.random() < admission_probability(rank, len(self.recent)))
 
 
 class AssistedSearcher(Searcher):

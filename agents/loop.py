@@ -11,7 +11,7 @@ so trials are neither lost nor duplicated.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -24,7 +24,7 @@ from prune_gym import ENV_ID
 from prune_gym.agents.assistant import Assistant, AssistedSearcher
 from prune_gym.agents.augmentation import augmented_episodes
 from prune_gym.agents.checkpoints import SearcherCheckpoints
-from prune_gym.agents.config import AUGMENTED_METHODS, SearchConfig
+from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.recorder import commit_trial, play_trial
 from prune_gym.agents.searcher import Searcher
 from prune_gym.agents.transfer import SOURCE_WEIGHTS, check_weight_source, load_source_weights
@@ -67,9 +67,8 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
     several searches may share it), else from `history_path`. Bad settings are refused
     before the history file is touched.
     """
-    config.validate()
     history_path = Path(history_path)
-    config = with_source_ratio(config, Path(library or history_path))
+    config = resolve_search(config, Path(library or history_path))
     env = env or make_env(config)
     scenario = scenario_of(env)
     if config.source is not None:
@@ -79,8 +78,7 @@ def run_search(config: SearchConfig, history_path: str | Path, resume: bool = Fa
     with HistoryStore(history_path, "a") as store:
         writer, searcher, done = _open_run(store, history_path, env, scenario, config, resume)
         if searcher is None:
-            searcher = config.searcher_class(env, seed=config.seed, warmup=config.warmup_trials,
-                                             **config.agent_settings)
+            searcher = config.searcher_class(env, seed=config.seed, warmup=config.warmup, **config.agent_kwargs)
             if config.source is not None:
                 searcher = _start_from_source(searcher, config, env, scenario,
                                               HistoryStore(library) if library else store)
@@ -136,7 +134,7 @@ def search_to_completion(config: SearchConfig, history: str | Path, library: str
     if device is not None:
         config = replace(config, device=device)
     history = Path(history)
-    config = with_source_ratio(config, Path(library or history))
+    config = resolve_search(config, Path(library or history))
     resume = False
     if history.exists():
         with HistoryStore(history) as store:
@@ -160,19 +158,21 @@ def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None
                                 f"search starts only from a finished run")
         store.read_run(config.source)  # verifies its checksums
         if config.takes_source_weights:
-            check_weight_source(info, config.agent, bool(config.agent_settings.get("invariant_actor", False)),
-                                target.feature_names)
+            check_weight_source(info, config.agent, config.invariant_actor, target.feature_names)
             store.load_weights(config.source, SOURCE_WEIGHTS)
 
 
-def with_source_ratio(config: SearchConfig, library: Path) -> SearchConfig:
-    """`config` with its source run's ratio from `library` (on which `history`'s records rescale depends), or as
-    it is when it has no source, or one `library` lacks (which `_check_source` refuses)."""
-    if config.source is None or config.source_ratio is not None or not library.exists():
+def resolve_search(config: SearchConfig, library: Path) -> SearchConfig:
+    """`config` resolved (`SearchConfig.resolve`) with its source run's ratio from `library`, where it has a source
+    that `library` holds (`_check_source` refuses one it lacks); reads nothing else."""
+    if config.resolved:
         return config
-    with HistoryStore(library) as store:
-        info = next((r for r in store.find_runs() if r.run_id == config.source), None)
-    return config if info is None else replace(config, source_ratio=info.scenario.target_ratio)
+    source_ratio = None
+    if config.source is not None and library.exists():
+        with HistoryStore(library) as store:
+            info = next((r for r in store.find_runs() if r.run_id == config.source), None)
+        source_ratio = None if info is None else info.scenario.target_ratio
+    return config.resolve(source_ratio)
 
 
 def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, target: Scenario,
@@ -180,27 +180,25 @@ def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, t
     """What the search takes from its source: the weights (transfers, where the searcher has some),
     the trials rewritten for the target (augmented), the assistant's records (all of them)."""
     if config.takes_source_weights:
-        load_source_weights(searcher, sources, config.source, target,
-                            bool(config.agent_settings.get("invariant_actor", False)))
-    assistant = config.assistant_settings
-    if config.method in AUGMENTED_METHODS or assistant is not None:
+        load_source_weights(searcher, sources, config.source, target, config.invariant_actor)
+    preloads = config.method_record.trials
+    if preloads or config.assistant is not None:
         source_run = sources.read_run(config.source)
         # Each rewrite once, and only those the search uses.
         rewritten = functools.cache(lambda rescale: augmented_episodes(source_run, env.unwrapped, target,
                                                                        source_run.n_trials, rescale))
-        if config.method in AUGMENTED_METHODS:
+        if preloads:
             searcher.preload(rewritten(config.rescale))
-        if assistant is not None:
-            records = [episode for rescale in config.records_rescales for episode in rewritten(rescale)]
-            searcher = AssistedSearcher(searcher, Assistant(records, seed=config.seed,
-                                                            ratio=env.unwrapped.target_ratio, **assistant))
+        if config.assistant is not None:
+            searcher = AssistedSearcher(searcher, Assistant(rewritten(config.records_rescale), seed=config.seed,
+                                                            ratio=env.unwrapped.target_ratio, **config.assistant))
     return searcher
 
 
 def runs_of(store: HistoryStore, config: SearchConfig, status: str, *, any_agent: bool = False) -> list[RunInfo]:
     """The runs in `store` with `config`'s scenario, method, seed, source, searcher and its settings,
     and this status."""
-    runs = store.find_runs(config.model, config.dataset, config.ratio, config.method, status)
+    runs = store.find_runs(config.model, config.dataset, config.ratio, config.label, status)
     same = [r for r in runs if r.seed == config.seed and r.sources == config.sources]
     if any_agent:
         return same
@@ -228,8 +226,8 @@ def _check_resumable(config: SearchConfig, history_path: Path, scenario: Scenari
         other = others[-1]
         raise PruneGymError(f"run {other.run_id} in {history_path} was interrupted with agent {other.agent} "
                             f"(settings {other.settings.get('agent_kwargs', {})}), not {config.agent} "
-                            f"({config.agent_settings}): resume it with the same agent and settings")
-    raise PruneGymError(f"no interrupted {config.method} run of {config.model} on {config.dataset} at "
+                            f"({config.agent_kwargs}): resume it with the same agent and settings")
+    raise PruneGymError(f"no interrupted {config.label} run of {config.model} on {config.dataset} at "
                         f"p={config.ratio} with seed {config.seed} in {history_path} to resume")
 
 
@@ -237,13 +235,10 @@ def _open_run(store: HistoryStore, history_path: Path, env: gym.Env, scenario: S
               resume: bool) -> tuple[RunWriter, Searcher | None, int]:
     """A new run, or the interrupted one to resume with its searcher and committed trial count."""
     if not resume:
-        settings = {k: v for k, v in asdict(config).items() if k not in ("device", "data_root", "source")}
-        settings.update(warmup=config.warmup_trials, agent_kwargs=config.agent_settings,
-                        assistant=config.assistant_settings, assistant_rescale=config.assistant_rescale_setting,
-                        device_kind=device_kind(env.unwrapped.device))
-        return store.start_run(scenario, config.method, settings, config.seed, config.sources), None, 0
+        settings = {**config.recorded_settings(), "device_kind": device_kind(env.unwrapped.device)}
+        return store.start_run(scenario, config.label, settings, config.seed, config.sources), None, 0
     writer = store.resume_run(runs_of(store, config, "interrupted")[-1].run_id)
-    saved_class = AssistedSearcher if config.assistant_settings is not None else config.searcher_class
+    saved_class = AssistedSearcher if config.assistant is not None else config.searcher_class
     searcher, done, last = SearcherCheckpoints(history_path, writer.run_id).load(saved_class, env)
     if searcher is not None and writer.n_trials == done - 1:  # killed between checkpoint and history
         commit_trial(writer, last, searcher)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from prune_gym.agents.settings import SettingsSchema
 from prune_gym.budgets import Budget
 from prune_gym.errors import PruneGymError
 from prune_gym.policies import uniform_policy
@@ -226,63 +227,16 @@ class PolicySearcher(Searcher):
         self.queue.extend(np.asarray(e.fractions, dtype=np.float64) for e in best)
 
 
+def settings_schema(cls: type[Searcher]) -> SettingsSchema:
+    """The schema of `cls`'s settings: `settings_defaults`, `choices` and `nullable`."""
+    return SettingsSchema(cls.name, f"the {cls.name} searcher", cls.settings_defaults, cls.choices, cls.nullable)
+
+
 def check_settings(cls: type[Searcher], settings: Mapping[str, Any]) -> dict[str, Any]:
     """`settings` if `cls` takes each of them with a value of its default's type, else a PruneGymError."""
-    defaults = cls.settings_defaults
-    for name, value in settings.items():
-        if name not in defaults:
-            raise PruneGymError(f"the {cls.name} searcher has no setting {name!r}; its settings: "
-                                f"{', '.join(sorted(defaults)) or 'none'}")
-        if value is None and (name in cls.nullable or defaults[name] is None):
-            continue
-        if not _fits(value, defaults[name]):
-            raise PruneGymError(f"{cls.name} setting {name} takes {_type_name(defaults[name])}, got {value!r}")
-        if name in cls.choices and value not in cls.choices[name]:
-            raise PruneGymError(f"{cls.name} setting {name} is one of {', '.join(cls.choices[name])}, got {value!r}")
-    return dict(settings)
+    return settings_schema(cls).check(settings)
 
 
 def parse_setting(cls: type[Searcher], text: str) -> tuple[str, Any]:
     """NAME=VALUE from the command line, the value read as the type of the setting's default."""
-    name, equals, value = text.partition("=")
-    if not equals:
-        raise PruneGymError(f"a setting is NAME=VALUE, got {text!r}")
-    if name not in cls.settings_defaults:
-        check_settings(cls, {name: None})  # names the choices
-    default = cls.settings_defaults[name]
-    if value.lower() == "none" and (name in cls.nullable or default is None):
-        return name, None
-    try:
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false"):
-                raise ValueError
-            parsed: Any = value.lower() == "true"
-        elif isinstance(default, list):
-            parsed = [int(v) for v in value.split(",")]
-        elif default is None:
-            parsed = float(value)
-        else:
-            parsed = type(default)(value)
-    except ValueError:
-        raise PruneGymError(f"{cls.name} setting {name} takes {_type_name(default)}, got {value!r}") from None
-    return name, parsed
-
-
-def _fits(value: Any, default: Any) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, list):
-        return isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value)
-    return default is None or isinstance(value, type(default))
-
-
-def _type_name(default: Any) -> str:
-    if isinstance(default, list):
-        return "a list of integers (e.g. 300,300)"
-    if isinstance(default, bool):
-        return "true or false"
-    return {int: "an integer", float: "a number", str: "a string"}.get(type(default), "a number")
+    return settings_schema(cls).parse(text)

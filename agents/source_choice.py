@@ -61,8 +61,7 @@ def usable(run: RunInfo, config: SearchConfig) -> bool:
     if config.takes_source_weights:
         features = observation_features(config.env_kwargs.get("budget", DEFAULT_BUDGET))
         try:
-            check_weight_source(run, config.agent, bool(config.agent_settings.get("invariant_actor", False)),
-                                list(features))
+            check_weight_source(run, config.agent, config.invariant_actor, list(features))
         except PruneGymError:
             return False
     return True
@@ -70,6 +69,7 @@ def usable(run: RunInfo, config: SearchConfig) -> bool:
 
 def rank_sources(runs: list[RunInfo], config: SearchConfig, limit: int = CANDIDATES) -> list[Candidate]:
     """The `limit` nearest usable runs, one per scenario and searcher, nearest first."""
+    config = config.resolve()  # what it takes from a source, the invariant actor included, is known before one is
     best: dict[tuple, Candidate] = {}
     for run in runs:
         if not usable(run, config):

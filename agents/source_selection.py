@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
-from prune_gym.agents.loop import search_to_completion
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.loop import resolve_search, search_to_completion
+from prune_gym.agents.methods import METHODS
 from prune_gym.cluster import Backend, Task, open_backend
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
@@ -111,8 +112,11 @@ def select_source(config: SearchConfig, candidates: list[str], library: str | Pa
     `workdir` (default: <library>.selection/), one history file each. The candidates run at
     once on `backend` (`prune_gym.cluster.open_backend`); the losers are cancelled there.
     """
-    if config.method not in TRANSFER_METHODS:
-        raise PruneGymError(f"source selection races transfers: method must be one of {', '.join(TRANSFER_METHODS)}")
+    if config.resolved:
+        raise PruneGymError("source selection takes the search as asked: each candidate resolves it for its source")
+    if not config.method_record.transfers:
+        raise PruneGymError(f"source selection races transfers: method must be one of "
+                            f"{', '.join(m for m in METHODS if METHODS[m].transfers)}, or a preset of one")
     if len(set(candidates)) < 2:
         raise PruneGymError(f"source selection needs at least two different candidates, got {candidates}")
     if not max(min_trials, window) <= race_trials <= config.trials:
@@ -123,9 +127,10 @@ def select_source(config: SearchConfig, candidates: list[str], library: str | Pa
         known = {r.run_id for r in store.find_runs(status="finished")}
     if missing := [c for c in candidates if c not in known]:
         raise PruneGymError(f"no finished run {', '.join(missing)} in {library} to transfer from")
+    resolve_search(dataclasses.replace(config, source=candidates[0]), library)  # bad settings refused before the race
     workdir = Path(workdir or f"{library}.selection")
     workdir.mkdir(parents=True, exist_ok=True)
-    histories = {c: workdir / f"{config.method}-p{config.ratio}-seed{config.seed}-from-{c}.h5" for c in candidates}
+    histories = {c: workdir / f"{config.label}-p{config.ratio}-seed{config.seed}-from-{c}.h5" for c in candidates}
     for path in histories.values():
         if path.exists():
             raise PruneGymError(f"{path} exists: a race with these settings already ran; remove it to race again")

@@ -27,7 +27,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from prune_gym.agents.config import ASSISTED_METHODS, SearchConfig
+from prune_gym.agents.config import default_warmup
+from prune_gym.agents.methods import METHODS
 from prune_gym.agents.loop import make_env
 from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, Job, Study, history_of, job_status
@@ -91,14 +92,14 @@ def settings_text(job: Job, settings: dict[str, Any]) -> str:
     assistant = settings.get("assistant")
     if assistant is not None:
         parts += [f"assistant.{k}={v}" for k, v in sorted(assistant.items())]
-        if not assistant and job.method not in ASSISTED_METHODS:
+        if not assistant and not METHODS[job.base_method].assistant:
             parts.append("assistant")
     if settings.get("rescale", "eq2") != "eq2":
         parts.append(f"rescale={settings['rescale']}")
     if settings.get("assistant_rescale") is not None:
         parts.append(f"assistant_rescale={settings['assistant_rescale']}")
-    default_warmup = SearchConfig(method=job.method, agent=job.agent).warmup_trials
-    if settings.get("warmup", default_warmup) != default_warmup:
+    default = default_warmup(job.base_method, job.agent)
+    if settings.get("warmup", default) != default:
         parts.append(f"warmup={settings['warmup']}")
     return " ".join(parts) or "-"
 

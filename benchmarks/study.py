@@ -30,7 +30,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from prune_gym.agents.config import PAPER_METHODS, SearchConfig
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.methods import METHODS, PAPER_METHODS
+from prune_gym.agents.presets import PRESETS, Preset
 from prune_gym.agents.loop import search_to_completion
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
 from prune_gym.budgets import DEFAULT_BUDGET
@@ -43,29 +45,16 @@ from prune_gym.pretrain import pretrain
 
 SOURCE_RUN = "run-0001"  # a job's file holds its run alone
 CHECKPOINTS = Path(__file__).parent / "checkpoints"  # the trained networks the committed data pruned
-INVARIANT_SOURCES = ("augmented", "assistant", "history")  # methods whose source must have run with the invariant actor
 # The env options (with their defaults) that a study's runs must share with it.
 SCENARIO_OPTIONS = {"residual_streams": False, "budget": DEFAULT_BUDGET}
 
 
-@dataclass(frozen=True)
-class Variant:
-    """A method with settings of its own under a name of its own, e.g. one of issue 19's fixes alone: the
-    searcher's settings, the assistant's (None: the method's own), how source policies are rescaled (for
-    the assistant's records alone: `assistant_rescale`), and the warm-up (None: the method's default)."""
-
-    name: str
-    method: str
-    agent_kwargs: tuple[tuple[str, Any], ...] = ()
-    assistant: tuple[tuple[str, Any], ...] | None = None
-    rescale: str = "eq2"
-    assistant_rescale: str | None = None
-    warmup: int | None = None
-
-
-def as_variant(method: str | Variant) -> Variant:
-    """A study's method as a variant: a plain method name is the method with its defaults."""
-    return method if isinstance(method, Variant) else Variant(method, method)
+def as_preset(method: str | Preset) -> Preset:
+    """A study's method as a preset: a registered preset's name is that preset, a method's name the method with
+    its defaults."""
+    if isinstance(method, Preset):
+        return method
+    return PRESETS[method] if method in PRESETS else Preset(method, method)
 
 
 @dataclass(frozen=True)
@@ -80,20 +69,25 @@ class Job:
     invariant_actor: bool = False
     source: Job | None = None
     agent: str = DEFAULT_SEARCHER
-    variant: Variant | None = None  # the method's settings, when not its defaults
+    preset: Preset | None = None  # a preset the search runs (`method` is the name it is recorded under)
 
     @property
     def key(self) -> str:
         """The job's name, unique in a study, and its history file's (the default agent's keys name no agent)."""
         agent = "" if self.agent == DEFAULT_SEARCHER else f"-{self.agent}"
-        method = self.variant.name if self.variant else self.method
+        method = self.preset.name if self.preset else self.method
         name = (f"{self.model}-p{self.ratio}{agent}-{method}{'-invariant' if self.invariant_actor else ''}"
                 f"-seed{self.seed}")
         return f"{name}-from-{self.source.key}" if self.source else name
 
+    @property
+    def base_method(self) -> str:
+        """The method the job runs (a preset's, or its own)."""
+        return self.preset.method if self.preset else self.method
+
     @staticmethod
     def method_in_key(key: str, model: str, ratio: float, agent: str) -> str | None:
-        """The method's or variant's name in a job's `key` (e.g. `history-eq2-records`), None when the key is
+        """The method's or preset's name in a job's `key` (e.g. `history-eq2-records`), None when the key is
         not a job's of that model, ratio and agent: what a report names a row by."""
         agent = "" if agent == DEFAULT_SEARCHER else f"-{agent}"
         found = re.match(rf"{re.escape(f'{model}-p{ratio}{agent}')}-(.+?)(-invariant)?-seed\d+(-from-|$)", key)
@@ -102,16 +96,12 @@ class Job:
     def config(self, dataset: str, device: str, checkpoint: str | None, data_root: str | None,
                env_kwargs: dict[str, Any]) -> SearchConfig:
         """The job's search; `checkpoint` None prunes the model's committed weights (`committed_checkpoint`)."""
-        variant = self.variant or as_variant(self.method)
-        agent_kwargs = {**({"invariant_actor": True} if self.invariant_actor else {}), **dict(variant.agent_kwargs)}
-        return SearchConfig(self.model, dataset, self.ratio, self.trials, self.method, self.seed, device,
-                            warmup=variant.warmup,
+        return SearchConfig(self.model, dataset, self.ratio, self.trials, None if self.preset else self.method,
+                            self.seed, device,
                             checkpoint=checkpoint or _existing(committed_checkpoint(self.model, dataset)),
-                            data_root=data_root, env_kwargs=env_kwargs, agent_kwargs=agent_kwargs,
-                            source=SOURCE_RUN if self.source else None,
-                            assistant=None if variant.assistant is None else dict(variant.assistant),
-                            agent=self.agent, rescale=variant.rescale,
-                            assistant_rescale=variant.assistant_rescale)
+                            data_root=data_root, env_kwargs=env_kwargs,
+                            agent_kwargs={"invariant_actor": True} if self.invariant_actor else {},
+                            source=SOURCE_RUN if self.source else None, agent=self.agent, preset=self.preset)
 
 
 @dataclass(frozen=True)
@@ -137,7 +127,7 @@ class Study:
     dataset: str
     transfers: tuple[Transfer, ...]
     baselines: tuple[tuple[str, float], ...] = ()  # (model, ratio) baselines beyond the targets'
-    methods: tuple[str | Variant, ...] = PAPER_METHODS
+    methods: tuple[str | Preset, ...] = PAPER_METHODS  # methods, registered presets' names, or presets
     seeds: tuple[int, ...] = (0, 1, 2)
     trials: int = 300
     source_seed: int = 0
@@ -150,10 +140,11 @@ class Study:
     # data are committed.
     ceiling: str | None = None
 
-    def source_job(self, transfer: Transfer, method: str | Variant, agent: str = DEFAULT_SEARCHER) -> Job:
-        """The baseline a transfer starts from: of the same searcher when it takes weights, else the default's."""
+    def source_job(self, transfer: Transfer, method: str | Preset, agent: str = DEFAULT_SEARCHER) -> Job:
+        """The baseline a transfer starts from: of the same searcher when it takes weights, else the default's;
+        with the invariant actor where the transfer takes the source's trials (and so its weights are invariant)."""
         source_agent = agent if SEARCHERS[agent].takes_weights else DEFAULT_SEARCHER
-        invariant = (as_variant(method).method in INVARIANT_SOURCES
+        invariant = (METHODS[as_preset(method).method].trials
                      and "invariant_actor" in SEARCHERS[source_agent].settings_defaults)
         return Job(transfer.source_model, transfer.source_ratio, "baseline", self.source_seed, self.trials,
                    invariant_actor=invariant, agent=source_agent)
@@ -162,16 +153,17 @@ class Study:
         return [Job(model, ratio, "baseline", seed, self.trials, agent=agent) for seed in self.seeds
                 for agent in self.agents]
 
-    def transfer_jobs(self, transfer: Transfer, method: str | Variant, agent: str = DEFAULT_SEARCHER) -> list[Job]:
+    def transfer_jobs(self, transfer: Transfer, method: str | Preset, agent: str = DEFAULT_SEARCHER) -> list[Job]:
         source = self.source_job(transfer, method, agent)
-        variant = method if isinstance(method, Variant) else None
-        return [Job(transfer.target_model, transfer.target_ratio, as_variant(method).method, seed, self.trials,
-                    source=source, agent=agent, variant=variant) for seed in self.seeds]
+        preset = None if method in METHODS else as_preset(method)
+        label = preset.recorded_as if preset else method
+        return [Job(transfer.target_model, transfer.target_ratio, label, seed, self.trials, source=source, agent=agent,
+                    preset=preset) for seed in self.seeds]
 
-    def crossings(self) -> list[tuple[Transfer, str | Variant, str]]:
+    def crossings(self) -> list[tuple[Transfer, str | Preset, str]]:
         """(transfer, method, agent) for every transfer cell the searchers can run."""
         return [(t, m, a) for t in self.transfers for a in self.agents for m in self.methods
-                if _runs(a, as_variant(m))]
+                if _runs(a, as_preset(m))]
 
     def jobs(self) -> list[Job]:
         """Every job once, each after its source; the baselines and transfers seed by seed, so that a study
@@ -204,13 +196,13 @@ class Study:
                                              or f"{t.source_model}:{t.source_ratio}" in sources))
 
     def with_methods(self, names: Sequence[str]) -> Study:
-        """The part of the study that runs these methods or variants (by name), their baselines and
+        """The part of the study that runs these methods or presets (by name), their baselines and
         sources, e.g. to run a study's most wanted method on every seed first."""
-        known = [as_variant(m).name for m in self.methods]
+        known = [as_preset(m).name for m in self.methods]
         unknown = [name for name in names if name not in known]
         if unknown:
             raise PruneGymError(f"not a method of this study: {', '.join(unknown)}; choose from: {', '.join(known)}")
-        return replace(self, methods=tuple(m for m in self.methods if as_variant(m).name in names))
+        return replace(self, methods=tuple(m for m in self.methods if as_preset(m).name in names))
 
     def with_seeds(self, seeds: Sequence[int]) -> Study:
         """The study on these seeds instead of its own, e.g. more seeds for a row whose interval is too wide
@@ -222,39 +214,39 @@ class Study:
 
 # `history` as it was before its assistant's records were the source's policies scaled to fill the budget: Eq. 2's,
 # as the preloaded trials are (and as every variant below but the last has them).
-HISTORY_EQ2_RECORDS = Variant("history-eq2-records", "history", assistant_rescale="eq2")
+HISTORY_EQ2_RECORDS = Preset("history-eq2-records", "history", records_rescale="eq2")
 # ... and before its assistant kept turns after the hand-over (and its actor's noise floor was 0.1): the assistant
 # around the search's 5 best trials once it has explored the records, handing over when the actor plays as well.
-BEFORE_KEPT_TURNS = (("keep_until", 0), ("random_every", 0))
-HISTORY_INCUMBENT = Variant("history-incumbent", "history", agent_kwargs=(("sigma_min", 0.1),),
-                            assistant=BEFORE_KEPT_TURNS, assistant_rescale="eq2")
+BEFORE_KEPT_TURNS = {"keep_until": 0, "random_every": 0}
+HISTORY_INCUMBENT = Preset("history-incumbent", "history", agent={"sigma_min": 0.1},
+                           assistant=BEFORE_KEPT_TURNS, records_rescale="eq2")
 # Issue 19's probe of a far source's weak start into 0.3: every third of the assistant's exploring trials a random
 # policy around p. Measured into 0.2 (RESULTS.md): a faster search from 0.3, a much slower one from 0.5, whose
 # incumbent then averages random policies with the records.
-HISTORY_RANDOM_EVERY = Variant("history-random-every", "history", assistant=(("random_every", 3),),
-                               assistant_rescale="eq2")
+HISTORY_RANDOM_EVERY = Preset("history-random-every", "history", assistant={"random_every": 3},
+                              records_rescale="eq2")
 # ... and before the incumbent: the assistant from the records alone, the paper's hand-over.
-BEFORE_INCUMBENT = (("handover", "fixed"), ("incumbent", 0), *BEFORE_KEPT_TURNS)
-HISTORY_RECORDS = Variant("history-records", "history", agent_kwargs=(("sigma_min", 0.1),),
-                          assistant=BEFORE_INCUMBENT, assistant_rescale="eq2")
+BEFORE_INCUMBENT = {"handover": "fixed", "incumbent": 0, **BEFORE_KEPT_TURNS}
+HISTORY_RECORDS = Preset("history-records", "history", agent={"sigma_min": 0.1},
+                         assistant=BEFORE_INCUMBENT, records_rescale="eq2")
 # Issue 19's probe of a far source's weak start, on that: the assistant's records scaled as a whole to fill the
 # budget (the preloaded trials still by Eq. 2, whose spread the agent learns from). Measured into 0.2: a better
 # start from every source, then a search that stalls near it (RESULTS.md).
-HISTORY_ASSISTANT_BUDGET = Variant("history-assistant-budget", "history", agent_kwargs=(("sigma_min", 0.1),),
-                                   assistant=BEFORE_INCUMBENT, assistant_rescale="budget")
+HISTORY_ASSISTANT_BUDGET = Preset("history-assistant-budget", "history", agent={"sigma_min": 0.1},
+                                  assistant=BEFORE_INCUMBENT, records_rescale="budget")
 
 # Issue 19's probe of a far source into 0.2: the assistant's records as the source's fractions raised to
 # ln p / ln p_source, then scaled to fill the budget, which spreads the units as Eq. 2 does near the uniform policy.
 # `history` now takes them where ln p / ln p_source >= 2 (from 0.5 into 0.2), the budget-scaled records elsewhere.
-HISTORY_POWER_RECORDS = Variant("history-power-records", "history", assistant_rescale="power")
+HISTORY_POWER_RECORDS = Preset("history-power-records", "history", records_rescale="power")
 # ... and `history` before that, with budget-scaled records from every source.
-HISTORY_BUDGET_RECORDS = Variant("history-budget-records", "history", assistant_rescale="budget")
+HISTORY_BUDGET_RECORDS = Preset("history-budget-records", "history", records_rescale="budget")
 # Issue 19's probe of history for a black-box searcher: the assistant hands over for good once earned, as it
 # did before kept turns, which a DDPG's actor needs and a searcher that models every trial (TPE) may not: with
 # them TPE proposes only every other trial, and from 0.4 into 0.2 reached its own quality no sooner than from
 # scratch. Measured (RESULTS.md): no better, 1.59x, 1.06x and 1.20x from 0.5, 0.4 and 0.3 against 2.27x, 0.96x
 # and 1.72x with the turns.
-HISTORY_NO_KEPT_TURNS = Variant("history-no-kept-turns", "history", assistant=(("keep_until", 0),))
+HISTORY_NO_KEPT_TURNS = Preset("history-no-kept-turns", "history", assistant={"keep_until": 0})
 
 # Our analogue of the paper's Figs. 5, 7, 8 and Tables I and III, on Fashion-MNIST.
 CORE = Study("fashion-mnist", (
@@ -323,18 +315,18 @@ STUDIES = {
     # 0.3 -> 0.2): the paper's assistant, and the same with one fix each. Baselines from the league.
     "history-probes": Study("fashion-mnist", (Transfer("resnet20", 0.3, "resnet20", 0.2),), methods=(
         "assistant",
-        Variant("assistant-sigma-min", "assistant", agent_kwargs=(("sigma_min", 0.1),)),
-        Variant("assistant-rebased", "assistant", agent_kwargs=(("rebase_preloaded", True),)),
-        Variant("assistant-budget-rescale", "assistant", rescale="budget"),
-        Variant("assistant-late-handover", "assistant", assistant=(("trials", 100),)),
-        Variant("assistant-earned-handover", "assistant", assistant=(("handover", "earned"),)),
+        Preset("assistant-sigma-min", "assistant", agent={"sigma_min": 0.1}),
+        Preset("assistant-rebased", "assistant", agent={"rebase_preloaded": True}),
+        Preset("assistant-budget-rescale", "assistant", rescale="budget"),
+        Preset("assistant-late-handover", "assistant", assistant={"trials": 100}),
+        Preset("assistant-earned-handover", "assistant", assistant={"handover": "earned"}),
         # ... and re-based rewards, the one fix that paid alone, with each of the others
-        Variant("assistant-rebased-sigma-min", "assistant",
-                agent_kwargs=(("rebase_preloaded", True), ("sigma_min", 0.1))),
-        Variant("assistant-rebased-progress", "assistant",
-                agent_kwargs=(("rebase_preloaded", True), ("sigma_schedule", "progress"))),
-        Variant("assistant-rebased-budget-rescale", "assistant", agent_kwargs=(("rebase_preloaded", True),),
-                rescale="budget"),
+        Preset("assistant-rebased-sigma-min", "assistant",
+               agent={"rebase_preloaded": True, "sigma_min": 0.1}),
+        Preset("assistant-rebased-progress", "assistant",
+               agent={"rebase_preloaded": True, "sigma_schedule": "progress"}),
+        Preset("assistant-rebased-budget-rescale", "assistant", agent={"rebase_preloaded": True},
+               rescale="budget"),
     ), seeds=(0, 1, 2), reference="league", ceiling="ceiling"),
     # The whole pipeline in a few minutes (CI runs it on a tiny checkpoint).
     "quick": Study("fashion-mnist", (Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0, 1), trials=4),
@@ -372,11 +364,10 @@ def study_checkpoints(study: Study, checkpoint: str | None = None, data_root: st
     return paths
 
 
-def _runs(agent: str, variant: Variant) -> bool:
-    """Whether `agent` can run `variant` (SearchConfig.validate's rules, without a scenario)."""
+def _runs(agent: str, preset: Preset) -> bool:
+    """Whether `agent` can run `preset` (SearchConfig's rules, without a scenario)."""
     try:
-        SearchConfig(method=variant.method, agent=agent, source=SOURCE_RUN, agent_kwargs=dict(variant.agent_kwargs),
-                     assistant=None if variant.assistant is None else dict(variant.assistant)).validate()
+        SearchConfig(agent=agent, source=SOURCE_RUN, preset=preset).resolve()
     except PruneGymError:
         return False
     return True
@@ -440,9 +431,9 @@ def _scenario_options(env_options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _same_settings(info: RunInfo, job: Job) -> bool:
-    """Whether run `info` searched with the settings of `job`'s method or variant."""
-    config = job.config(info.scenario.dataset, "auto", None, None, {})
-    return config.searched_like(info.settings) and info.settings.get("warmup") == config.warmup_trials
+    """Whether run `info` searched with the settings of `job`'s method or preset."""
+    config = job.config(info.scenario.dataset, "auto", None, None, {}).resolve(info.settings.get("source_ratio"))
+    return config.searched_like(info.settings) and info.settings.get("warmup") == config.warmup
 
 
 def _matches(store: HistoryStore, info: RunInfo, job: Job, env_options: dict[str, Any]) -> bool:

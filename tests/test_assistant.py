@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from prune_gym.agents.assistant import Assistant, admission_probability, selection_metric, similarity
+from prune_gym.agents.assistant import (ASSISTANT_SETTINGS, Assistant, admission_probability, selection_metric,
+                                        similarity)
 from prune_gym.agents.augmentation import Episode, augmented_episodes
 from prune_gym.agents.checkpoints import SearcherCheckpoints
 from prune_gym.agents.config import SearchConfig
@@ -50,7 +52,7 @@ def memory() -> list[Episode]:
 
 
 def test_the_first_trials_pick_at_random_among_the_top_n_and_later_ones_take_the_best():
-    assistant = Assistant(memory(), trials=10, explore_trials=5, top_n=3, noise=0.0, seed=0)
+    assistant = Assistant(memory(), trials=10, top_n=3, noise=0.0, seed=0)  # the first 5 explore
     explored = {round(assistant.act(np.array([0.0]), trial=t % 5, step=0), 4) for t in range(200)}
     assert explored == {0.11, 0.22, 0.33}  # each of the top three, never the fourth
     assert {round(assistant.act(np.array([0.0]), trial=t, step=0), 4) for t in range(5, 10)} == {0.11}
@@ -62,7 +64,7 @@ def test_the_first_trials_pick_at_random_among_the_top_n_and_later_ones_take_the
 
 
 def test_the_uniform_noise_decays_linearly_to_zero_when_the_actor_takes_over():
-    assistant = Assistant([episode(0.0, [0.5, 0.5], 0.9)], trials=30, explore_trials=0, noise=0.2, seed=0)
+    assistant = Assistant([episode(0.0, [0.5, 0.5], 0.9)], trials=30, noise=0.2, seed=0)
     assert [assistant.noise_width(t) for t in (0, 15, 30, 40)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
     assert [assistant.active(t) for t in (0, 29, 30)] == [True, True, False]
     for trial, width in ((0, 0.2), (15, 0.1)):
@@ -87,22 +89,20 @@ def test_an_earned_hand_over_waits_for_an_actor_trial_as_good_as_the_assistants_
         assistant.judge(t, accuracy, by_assistant=turns[-1])
     # the actor (0.70, short of the mean 0.83), the assistant (0.83), the actor (0.82, short of 0.8375),
     # the assistant (0.84), the actor (0.95: earned), then the actor's, however it plays
-    assert turns == [False, True, False, True, False, False] and assistant.handed_over
+    assert turns == [False, True, False, True, False, False] and assistant.handover.handed_over
     patient = Assistant(memory(), trials=4, handover="earned", seed=0)
     for t in range(4):
         patient.admit(0.9)
     for t in range(4, 12):
         patient.judge(t, 0.1, by_assistant=patient.active(t))
-    assert not patient.handed_over and not patient.active(12)  # 3 x trials: the actor's, earned or not
-    with pytest.raises(PruneGymError, match="unknown assistant handover"):
-        Assistant(memory(), handover="never")
+    assert not patient.handover.handed_over and not patient.active(12)  # 3 x trials: the actor's, earned or not
     fixed = Assistant(memory(), trials=4, seed=0)
     fixed.judge(4, 0.0, by_assistant=False)
     assert not fixed.active(4) and not fixed.active(5)  # the paper's: from trial `trials` on, the actor's
 
 
 def test_with_incumbent_the_assistant_plays_around_the_targets_best_trials_after_exploring():
-    assistant = Assistant(memory(), trials=10, explore_trials=2, top_n=1, noise=0.2, incumbent=2, seed=0)
+    assistant = Assistant(memory(), trials=4, top_n=1, noise=0.2, incumbent=2, seed=0)  # the first 2 explore
     assert [assistant.noise_width(t) for t in (0, 5, 9)] == pytest.approx([0.2, 0.1, 0.1])  # half stays
     for fractions, accuracy in (([0.6, 0.4], 0.70), ([0.2, 0.2], 0.50), ([0.4, 0.2], 0.60)):
         assistant.note(np.array(fractions), accuracy)
@@ -112,30 +112,17 @@ def test_with_incumbent_the_assistant_plays_around_the_targets_best_trials_after
         assert np.all(np.abs(fractions - centre) <= 0.1) and fractions.std() > 0.03  # around it, never on it
     assistant.note(np.array([0.9, 0.1]), 0.75)  # any searcher's better trial joins the best
     assert abs(assistant.act(np.array([0.0]), trial=6, step=0) - 0.75) <= 0.1
-    plain = Assistant(memory(), trials=10, explore_trials=2, top_n=1, noise=0.0, seed=0)
+    plain = Assistant(memory(), trials=4, top_n=1, noise=0.0, seed=0)
     plain.note(np.array([0.6, 0.4]), 0.99)
     assert plain.act(np.array([0.0]), trial=5, step=0) == pytest.approx(0.11)  # off: the best record
-    with pytest.raises(PruneGymError, match="incumbent >= 0"):
-        Assistant(memory(), incumbent=-1)
-
-
-def test_with_a_window_the_incumbent_forgets_trials_older_than_the_last_n():
-    assistant = Assistant(memory(), trials=10, explore_trials=0, incumbent=1, incumbent_window=2, noise=0.0,
-                          incumbent_noise=0.0, seed=0)
+    ever = Assistant(memory(), trials=0, incumbent=1, noise=0.0, seed=0)
     for fraction, accuracy in ((0.9, 0.95), (0.5, 0.70), (0.3, 0.60)):  # a lucky first trial, then two plain ones
-        assistant.note(np.array([fraction, fraction]), accuracy)
-    assert assistant.act(np.array([0.0]), trial=5, step=0) == pytest.approx(0.5)  # the best of the last two
-    ever = Assistant(memory(), trials=10, explore_trials=0, incumbent=1, noise=0.0, incumbent_noise=0.0, seed=0)
-    for fraction, accuracy in ((0.9, 0.95), (0.5, 0.70), (0.3, 0.60)):
         ever.note(np.array([fraction, fraction]), accuracy)
-    assert ever.act(np.array([0.0]), trial=5, step=0) == pytest.approx(0.9)  # no window: the best ever
-    with pytest.raises(PruneGymError, match="incumbent_window 0 or >= incumbent"):
-        Assistant(memory(), incumbent=5, incumbent_window=3)
+    assert ever.act(np.array([0.0]), trial=5, step=0) == pytest.approx(0.9)  # the best ever
 
 
 def test_kept_turns_alternate_with_the_actor_after_the_hand_over_until_keep_until():
-    assistant = Assistant(memory(), trials=4, explore_trials=2, incumbent=2, keep_until=10, incumbent_noise=0.01,
-                          seed=0)
+    assistant = Assistant(memory(), trials=4, incumbent=2, keep_until=10, noise=0.02, seed=0)
     turns = []
     for t in range(14):
         turns.append(assistant.active(t))
@@ -144,12 +131,10 @@ def test_kept_turns_alternate_with_the_actor_after_the_hand_over_until_keep_unti
     # the first four, then turns (the actor first) until trial 10, then the actor's (the fixed hand-over)
     assert turns == [True] * 4 + [False, True] * 3 + [False] * 4
     fractions = np.array([assistant.act(np.array([0.0]), trial=5, step=0) for _ in range(200)])
-    assert np.all(np.abs(fractions - 0.4) <= 0.01) and fractions.std() > 0.003  # `incumbent_noise` wide
-    with pytest.raises(PruneGymError, match="incumbent_noise >= 0"):
-        Assistant(memory(), incumbent=2, incumbent_noise=-0.1)
+    assert np.all(np.abs(fractions - 0.4) <= 0.01) and fractions.std() > 0.003  # half the noise wide
 
 
-def test_turns_give_the_assistant_several_trials_for_each_of_the_actors():
+def test_waiting_for_an_earned_hand_over_the_assistant_and_the_actor_take_turns():
     def turns_of(**settings: int) -> list[bool]:
         assistant = Assistant(memory(), trials=4, handover="earned", seed=0, **settings)
         played = []
@@ -159,27 +144,21 @@ def test_turns_give_the_assistant_several_trials_for_each_of_the_actors():
                 assistant.admit(0.9)
             assistant.judge(t, 0.9 if played[-1] else 0.1, by_assistant=played[-1])  # the actor never earns it
         return played
-    # waiting for an earned hand-over until 3 x trials, then the actor's
-    assert turns_of(turns=3) == [True] * 4 + [False, True, True, True] * 2 + [False] * 4
-    assert turns_of(turns=3, keep_until=14) == [True] * 4 + [False, True, True, True] * 2 + [False, True, False, False]
-    assert turns_of() == [True] * 4 + [False, True] * 4 + [False] * 4  # one for one
-    with pytest.raises(PruneGymError, match="turns >= 1"):
-        Assistant(memory(), turns=0)
+    # waiting for an earned hand-over until 3 x trials, one for one, then the actor's (or kept turns to 14)
+    assert turns_of() == [True] * 4 + [False, True] * 4 + [False] * 4
+    assert turns_of(keep_until=14) == [True] * 4 + [False, True] * 5 + [False] * 2
 
 
 def test_random_every_mixes_the_records_with_random_fractions_around_p():
-    assistant = Assistant(memory(), trials=10, explore_trials=6, top_n=1, noise=0.0, random_every=2, ratio=0.8,
-                          seed=0)
+    assistant = Assistant(memory(), trials=12, top_n=1, noise=0.0, random_every=2, ratio=0.8, seed=0)
     assert [assistant.plays_random(t) for t in range(8)] == [False, True] * 3 + [False, False]
     assert assistant.act(np.array([0.0]), trial=0, step=0) == pytest.approx(0.11)  # the best record, no noise
     drawn = np.array([assistant.act(np.array([0.0]), trial=1, step=0) for _ in range(500)])
     assert 0.75 < drawn.mean() < 0.85 and drawn.std() > 0.05 and drawn.max() <= 1.0  # around p = 0.8
     with pytest.raises(PruneGymError, match="needs the target ratio"):
         Assistant(memory(), random_every=2)
-    third = Assistant(memory(), trials=10, explore_trials=9, random_every=3, ratio=0.5)
+    third = Assistant(memory(), trials=18, random_every=3, ratio=0.5)
     assert [t for t in range(12) if third.plays_random(t)] == [2, 5, 8]  # every third, while exploring
-    with pytest.raises(PruneGymError, match="random_every >= 0"):
-        Assistant(memory(), random_every=-1, ratio=0.5)
 
 
 def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_falling_odds():
@@ -187,7 +166,7 @@ def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_fa
     assert [admission_probability(r, 9, 0.5) for r in (3, 4, 8)] == pytest.approx(np.exp([-0.5, -1.0, -3.0]))
     assert admission_probability(3, 10, 1.0) == 1.0  # the top third of 10 is 4 trials
 
-    assistant = Assistant(memory(), batch=9, admission_decay=0.5, seed=0)
+    assistant = Assistant(memory(), batch=9, seed=0)
     assert assistant.admit(0.5)  # alone in its batch, so the best
     for accuracy in (0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9):
         assistant.admit(accuracy)
@@ -208,11 +187,23 @@ def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_fa
     assert outcomes[0] == outcomes[1]  # the seeded generator decides
 
 
-def test_bad_settings_and_an_empty_memory_are_refused():
+def test_an_empty_memory_is_refused():
     with pytest.raises(PruneGymError, match="past trials"):
         Assistant([])
-    with pytest.raises(PruneGymError, match="sigma > 0"):
-        Assistant(memory(), sigma=0.0)
+
+
+@pytest.mark.parametrize("settings, why", [
+    ({"handover": "never"}, "assistant setting handover is one of fixed, earned, got 'never'"),
+    ({"incumbent": -1}, "assistant setting incumbent takes 0 or more, got -1"),
+    ({"sigma": 0.0}, "assistant setting sigma takes 1e-09 or more"),
+    ({"trials": 2.5}, "assistant setting trials takes an integer, got 2.5"),
+    ({"incumbent_window": 3}, "the assistant has no setting 'incumbent_window'; its settings: batch, handover"),
+])
+def test_the_assistants_settings_are_checked_against_its_schema(settings, why):
+    with pytest.raises(PruneGymError, match=re.escape(why)):
+        ASSISTANT_SETTINGS.check(settings)
+    assert ASSISTANT_SETTINGS.parse("keep_until=300") == ("keep_until", 300)
+    assert ASSISTANT_SETTINGS.parse("handover=earned") == ("handover", "earned")
 
 
 def test_an_assistant_search_records_what_the_assistant_chose_and_what_it_admitted(tiny_checkpoint, fashion_root,
@@ -246,8 +237,8 @@ def test_an_assistant_search_records_what_the_assistant_chose_and_what_it_admitt
     saved, trials, _ = SearcherCheckpoints(history, result.run_id).load(AssistedSearcher, env)
     assert trials == 7 and len(saved.assistant.recent) == 3  # kept with the searcher, for resume
     best = sorted(range(7), key=lambda t: -run.accuracies[t])[:2]  # the incumbent: every searcher's trials count
-    assert [a for a, _ in saved.assistant.best] == pytest.approx(run.accuracies[best])
-    assert np.allclose(saved.assistant.best[0][1], run.actions[best[0]])
+    assert [a for a, _ in saved.assistant.incumbent.best] == pytest.approx(run.accuracies[best])
+    assert np.allclose(saved.assistant.incumbent.best[0][1], run.actions[best[0]])
     agent = saved.searcher.agent
     preloaded = min(source_run.n_trials, agent.buffer_episodes)
     assert agent.replay_buffer.size() == (preloaded + int(run.admitted.sum())) * len(env.unwrapped.units)

@@ -9,12 +9,13 @@ import re
 import numpy as np
 import pytest
 
+from prune_gym.agents.presets import Preset
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.convergence import first_reach, smoothed_mean
 from prune_gym.benchmarks.data_export import TRIAL_COLUMNS, read_csv_gz, write_csv_gz
 from prune_gym.benchmarks.report import load_runs, scenarios, write_report
-from prune_gym.benchmarks.study import STUDIES, Job, Variant
+from prune_gym.benchmarks.study import STUDIES, Job
 from prune_gym.errors import PruneGymError
 
 RNG = np.random.default_rng(0)
@@ -151,7 +152,7 @@ def write_trials(path, runs, method: str = "baseline", source: str = "-", append
         best = np.maximum.accumulate(accuracies)
         records = {0, *(np.flatnonzero(best[1:] > best[:-1]) + 1)}
         job = Job("resnet20", ratio, method, seed, len(accuracies), agent=agent,
-                  variant=Variant(variant, method) if variant else None).key
+                  preset=Preset(variant, method) if variant else None).key
         if source != "-":
             job += "-from-" + Job("resnet20", float(source.split()[1]), "baseline", 0, 300).key
         rows += [["league", job, "resnet20", ratio, source, method, agent, settings, seed, kind, t, f"{a:.6f}", "0.3",

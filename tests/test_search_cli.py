@@ -105,15 +105,19 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion
     (["--ratio", "1.5"], "argument --ratio: must be in (0, 1]"),
     (["--ratio", "0.3", "--trials", "0"], "argument --trials: must be a positive integer"),
     (["--ratio", "0.3", "--method", "magic"], "argument --method: invalid choice"),
-    (["--ratio", "0.3", "--assistant-set", "temperature=2"], "not an assistant setting: 'temperature'"),
-    (["--ratio", "0.3", "--assistant-set", "top_n=many"], "top_n needs a number, got 'many'"),
-    (["--ratio", "0.3", "--assistant-set", "handover=never"], "unknown assistant handover 'never'"),
+    (["--ratio", "0.3", "--assistant-set", "temperature=2"], "the assistant has no setting 'temperature'"),
+    (["--ratio", "0.3", "--assistant-set", "top_n=many"], "assistant setting top_n takes an integer, got 'many'"),
+    (["--ratio", "0.3", "--assistant-set", "handover=never"], "assistant setting handover is one of fixed, earned"),
+    (["--ratio", "0.3", "--preset", "magic"], "argument --preset: invalid choice: 'magic'"),
+    (["--ratio", "0.3", "--preset", "history", "--method", "vanilla"], "preset history runs method assistant"),
+    (["--ratio", "0.3", "--preset", "history"], "a source run is needed by, and only by, the transfer methods"),
     (["--ratio", "0.3", "--rescale", "linear"], "argument --rescale: invalid choice: 'linear'"),
     (["--ratio", "0.3", "--agent", "magic"], "argument --agent: invalid choice: 'magic'"),
     (["--ratio", "0.3", "--agent", "tpe", "--agent-set", "sigma0=0.3"],
      "the tpe searcher has no setting 'sigma0'; its settings: multivariate, n_ei_candidates, warm_start"),
     (["--ratio", "0.3", "--agent-set", "sigma0=big"], "amc-ddpg setting sigma0 takes a number, got 'big'"),
-    (["--ratio", "0.3", "--agent", "sac", "--invariant-actor"], "the sac searcher has no setting 'invariant_actor'"),
+    (["--ratio", "0.3", "--agent", "sac", "--agent-set", "invariant_actor=true"],
+     "the sac searcher has no setting 'invariant_actor'"),
     pytest.param(["--ratio", "0.3", "--device", "cuda"], "CUDA is not available",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
 ])
@@ -124,7 +128,12 @@ def test_bad_flags_fail_at_once(cli, flags, message):
     assert time.monotonic() - start < 60  # refused before any data or model is loaded
 
 
-def test_assistant_settings_parse_to_numbers_the_assistant_takes():
-    from prune_gym.commands.search import assistant_setting
-    assert assistant_setting("top_n=5") == ("top_n", 5) and assistant_setting("sigma=0.2") == ("sigma", 0.2)
-    assert assistant_setting("handover=earned") == ("handover", "earned")
+def test_every_command_that_builds_a_scenario_takes_the_same_scenario_arguments():
+    from prune_gym.cli import build_parser
+    scenario = ["--model", "resnet56", "--dataset", "cifar10", "--ratio", "0.4", "--budget", "latency",
+                "--residual-streams", "--checkpoint", "w.pt", "--data-root", "data", "--device", "cpu"]
+    for command, required in (("search", []), ("select-source", ["--candidates", "run-0001", "run-0002"]),
+                              ("export", ["--out", "slim"])):
+        args = build_parser().parse_args([command, *required, *scenario])
+        assert (args.model, args.dataset, args.ratio, args.budget, args.residual_streams, args.checkpoint,
+                args.data_root, args.device) == ("resnet56", "cifar10", 0.4, "latency", True, "w.pt", "data", "cpu")

@@ -107,9 +107,9 @@ def test_every_built_in_searcher_runs_and_is_recorded_by_name(agent, base, share
 def test_warmup_zero_and_the_searchers_own_default(base, shared_env, tmp_path):
     config = dataclasses.replace(base, agent="tpe", trials=2, warmup=0)
     assert list(search_and_read(config, tmp_path, env=shared_env).origins) == ["searcher", "searcher"]
-    assert dataclasses.replace(base, agent="tpe", warmup=None).warmup_trials == 10
-    assert dataclasses.replace(base, agent="amc-ddpg", warmup=None).warmup_trials == 100
-    assert dataclasses.replace(base, agent="ppo", warmup=None).warmup_trials == 0
+    assert dataclasses.replace(base, agent="tpe", warmup=None).resolve().warmup == 10
+    assert dataclasses.replace(base, agent="amc-ddpg", warmup=None).resolve().warmup == 100
+    assert dataclasses.replace(base, agent="ppo", warmup=None).resolve().warmup == 0
 
 
 def test_random_spreads_around_p_or_uniformly(base, shared_env):

@@ -10,13 +10,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from prune_gym.agents.config import PAPER_METHODS
 from prune_gym.agents.loop import search_to_completion
+from prune_gym.agents.methods import PAPER_METHODS
+from prune_gym.agents.presets import Preset
 from prune_gym.agents.searchers import SEARCHERS
 from prune_gym.benchmarks.data_export import (committed_digests, committed_jobs, differing_reruns, export_study,
                                               read_csv_gz, settings_text)
 from prune_gym.benchmarks.report import write_report
-from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, Transfer, Variant, adopt, history_of,
+from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, Transfer, adopt, history_of,
                                         job_status, run_study, study_checkpoints)
 from prune_gym.checkpoints import checkpoint_digest
 from prune_gym.errors import PruneGymError
@@ -252,12 +253,11 @@ def test_a_studys_env_options_reach_its_searches_and_keep_other_runs_out(tiny_ch
     assert outcome.startswith("failed: ") and "env options {'residual_streams': True}, the study asks for {}" in outcome
 
 
-def test_variants_run_their_settings_under_names_of_their_own(tiny_checkpoint, fashion_root, tmp_path):
-    """Issue 19's probes: a method with settings of its own is a job of its own, its settings in its run and
-    in the data's agent_settings column, and a run of another variant is never taken for it."""
-    budget = Variant("assistant-budget-rescale", "assistant", rescale="budget", assistant=(("trials", 1),))
-    floor = Variant("augmented-floor", "augmented", agent_kwargs=(("sigma_min", 0.2), ("rebase_preloaded", True)),
-                    warmup=1)
+def test_presets_run_their_settings_under_names_of_their_own(tiny_checkpoint, fashion_root, tmp_path):
+    """A study's variant, a preset left unregistered, is a job of its own, its settings in its run and in the
+    data's agent_settings column, and a run of another variant is never taken for it."""
+    budget = Preset("assistant-budget-rescale", "assistant", rescale="budget", assistant={"trials": 1})
+    floor = Preset("augmented-floor", "augmented", agent={"sigma_min": 0.2, "rebase_preloaded": True}, warmup=1)
     probes = replace(STUDIES["history-probes"], transfers=(Transfer("resnet20", 0.5, "resnet20", 0.3),), seeds=(0,),
                      trials=2, methods=(budget, floor))
     jobs = {job.key: job for job in probes.jobs()}
@@ -272,8 +272,8 @@ def test_variants_run_their_settings_under_names_of_their_own(tiny_checkpoint, f
     for job in jobs.values():
         with HistoryStore(history_of(tmp_path, job)) as store:
             run = store.read_run(SOURCE_RUN)
-        texts[job.variant.name if job.variant else job.key] = settings_text(job, run.info.settings)
-        if job.variant is floor:
+        texts[job.preset.name if job.preset else job.key] = settings_text(job, run.info.settings)
+        if job.preset is floor:
             assert list(run.origins) == ["warmup", "actor"]  # one warm-up trial, then the actor
     assert texts["assistant-budget-rescale"] == "invariant_actor=True assistant.trials=1 rescale=budget"
     assert texts["augmented-floor"] == "invariant_actor=True rebase_preloaded=True sigma_min=0.2 warmup=1"

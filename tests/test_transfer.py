@@ -11,7 +11,8 @@ import torch
 from prune_gym.agents.augmentation import augmented_episodes, cross_model_policy, rescale_actions, rescale_policy
 from prune_gym.agents.ddpg import AMCDDPG
 from prune_gym.agents.invariant import InvariantActor
-from prune_gym.agents.config import HISTORY_ASSISTANT, SearchConfig
+from prune_gym.agents.config import SearchConfig
+from prune_gym.agents.presets.history import HISTORY
 from prune_gym.agents.loop import _start_from_source, make_env, run_search, scenario_of
 from prune_gym.agents.searchers.amc_ddpg import AMCDDPGSearcher
 from prune_gym.agents.transfer import load_source_weights
@@ -146,37 +147,36 @@ def test_augmented_search_starts_from_the_source_and_records_it(source_run):
     assert list(run.origins) == ["actor", "actor"] and np.all(run.macs_ratios <= 0.3)
 
 
-def test_the_history_method_is_the_assistant_with_the_fixes_that_paid(source_run):
+def test_the_history_preset_is_the_assistant_with_the_fixes_that_paid(source_run):
     config, history, source_id = source_run
-    target = dataclasses.replace(config, ratio=0.2, method="history", source=source_id, warmup=None, trials=2,
+    target = dataclasses.replace(config, ratio=0.2, preset=HISTORY, source=source_id, warmup=None, trials=2,
                                  agent_kwargs={"sigma_min": 0.2})  # a fix's setting stays the user's to change
     result = run_search(target, history, progress=False)
     with HistoryStore(history) as store:
         run = store.read_run(result.run_id)
     assert run.info.settings["agent_kwargs"] == {"invariant_actor": True, "rebase_preloaded": True, "sigma_min": 0.2}
-    assert run.info.settings["assistant"] == HISTORY_ASSISTANT == {"handover": "earned", "incumbent": 5,
-                                                                    "keep_until": 300}
+    assert run.info.method == "history" and run.info.settings["method"] == "history"
+    assert run.info.settings["assistant"] == HISTORY.assistant == {"handover": "earned", "incumbent": 5,
+                                                                   "keep_until": 300}
     # Its records: the source's policies raised to ln p / ln p_source before filling the budget, from a source as
     # far as 0.5 is from 0.2 (the loop reads the source's ratio); scaled alone from a nearer one.
     assert run.info.settings["assistant_rescale"] == "power" and run.info.settings["source_ratio"] == 0.5
-    assert target.records_rescales == ("budget",)  # the source's ratio unknown
-    assert dataclasses.replace(target, source_ratio=0.5).records_rescales == ("power",)
-    assert dataclasses.replace(target, ratio=0.3, source_ratio=0.5).records_rescales == ("budget",)
-    assert dataclasses.replace(target, source_ratio=0.5, assistant_rescale="eq2").records_rescales == ("eq2",)
+    assert target.resolve().records_rescale == "budget"  # the source's ratio unknown
+    assert target.resolve(source_ratio=0.5).records_rescale == "power"
+    assert dataclasses.replace(target, ratio=0.3).resolve(source_ratio=0.5).records_rescale == "budget"
+    assert dataclasses.replace(target, assistant_rescale="eq2").resolve(source_ratio=0.5).records_rescale == "eq2"
     assert list(run.origins) == ["assistant", "assistant"]
     # The assistant's settings too stay the user's; a searcher without the agent's fixes takes the assistant's alone.
-    tpe = dataclasses.replace(target, agent="tpe", agent_kwargs={}, assistant={"incumbent": 0, "trials": 10})
-    tpe.validate()
-    assert tpe.agent_settings == {} and tpe.assistant_settings == {**HISTORY_ASSISTANT, "incumbent": 0, "trials": 10}
+    tpe = dataclasses.replace(target, agent="tpe", agent_kwargs={}, assistant={"incumbent": 0, "trials": 10}).resolve()
+    assert tpe.agent_kwargs == {} and tpe.assistant == {**HISTORY.assistant, "incumbent": 0, "trials": 10}
 
 
 def test_the_assistant_can_act_from_records_rescaled_otherwise_than_the_preloaded_trials(source_run):
     config, history, source_id = source_run
-    target = dataclasses.replace(config, ratio=0.2, method="history", source=source_id, warmup=None, trials=1,
-                                 agent_kwargs={}, assistant_rescale="budget")
-    target.validate()
+    target = dataclasses.replace(config, ratio=0.2, preset=HISTORY, source=source_id, warmup=None, trials=1,
+                                 agent_kwargs={}, assistant_rescale="budget").resolve(source_ratio=0.5)
     env = make_env(target)
-    searcher = AMCDDPGSearcher(env, warmup=0, **target.agent_settings)
+    searcher = AMCDDPGSearcher(env, warmup=0, **target.agent_kwargs)
     with HistoryStore(history) as store:
         source = store.read_run(source_id)
         assisted = _start_from_source(searcher, target, env, scenario_of(env), store)
@@ -187,14 +187,9 @@ def test_the_assistant_can_act_from_records_rescaled_otherwise_than_the_preloade
     preloaded = searcher.agent.replay_buffer.observations[:len(eq2) * n_units, 0]
     assert np.allclose(preloaded, np.concatenate([e.observations[:-1] for e in eq2]))  # still Eq. 2's
     assert not np.allclose(preloaded, np.concatenate([e.observations[:-1] for e in budget]))
-    # ... or each way, the records together.
-    with HistoryStore(history) as store:
-        both = _start_from_source(AMCDDPGSearcher(env, warmup=0, **target.agent_settings),
-                                  dataclasses.replace(target, assistant_rescale="both"), env, scenario_of(env), store)
-    assert np.allclose(both.assistant.actions, np.concatenate([e.fractions for e in (*eq2, *budget)]))
     # Records rescaled without an assistant to read them: refused.
     with pytest.raises(PruneGymError, match="has no assistant"):
-        dataclasses.replace(target, method="augmented").validate()
+        dataclasses.replace(config, ratio=0.2, method="augmented", source=source_id, assistant_rescale="budget").resolve()
 
 
 def test_an_actor_only_seeds_an_actor_of_its_own_kind(source_run):

@@ -8,29 +8,20 @@ import gymnasium as gym
 import numpy as np
 
 from prune_gym import ENV_ID
-from prune_gym.budgets import BUDGETS, DEFAULT_BUDGET
-from prune_gym.datasets import dataset_names
+from prune_gym.commands.scenario import add_scenario_arguments, scenario_env_kwargs
 from prune_gym.errors import PruneGymError
 from prune_gym.export import export_slim, measure_export
-from prune_gym.models import model_names
 from prune_gym.policies import play, random_policy, uniform_policy
 from prune_gym.pruner import MODES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="prune with a policy and write the slim model and its spec")
-    p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
-    p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
-    p.add_argument("--ratio", type=float, required=True, help="fraction of the budget's cost to keep (p)")
-    p.add_argument("--budget", default=DEFAULT_BUDGET, choices=list(BUDGETS),
-                   help=f"what p is a fraction of (default: {DEFAULT_BUDGET})")
+    add_scenario_arguments(p)
     p.add_argument("--policy", default="uniform",
                    help="'uniform', 'random', or comma-separated kept fractions, one per unit")
     p.add_argument("--out", required=True, help="directory for model.pt and spec.json")
-    p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
-    p.add_argument("--data-root")
     p.add_argument("--reconstruction", default="pruned", choices=MODES)
-    p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the random policy")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx, checked against torch")
     p.set_defaults(func=run_export)
@@ -52,9 +43,9 @@ def parse_policy(text: str, env: gym.Env, seed: int) -> list[float]:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    env = gym.make(ENV_ID, model=args.model, dataset=args.dataset, target_ratio=args.ratio, budget=args.budget,
-                   device=args.device,
-                   checkpoint=args.checkpoint, data_root=args.data_root, reconstruction=args.reconstruction)
+    env = gym.make(ENV_ID, model=args.model, dataset=args.dataset, target_ratio=args.ratio, device=args.device,
+                   checkpoint=args.checkpoint, data_root=args.data_root, reconstruction=args.reconstruction,
+                   **scenario_env_kwargs(args))
     info = play(env, parse_policy(args.policy, env, args.seed))
     spec = export_slim(env, args.out, info)
     print_speed(measure_export(args.out, env.unwrapped.workload.model, env.unwrapped.device, args.onnx))

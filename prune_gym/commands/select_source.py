@@ -5,31 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prune_gym.agents.config import TRANSFER_METHODS, SearchConfig
 from prune_gym.agents.source_selection import MIN_TRIALS, RACE_TRIALS, WINDOW, select_source
-from prune_gym.commands.search import positive_int, ratio_type
-from prune_gym.datasets import dataset_names
-from prune_gym.models import model_names
+from prune_gym.commands.scenario import add_scenario_arguments, positive_int
+from prune_gym.commands.search import add_search_arguments, search_config
 from prune_gym.paths import home_dir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("select-source", help="pick the best source run for a transfer by racing them")
     p.add_argument("--candidates", nargs="+", required=True, metavar="RUN", help="finished runs to transfer from")
-    p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL")
-    p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET")
-    p.add_argument("--ratio", type=ratio_type, required=True, help="fraction of the MACs to keep (p), in (0, 1]")
-    p.add_argument("--method", default="augmented", choices=list(TRANSFER_METHODS))
-    p.add_argument("--trials", type=positive_int, default=300, help="the winner's episodes in all (default: 300)")
+    add_scenario_arguments(p)
+    add_search_arguments(p)
     p.add_argument("--race-trials", type=positive_int, default=RACE_TRIALS,
                    help=f"most episodes each candidate plays before the best one is kept (default: {RACE_TRIALS})")
     p.add_argument("--window", type=positive_int, default=WINDOW, help=f"smoothing window (default: {WINDOW})")
     p.add_argument("--min-trials", type=positive_int, default=MIN_TRIALS,
                    help=f"episodes every candidate plays before any is stopped (default: {MIN_TRIALS})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="where pruning runs: auto, cpu, cuda or cuda:N")
-    p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
-    p.add_argument("--data-root")
     p.add_argument("--history", "--file", dest="history", default=None, metavar="FILE",
                    help="the library: HDF5 history holding the candidates (default: $PRUNE_GYM_HOME/history.h5)")
     p.add_argument("--backend", default="auto", choices=["auto", "ray", "processes"],
@@ -39,8 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_select_source_command(args: argparse.Namespace) -> int:
-    config = SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
-                          checkpoint=args.checkpoint, data_root=args.data_root)
+    if args.method is None and args.preset is None:
+        args.method = "augmented"  # a race needs a method that transfers
+    config = search_config(args)
     library = Path(args.history) if args.history else home_dir() / "history.h5"
     selection = select_source(config, args.candidates, library, args.race_trials, args.window, args.min_trials,
                               backend=args.backend, address=args.address)
