@@ -120,7 +120,7 @@ def test_a_bad_registration_is_refused_in_one_line(module_type, kind, message):
     with pytest.raises(layers.LayerKindError) as refused:
         layers.register(module_type, kind)
     assert str(refused.value) == message
-    assert layers.kind_of(ChannelScale(4)) is layers.registry.UNKNOWN
+    assert layers.kind_of(ChannelScale(4)) is layers.UNKNOWN
 
 
 class Unknown(nn.Module):
@@ -146,3 +146,13 @@ def test_a_module_no_kind_handles_keeps_its_channels_whole_with_its_type_named()
         layers.kind_of(norm).keep_outputs(norm, torch.arange(4))
     with pytest.raises(TypeError, match="no MACs formula for GroupNorm"):
         layers.kind_of(norm).macs(norm, torch.zeros(1, 8, 4, 4))
+
+
+def test_a_batchnorm_gives_the_residual_refit_its_scale_only_with_running_statistics():
+    """Without them it normalises each batch by its own: no fixed scale for the shortcut's drift."""
+    bn, plain = nn.BatchNorm2d(4), nn.BatchNorm2d(4, affine=False)
+    per_batch = nn.BatchNorm2d(4, track_running_stats=False)
+    bn.weight.data, bn.running_var = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.full((4,), 4.0 - bn.eps)
+    assert torch.allclose(layers.kind_of(bn).residual_scale(bn), torch.tensor([0.5, 1.0, 1.5, 2.0]))
+    assert torch.allclose(layers.kind_of(plain).residual_scale(plain), torch.ones(4) / (1 + plain.eps) ** 0.5)
+    assert layers.kind_of(per_batch).residual_scale(per_batch) is None
