@@ -12,7 +12,7 @@ they come: `EpisodeRewardReplayBuffer`).
 Eq. 2 moves every unit by the same share of its pruned part, which leaves a unit the
 source pruned hard near zero: the 10 best trials of ResNet-20's league runs at 0.3,
 rewritten that way for 0.2, fell as low as 64.7%, and never under 75.3% when scaled as a
-whole (`benchmarks/rescale_probe.py`). `rescale="budget"` keeps the policy's shape so: the
+whole (`benchmarks/probes/rescale_probe.py`). `rescale="budget"` keeps the policy's shape so: the
 fractions, proportional to the source's, scaled by the one factor that fills the target's
 budget (`budget_filling_policy`). `rescale="power"` lies between the two: the fractions, raised
 to the power ln p_t / ln p_s, then filled to the budget. It keeps the source's ordering of the

@@ -30,10 +30,11 @@ import numpy as np
 from prune_gym.agents.config import default_warmup
 from prune_gym.agents.methods import METHODS
 from prune_gym.agents.loop import make_env
-from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.study import SOURCE_RUN, STUDIES, Job, Study, history_of, job_status
 from prune_gym.errors import PruneGymError
+from prune_gym.evaluation import accuracy
 from prune_gym.history import HistoryStore, Run
+from prune_gym.policies import play
 
 DATA = Path(__file__).parent / "data"
 RUN_COLUMNS = ("study", "job", "model", "ratio", "source", "method", "agent", "agent_settings", "seed",
@@ -53,6 +54,14 @@ def finished_runs(out: Path, jobs: list[Job]) -> dict[str, Run]:
             with HistoryStore(path) as store:
                 runs[job.key] = store.read_run(SOURCE_RUN)
     return runs
+
+
+def scored(env: gym.Env, policy: list[float]) -> tuple[float, float, float]:
+    """(reward-split accuracy, test accuracy, MACs ratio) of a policy played through `env`."""
+    info = play(env, policy)
+    unwrapped = env.unwrapped
+    test = accuracy(unwrapped.pruned_network, unwrapped.workload.test.batches(unwrapped.batch_size, unwrapped.device))
+    return info["accuracy"], test, info["macs_ratio"]
 
 
 class Scores:

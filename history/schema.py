@@ -36,7 +36,7 @@ PER_TRIAL = ("observations", "actions", "trials")
 # moves it and may write the new copy over bytes that the file's on-disk index still points
 # to. A writer killed between that write and the metadata flush left acknowledged trials
 # unreadable in 16 of 300 SIGKILLs at random moments; uncompressed, 0 of 300, because a
-# chunk keeps its place and its old rows' bytes (benchmarks/history_crash.py, RESULTS.md).
+# chunk keeps its place and its old rows' bytes (benchmarks/probes/history_crash.py, RESULTS.md).
 OBSERVATION_CHUNK = 16
 ROW_CHUNK = 64
 

@@ -273,11 +273,16 @@ def dataset_names() -> list[str]:
     return list(DATASETS)
 
 
+def check_dataset_name(name: str) -> None:
+    """Refuse a data set name that is not registered, in one line that lists the ones that are."""
+    if name not in DATASETS:
+        raise UnknownNameError("data set", name, dataset_names())
+
+
 def load_splits(name: str, root: str | Path | None = None, seed: int = 0, calibration_size: int = 2000,
                 reward_size: int = 2000, download: bool = True) -> DataSplits:
     """Load a data set and split its training images, by `seed`, into train / calibration / reward."""
-    if name not in DATASETS:
-        raise UnknownNameError("data set", name, dataset_names())
+    check_dataset_name(name)
     root = Path(root).expanduser() if root is not None else None
     if root is not None and not root.exists():
         raise DataNotFoundError(f"data root {root} does not exist")

@@ -5,13 +5,8 @@ of its channels to keep, clipped by the budget's action wall. The channels are c
 and the consumer refitted by reconstruction (see `prune_gym.pruner`), on the env's
 device. The episode ends after the last unit with `terminated=True`, and only then is the
 reward paid: the pruned network's top-1 accuracy on the reward split (held out from
-both training and calibration), or AMC's -error * log(MACs).
-
-Observation (float32, each in [0, 1]): the unit's position and static description
-(min-max normalised over the units), its cost under the budget (`prune_gym.budgets`: MACs
-unless `budget=` names another kind), the cost removed so far and still to decide (as
-fractions of the total), the previous unit's kept fraction, and the target ratio p, so one
-agent can serve several targets. The final step's info holds the MACs whatever the budget.
+both training and calibration), or AMC's -error * log(MACs). `ChannelPruneEnv`'s docstring
+gives its spaces, rewards, arguments, info keys and what `seed` does.
 """
 
 from __future__ import annotations
@@ -50,6 +45,122 @@ REWARDS = ("accuracy", "acc_log_flops")
 
 
 class ChannelPruneEnv(gym.Env):
+    """
+    ## Description
+
+    Prunes a trained CNN's channels one unit at a time until its cost meets a budget, the way AMC
+    (He et al., 2018) frames channel pruning. A unit is a set of channels that must go together: a
+    conv's or a linear layer's output channels with every layer that reads or follows them
+    (`prune_gym.graph`). Each step keeps a fraction of one unit's channels, the ones a LASSO on the
+    original network ranked highest, and refits the layers that read them by least squares on
+    calibration images (`prune_gym.pruner`; `reconstruction="magnitude"` keeps the largest filters
+    instead, with no refit). After the last unit the pruned network is scored on the reward split,
+    images held out from both training and calibration.
+
+    ## Action Space
+
+    `Box(0.0, 1.0, (1,), float32)`: the fraction of the current unit's channels to keep. A number or
+    an array of shape (1,) is taken, clipped to [0, 1], rounded to whole channels (whole groups for a
+    grouped conv), raised to the unit's minimum (`min_keep` of its channels, at least one) and lowered
+    to the budget's wall: the most the unit may keep while the later units, at their minimum, still
+    meet the budget. So every episode ends within budget. A NaN, an infinity or another shape raises
+    `ValueError`.
+
+    ## Observation Space
+
+    `Box(0.0, 1.0, (13,), float32)`: the unit about to be decided. Columns 1-8 are min-max normalised
+    over the network's units (a column equal for every unit is 0). The budget's three columns are
+    named after its kind, `macs` by default (`observation_features(budget)` gives the names).
+
+    | index | name | range | what it holds |
+    |-------|------|-------|---------------|
+    | 0 | unit_index | [0, 1] | the unit's position, k / (units - 1) |
+    | 1 | layer_type | [0, 1] | 0 for a conv producer, 1 for a linear one |
+    | 2 | in_channels | [0, 1] | the producer's input channels (a linear's input features) |
+    | 3 | out_channels | [0, 1] | the unit's channels |
+    | 4 | kernel | [0, 1] | the producer's kernel size (1 for a linear) |
+    | 5 | stride | [0, 1] | the producer's stride (1 for a linear) |
+    | 6 | feature_map | [0, 1] | the producer's input height x width (1 for a linear) |
+    | 7 | depthwise_members | [0, 1] | the depthwise (or grouped) convs cut with the unit |
+    | 8 | unit_macs | [0, 1] | the unpruned cost of the layers the unit controls |
+    | 9 | macs_reduced | [0, 1] | the share of the total cost the units decided so far removed |
+    | 10 | macs_rest | [0, 1] | the share of the total cost in layers that only later units decide |
+    | 11 | previous_action | [0, 1] | the previous unit's kept fraction, after the wall (1 at the first) |
+    | 12 | target_ratio | (0, 1] | p, the fraction of the total cost kept (so one agent serves several p) |
+
+    After the last unit the observation repeats the last unit's columns 0-8, with macs_rest 0.
+
+    ## Rewards
+
+    0 at every step but the last, which pays the pruned network's top-1 accuracy on the reward split,
+    a fraction in [0, 1] (`reward="accuracy"`), or AMC's `-(1 - accuracy) * log(MACs)`
+    (`reward="acc_log_flops"`).
+
+    ## Starting State
+
+    `reset()` restores the unpruned network and returns the first unit's observation (nothing
+    reduced, previous_action 1) with an empty info. Nothing is drawn: every episode starts alike.
+
+    ## Episode End
+
+    The episode is terminated by the step that decides the last unit (`terminated=True`; the reward
+    is paid then). It is never truncated: `truncated` is always False, and `ChannelPrune-v0` is
+    registered without `max_episode_steps`, so no TimeLimit wrapper cuts an episode short. A step
+    after the end raises `gymnasium.error.ResetNeeded`.
+
+    ## Arguments
+
+    ```python
+    gym.make("ChannelPrune-v0", model="resnet20", dataset="fashion-mnist", target_ratio=0.5)
+    ```
+
+    * `model`, `dataset`: a zoo model (`prune_gym.models.model_names()`) and a data set
+      (`prune_gym.datasets.dataset_names()`); an unknown name is refused with the choices. The weights
+      are the checkpoint `prune-gym pretrain` cached for the pair, or `checkpoint`.
+    * `target_ratio`: p, the fraction of the unpruned cost the pruned network may keep; one under
+      what every unit at its minimum costs is refused.
+    * `device`: "auto" (CUDA when there is one), "cpu", "cuda" or "cuda:N": where the network is
+      pruned, refit and scored.
+    * `checkpoint`: a checkpoint file to prune instead of the cached one.
+    * `data_root`: where the data set lies (default: the prune-gym home, `$PRUNE_GYM_HOME`, where
+      Fashion-MNIST is downloaded).
+    * `workload`: your own network and images (`Workload.from_module`), in place of `model`,
+      `dataset`, `checkpoint`, `data_root` and `reward_images`.
+    * `reconstruction`: "pruned" (refit from the pruned network's inputs, the default), "original"
+      (from the original network's inputs) or "magnitude" (keep the largest filters, no refit).
+    * `reward`: "accuracy" or "acc_log_flops" (above).
+    * `min_keep`: the least fraction of each unit's channels an episode keeps (0.05).
+    * `calibration_images`, `positions_per_image`: the images (500) and the positions in each (10)
+      whose activations the refit fits.
+    * `reward_images`: how many reward-split images score an episode (default: all, 2,000).
+    * `batch_size`: the batch of the calibration and scoring passes (default 128 on a CPU, 1024 on
+      a GPU).
+    * `calibration_seed`: which positions the refit samples (see Seeding).
+    * `budget`: a budget kind of `prune_gym.budgets.BUDGETS`: "macs" (the default), "latency" (a
+      latency table measured on `device`), or one of your own (`register_budget`).
+    * `leaf_modules`: qualified names of modules the trace keeps as single calls, their channels
+      whole (for code torch.fx cannot trace).
+    * `residual_streams`: make the channels that residual additions join a unit, instead of keeping
+      them whole.
+
+    ## Info
+
+    Every step's info holds `unit` (the producer layer's name), `kept_channels`, `kept_fraction`
+    (after the wall) and `wall` (the most the unit could keep, as a fraction of its channels). The
+    last step adds `accuracy` (reward split), `original_accuracy` (the unpruned network's), `macs`,
+    `macs_ratio`, `params_ratio`, `policy` (the kept fraction per unit), `kept_channels_per_unit`
+    and, under another budget, its ratio (`latency_ratio`): MACs are reported whatever the budget.
+    `reset()`'s info is empty; the seconds each stage took are in `timings`, not in info, which
+    stays deterministic.
+
+    ## Seeding
+
+    `reset(seed=...)` seeds Gymnasium's `np_random`, as every env does, but the env draws nothing
+    from it: an episode is a function of its actions alone, the same after any reset. The one random
+    choice, which positions of the calibration images the refit samples, is made once when the env
+    is built, by `calibration_seed`. A searcher seeds its own exploration.
+    """
+
     metadata = {"render_modes": []}
 
     def __init__(self, model: str = "resnet20", dataset: str = "fashion-mnist", target_ratio: float = 0.5,

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from prune_gym.checkpoints import load_weights, read_checkpoint, state_digest
-from prune_gym.datasets import ImageSplit, load_splits
+from prune_gym.datasets import ImageSplit, check_dataset_name, load_splits
 from prune_gym.errors import CheckpointError
-from prune_gym.models import build_model
+from prune_gym.models import build_model, check_model_name
 from prune_gym.pretrain import Recipe, SplitSpec, checkpoint_path
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -35,6 +35,8 @@ class Workload:
                  data_root: str | Path | None = None, calibration_images: int = 500,
                  reward_images: int | None = None) -> Workload:
         """A zoo model with its cached (or given) checkpoint, and the splits it was trained with."""
+        check_model_name(model)  # before the cache is searched: "no pretrained nope" would hide the typo
+        check_dataset_name(dataset)
         path = Path(checkpoint) if checkpoint is not None else checkpoint_path(model, dataset, Recipe(), SplitSpec())
         if checkpoint is None and not path.exists():
             raise CheckpointError(f"no pretrained {model} for {dataset} in {path.parent}; run "

@@ -15,8 +15,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import prune_gym
+from prune_gym.datasets import dataset_names
 from prune_gym.env import OBSERVATION_FEATURES, ChannelPruneEnv
-from prune_gym.errors import PruneGymError
+from prune_gym.errors import PruneGymError, UnknownNameError
 from prune_gym.export import export_slim, load_slim
 from prune_gym.models import build_model, model_names
 from prune_gym.models.cifar_resnet import CifarResNet
@@ -116,6 +117,16 @@ def test_unreachable_ratio_and_unknown_device_are_refused(make_env):
 def test_missing_pretrained_checkpoint_says_how_to_get_one(fashion_root):
     with pytest.raises(PruneGymError, match="prune-gym pretrain --model resnet56 --dataset fashion-mnist"):
         gym.make(prune_gym.ENV_ID, model="resnet56", data_root=fashion_root, device="cpu")
+
+
+@pytest.mark.parametrize("argument, choices", [("model", model_names()), ("dataset", dataset_names())])
+def test_an_unknown_model_or_data_set_is_refused_in_one_line_that_lists_the_choices(argument, choices, tiny_checkpoint):
+    for checkpoint in (None, tiny_checkpoint):  # named before any checkpoint is looked for or read
+        with pytest.raises(UnknownNameError) as refusal:
+            gym.make(prune_gym.ENV_ID, **{argument: "nope"}, checkpoint=checkpoint, device="cpu")
+        message = str(refusal.value)
+        assert "'nope'" in message and "\n" not in message and "pretrain" not in message
+        assert message.endswith("choose one of: " + ", ".join(choices))
 
 
 def macs_by_torch(model: torch.nn.Module, shape: tuple[int, ...]) -> float:

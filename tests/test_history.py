@@ -272,7 +272,7 @@ def test_plot_and_export_never_overwrite_without_force(tmp_path, capsys):
 
 
 def test_the_scale_benchmark_round_trips_at_a_small_size(tmp_path):
-    from prune_gym.benchmarks.history_scale import measure
+    from prune_gym.benchmarks.probes.history_scale import measure
 
     figures = measure(tmp_path / "h.h5", trials=200, units=50, features=12)
     assert figures["trials"] == 200 and figures["file_mb"] > 0

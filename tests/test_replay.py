@@ -25,17 +25,18 @@ from prune_gym.benchmarks.study import committed_checkpoint
 from prune_gym.datasets import DEBIAN_FASHION_MNIST
 from prune_gym.policies import play
 
-# (study file, job, trials): each model of the zoo's committed checkpoints, both ratios of the league,
-# the residual streams as units, and trials of several origins (warm-up, searcher, assistant).
-SAMPLE = [
-    ("league", "resnet20-p0.2-baseline-seed0", (0, 150, 299)),
-    ("league", "resnet20-p0.3-cmaes-baseline-seed1", (7, 254)),
-    ("league-models", "mobilenet_v1-p0.3-tpe-baseline-seed0", (3, 120)),
-    ("league-models", "resnet56-p0.2-baseline-seed0", (5, 250)),
-    ("streams", "resnet20-p0.2-cmaes-baseline-seed0", (11, 200)),
-    ("transfer-models", "mobilenet_v1-p0.3-assistant-seed0-from-resnet20-p0.5-baseline-invariant-seed0", (0, 40)),
-]
-ENV_OPTIONS = {"streams": {"residual_streams": True}}
+# Per network, (study file, job, trials): each model of the zoo's committed checkpoints, both ratios of the
+# league, the residual streams as units, and trials of several origins (warm-up, searcher, assistant). One env
+# per network replays every ratio's policies: at the highest ratio the wall clips none of them.
+SAMPLE = {
+    ("resnet20", False): [("league", "resnet20-p0.2-baseline-seed0", (0, 150, 299)),
+                          ("league", "resnet20-p0.3-cmaes-baseline-seed1", (7, 254))],
+    ("resnet20", True): [("streams", "resnet20-p0.2-cmaes-baseline-seed0", (11, 200))],
+    ("mobilenet_v1", False): [
+        ("league-models", "mobilenet_v1-p0.3-tpe-baseline-seed0", (3, 120)),
+        ("transfer-models", "mobilenet_v1-p0.3-assistant-seed0-from-resnet20-p0.5-baseline-invariant-seed0", (0, 40))],
+    ("resnet56", False): [("league-models", "resnet56-p0.2-baseline-seed0", (5, 250))],
+}
 CROSS_CPU = {"mobilenet_v1": 0.015}  # accuracy tolerance of a model whose episodes vary with the CPU
 
 pytestmark = pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").exists(),
@@ -49,16 +50,15 @@ def committed_rows(study: str, job: str, trials: tuple[int, ...]) -> list[dict[s
     return rows
 
 
-@pytest.mark.parametrize("study, job, trials", SAMPLE, ids=[f"{s}:{j}" for s, j, _ in SAMPLE])
-def test_committed_trials_replay_to_the_same_accuracy_and_macs(study, job, trials):
-    rows = committed_rows(study, job, trials)
-    model, ratio = rows[0]["model"], float(rows[0]["ratio"])
-    checkpoint = committed_checkpoint(model, "fashion-mnist")
-    env = gym.make(ENV_ID, model=model, dataset="fashion-mnist", target_ratio=ratio, device="cpu",
-                   checkpoint=str(checkpoint), **ENV_OPTIONS.get(study, {}))
+@pytest.mark.parametrize("model, streams", SAMPLE, ids=[f"{m}{'-streams' if s else ''}" for m, s in SAMPLE])
+def test_committed_trials_replay_to_the_same_accuracy_and_macs(model, streams):
+    rows = [row for study, job, trials in SAMPLE[model, streams] for row in committed_rows(study, job, trials)]
+    env = gym.make(ENV_ID, model=model, dataset="fashion-mnist", target_ratio=max(float(r["ratio"]) for r in rows),
+                   device="cpu", checkpoint=str(committed_checkpoint(model, "fashion-mnist")),
+                   residual_streams=streams)
     tolerance = CROSS_CPU.get(model, ROUNDING)
     for row in rows:
         info = play(env, [float(x) for x in row["policy"].split()])
-        assert abs(info["accuracy"] - float(row["accuracy"])) < tolerance, (job, row["trial"])
-        assert abs(info["macs_ratio"] - float(row["macs_ratio"])) < ROUNDING, (job, row["trial"])
+        assert abs(info["accuracy"] - float(row["accuracy"])) < tolerance, (row["job"], row["trial"])
+        assert abs(info["macs_ratio"] - float(row["macs_ratio"])) < ROUNDING, (row["job"], row["trial"])
     env.close()

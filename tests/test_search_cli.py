@@ -109,6 +109,7 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion
     (["--ratio", "0.3", "--assistant-set", "top_n=many"], "assistant setting top_n takes an integer, got 'many'"),
     (["--ratio", "0.3", "--assistant-set", "handover=never"], "assistant setting handover is one of fixed, earned"),
     (["--ratio", "0.3", "--preset", "magic"], "argument --preset: invalid choice: 'magic'"),
+    (["--ratio", "0.3", "--method", "history"], "history is a preset, not a method: use --preset history"),
     (["--ratio", "0.3", "--preset", "history", "--method", "vanilla"], "preset history runs method assistant"),
     (["--ratio", "0.3", "--preset", "history"], "a source run is needed by, and only by, the transfer methods"),
     (["--ratio", "0.3", "--rescale", "linear"], "argument --rescale: invalid choice: 'linear'"),

@@ -5,7 +5,7 @@ the env its action wall: before each step, the most channels the current unit ma
 such that, with every later unit at its minimum, the network still meets the target. The
 minimum is applied inside the wall, so no episode can end over budget. A kind of budget is
 a subclass in a file of its own, with a `kind` name, its `total`, `cost`, `unit_cost` and
-`cost_after`, registered in `prune_gym.budgets.BUDGETS`; the wall below works for any cost
+`cost_after` (`prune_gym.budgets` registers it); the wall below works for any cost
 that does not fall when a unit keeps more channels.
 """
 

@@ -60,7 +60,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=non_negative_int, default=None,
                    help="trials of random fractions around p before the searcher acts itself (default: the "
                         "searcher's own from scratch, 100 for amc-ddpg; 0 when it starts from a source)")
-    p.add_argument("--method", default=None, choices=list(METHODS),
+    p.add_argument("--method", type=method_name, default=None, choices=list(METHODS),
                    help="what the search takes from --source: baseline (nothing, the default), vanilla (its network "
                         "weights), augmented (also its trials rewritten for this ratio: a preloaded replay buffer "
                         "and the invariant actor, or a black-box searcher's first policies), assistant (augmented, "
@@ -80,6 +80,13 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
                         "or power (the fractions raised to ln p / ln p_source, then scaled so)")
     p.add_argument("--assistant-rescale", default=None, choices=list(RESCALES),
                    help="rewrite the assistant's records so instead (default: the preset's, else as --rescale)")
+
+
+def method_name(text: str) -> str:
+    """A `--method` value; a preset's name is refused with the flag that takes it."""
+    if text in PRESETS:
+        raise argparse.ArgumentTypeError(f"{text} is a preset, not a method: use --preset {text}")
+    return text
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:

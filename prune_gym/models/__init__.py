@@ -43,8 +43,13 @@ def model_names() -> list[str]:
     return list(MODELS)
 
 
-def build_model(name: str, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
-    """A freshly initialised zoo model for images of `in_channels` x `image_size` x `image_size`."""
+def check_model_name(name: str) -> None:
+    """Refuse a name the zoo does not hold, in one line that lists the ones it does."""
     if name not in MODELS:
         raise UnknownNameError("model", name, model_names())
+
+
+def build_model(name: str, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
+    """A freshly initialised zoo model for images of `in_channels` x `image_size` x `image_size`."""
+    check_model_name(name)
     return MODELS[name](in_channels, num_classes, image_size)

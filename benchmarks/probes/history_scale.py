@@ -6,7 +6,9 @@ observations are shaped like the env's: static per-unit columns plus three that 
 the actions (MACs reduced so far, MACs left, previous action); --random-observations makes
 every column random noise, the worst case for compression.
 
-    .venv/bin/python benchmarks/history_scale.py [--trials 10000] [--units 50] [--features 12]
+Feeds RESULTS.md, "History store at scale (issue 4)".
+
+    .venv/bin/python benchmarks/probes/history_scale.py [--trials 10000] [--units 50] [--features 12]
 """
 
 from __future__ import annotations

@@ -7,8 +7,11 @@ with the same trial budget. Finished
 runs in the history file are reused and interrupted ones resumed, so the script can be
 re-run until done. Prints a Markdown table and writes the learning curves to `--plot`.
 
-    .venv/bin/python benchmarks/transfer_search.py --source-ratio 0.5 --target-ratio 0.2 --seeds 0 1 2 \\
-        --history runs/transfer.h5 --plot benchmarks/transfer_curves.png
+Feeds NOTEBOOK.md, "Transfer from a p = 0.5 run to p = 0.2, against the baseline (issue 6, first look)"
+and "Assistant learning: the first 30 trials, 0.5 -> 0.2 (issue 7)".
+
+    .venv/bin/python benchmarks/probes/transfer_search.py --source-ratio 0.5 --target-ratio 0.2 --seeds 0 1 2 \\
+        --history runs/transfer.h5 --plot runs/transfer_curves.png
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import numpy as np
 
 from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, search_to_completion
-from prune_gym.benchmarks.baseline_search import scored
 from prune_gym.benchmarks.convergence import (converged_accuracy, plot_methods, smoothed_mean,
                                               trials_to_converge)
+from prune_gym.benchmarks.data_export import scored
 from prune_gym.history import HistoryStore
 
 
@@ -37,7 +40,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--history", default="runs/transfer.h5")
-    parser.add_argument("--plot", default="benchmarks/transfer_curves.png")
+    parser.add_argument("--plot", default="runs/transfer_curves.png")
     args = parser.parse_args()
     history = Path(args.history)
 

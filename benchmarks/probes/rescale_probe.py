@@ -7,7 +7,9 @@ data (the league's), rewrites them for the target ratio each way
 them on the target, so that one reads what history hands a search before it learns
 anything: the best of the top trials per source seed, against the uniform policy.
 
-    .venv/bin/python benchmarks/rescale_probe.py --source-ratio 0.3 --target-ratio 0.2
+Feeds NOTEBOOK.md, "How `history` came to be (issue 19, version 2)" (its first tables).
+
+    .venv/bin/python benchmarks/probes/rescale_probe.py --source-ratio 0.3 --target-ratio 0.2
 """
 
 from __future__ import annotations

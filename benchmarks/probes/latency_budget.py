@@ -11,7 +11,9 @@ milliseconds are the table's ratio times the unpruned network's latency measured
 slim one. Prints each episode and the largest relative error; no episode may end over its
 budget.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/latency_budget.py --model resnet20 --ratio 0.8 --episodes 10 \\
+Feeds RESULTS.md, "The latency budget's table against measurement".
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/probes/latency_budget.py --model resnet20 --ratio 0.8 --episodes 10 \\
         --device cpu
 """
 

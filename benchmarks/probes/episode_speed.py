@@ -6,7 +6,9 @@ surgery, and the final evaluation on the reward split. The reference is the expo
 model (a plain nn.Module) run over the reward split with the same batch size. Target:
 episode <= 1.5x that forward pass. Medians over --episodes episodes after one warm-up.
 
-    .venv/bin/python benchmarks/episode_speed.py [--ratios 0.5 0.3 0.2] [--device cpu|cuda] [--residual-streams]
+Feeds RESULTS.md, "Episode speed (issue 3)" and "Residual streams as units (issue 20)".
+
+    .venv/bin/python benchmarks/probes/episode_speed.py [--ratios 0.5 0.3 0.2] [--device cpu|cuda] [--residual-streams]
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ on the reward split and on the test split, with the uniform policy and with the 
 file are reused and interrupted ones resumed, so the script can be re-run until done.
 Writes a Markdown table to stdout and learning curves to `--plot`.
 
-    .venv/bin/python benchmarks/baseline_search.py --ratios 0.3 0.2 --seeds 0 1 2 \\
-        --history runs/baseline.h5 --plot benchmarks/baseline_curves.png
+Feeds RESULTS.md, "The AMC-style DDPG baseline against reference policies (issue 5)".
+
+    .venv/bin/python benchmarks/probes/baseline_search.py --ratios 0.3 0.2 --seeds 0 1 2 \\
+        --history runs/baseline.h5 --plot runs/baseline_curves.png
 """
 
 from __future__ import annotations
@@ -19,18 +21,10 @@ import numpy as np
 
 from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, search_to_completion
-from prune_gym.evaluation import accuracy
+from prune_gym.benchmarks.data_export import scored
 from prune_gym.history import HistoryStore
 from prune_gym.history.plot import plot_learning_curves
-from prune_gym.policies import play, random_policy, uniform_policy
-
-
-def scored(env, policy: list[float]) -> tuple[float, float, float]:
-    """(reward-split accuracy, test accuracy, MACs ratio) of a policy."""
-    info = play(env, policy)
-    unwrapped = env.unwrapped
-    test = accuracy(unwrapped.pruned_network, unwrapped.workload.test.batches(unwrapped.batch_size, unwrapped.device))
-    return info["accuracy"], test, info["macs_ratio"]
+from prune_gym.policies import random_policy, uniform_policy
 
 
 def main() -> None:
@@ -44,7 +38,7 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=20)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--history", default="runs/baseline.h5")
-    parser.add_argument("--plot", default="benchmarks/baseline_curves.png")
+    parser.add_argument("--plot", default="runs/baseline_curves.png")
     args = parser.parse_args()
     history = Path(args.history)
 

@@ -3,7 +3,9 @@
 Each policy gives a kept fraction per ResNet-20 stage (three units each); the env's action
 wall clips them to the budget. Tells whether a searched policy has room to beat uniform.
 
-    .venv/bin/python benchmarks/policy_landscape.py [--ratio 0.3]
+Feeds NOTEBOOK.md, "Hand-made policies at p = 0.3 (issue 5, context)".
+
+    .venv/bin/python benchmarks/probes/policy_landscape.py [--ratio 0.3]
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Modes: "pruned" (refit from the pruned network's inputs, with the shortcut corre
 "original" (refit from the original network's inputs), "magnitude" (L1 filter norms, no
 refit). Needs the pretrained checkpoint (`prune-gym pretrain`).
 
-    .venv/bin/python benchmarks/reconstruction_quality.py [--model resnet20] [--ratios 0.5 0.3 0.2]
+Feeds RESULTS.md, "Reconstruction pays (issue 3)".
+
+    .venv/bin/python benchmarks/probes/reconstruction_quality.py [--model resnet20] [--ratios 0.5 0.3 0.2]
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ For each (calibration images, positions per image): the uniform policy's accurac
 mean accuracy of `--random` random policies (seeded) at each ratio, and the calibration
 stage's seconds per episode. Fewer images make episodes cheaper and the refit worse.
 
-    .venv/bin/python benchmarks/calibration_size.py [--sizes 256 500 1000] [--ratios 0.3 0.2]
+Feeds RESULTS.md, "Calibration size: accuracy against episode cost (issue 3)", and the ranking table of
+"Reconstruction pays (issue 3)".
+
+    .venv/bin/python benchmarks/probes/calibration_size.py [--sizes 256 500 1000] [--ratios 0.3 0.2]
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ failed and why. The crash-safety test does one such round; this does many, becau
 corruption that needs the kill to land inside a few microseconds shows up only in a few
 percent of them.
 
-    .venv/bin/python benchmarks/history_crash.py [--rounds 300] [--seed 0]
+Feeds RESULTS.md, "Crash safety at random moments, and why the per-trial data are no longer compressed".
+
+    .venv/bin/python benchmarks/probes/history_crash.py [--rounds 300] [--seed 0]
 """
 
 from __future__ import annotations
