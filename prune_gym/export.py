@@ -19,7 +19,7 @@ from torch import nn
 from prune_gym.errors import PruneGymError
 from prune_gym.graph import discover_units
 from prune_gym.models import build_model
-from prune_gym.surgery import keep_input_channels, keep_output_channels
+from prune_gym.surgery import keep_unit_channels
 
 SPEC_FORMAT = "prune-gym-slim/1"
 # What later commands write beside an export; a new export into the directory removes them, being stale.
@@ -134,10 +134,7 @@ def load_slim(path: str | Path, model: nn.Module | None = None, weights: str = "
         if unit is None or unit.channels != entry["channels"]:
             raise PruneGymError(f"{spec_path}: unit {entry['producer']} does not match the model's units")
         kept = torch.tensor(entry["kept_indices"], dtype=torch.long)  # the shapes matter: weights are in model.pt
-        for name in (*unit.producers, *unit.members):
-            keep_output_channels(modules[name], unit.part(name, kept))
-        for consumer in unit.consumers:
-            keep_input_channels(modules[consumer.module], unit.part(consumer.input_node, kept), consumer.block)
+        keep_unit_channels(unit, modules, kept)
     if not (spec_path.parent / weights).is_file():
         raise PruneGymError(f"{spec_path.parent} has no {weights}")
     state = torch.load(spec_path.parent / weights, map_location="cpu", weights_only=True)

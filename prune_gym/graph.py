@@ -2,8 +2,10 @@
 
 A unit is a channel dimension that one layer (the producer: a conv or linear layer)
 creates and other layers (the consumers) read. Channel-wise layers in between (BatchNorm,
-activations, pooling, a depthwise or grouped conv whose outputs follow its inputs) are
-members: they are sliced with the producer, a grouped conv's channels in whole groups.
+activations, pooling, a depthwise or grouped conv whose outputs follow its inputs) pass its
+channels on; those that hold state per channel (BatchNorm, a grouped conv) are members,
+sliced with the producer, a grouped conv's channels in whole groups. What each module is
+comes from its layer kind (`prune_gym.layers`).
 Channels sit in dimension 1 (N, C, ...), or last where a linear layer maps a (N, ..., C)
 tensor, as the MLPs of ConvNeXt and vision transformers do; such a unit is followed only
 through element-wise operations into the next linear layer.
@@ -45,19 +47,13 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from prune_gym.errors import PruneGymError
-from prune_gym.macs import layer_macs
+from prune_gym.layers import Role, kind_of, traced_whole
 
-CHANNELWISE_MODULES = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardswish, nn.Hardsigmoid,
-                       nn.Hardtanh, nn.SiLU, nn.GELU, nn.Mish, nn.ELU, nn.SELU, nn.Sigmoid, nn.Tanh, nn.Dropout,
-                       nn.Dropout2d, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-                       nn.AdaptiveMaxPool2d)
 CHANNELWISE_FUNCTIONS = {F.relu, F.relu6, F.leaky_relu, F.hardswish, F.hardsigmoid, F.hardtanh, F.silu, F.gelu,
                          F.mish, F.elu, torch.relu, torch.sigmoid, torch.tanh, F.dropout, F.max_pool2d, F.avg_pool2d,
                          F.adaptive_avg_pool2d, F.adaptive_max_pool2d}
 CHANNELWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "detach"}
 # What keeps channels where they are in any layout, (N, ..., C) included: element-wise operations.
-ELEMENTWISE_MODULES = tuple(m for m in CHANNELWISE_MODULES if not issubclass(
-    m, (nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)))
 ELEMENTWISE_FUNCTIONS = CHANNELWISE_FUNCTIONS - {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
                                                  F.adaptive_max_pool2d}
 SCALAR_ARITHMETIC = (operator.mul, operator.truediv, operator.add, operator.sub, torch.mul)
@@ -73,7 +69,7 @@ class GraphError(PruneGymError):
 class ResidualLink:
     """The consumer's output, after an optional BatchNorm, is added to a shortcut."""
 
-    bn: str | None  # module name of the BatchNorm between consumer and addition
+    bn: str | None  # module name of the BatchNorm (a kind with a `residual_scale`) between consumer and addition
     shortcut: str  # fx node name of the other operand of the addition
 
 
@@ -202,14 +198,16 @@ def _freeze(channels: _Channels, reason: str) -> None:
 
 
 class _Tracer(fx.Tracer):
-    """fx's tracer, which also keeps the user's `leaf_modules` (qualified names) as single calls."""
+    """fx's tracer, which also keeps the user's `leaf_modules` (qualified names) and the modules of a registered
+    layer kind as single calls."""
 
     def __init__(self, leaf_modules: Sequence[str] = ()):
         super().__init__()
         self.leaf_modules = tuple(leaf_modules)
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return qualified_name in self.leaf_modules or super().is_leaf_module(module, qualified_name)
+        return (qualified_name in self.leaf_modules or traced_whole(module)
+                or super().is_leaf_module(module, qualified_name))
 
 
 def trace(model: nn.Module, leaf_modules: Sequence[str] = ()) -> fx.GraphModule:
@@ -257,12 +255,6 @@ def _size(arg) -> int | None:
     """An integer argument's value at trace time; None if it is not an integer."""
     value = arg.meta.get("size") if isinstance(arg, fx.Node) else arg
     return value if isinstance(value, int) else None
-
-
-def _follows_input(conv: nn.Conv2d) -> bool:
-    """A depthwise or grouped conv with as many outputs as inputs: output group g reads input group g, so
-    keeping whole groups keeps the same channels on both sides."""
-    return conv.groups > 1 and conv.in_channels == conv.out_channels
 
 
 def _shape(node: fx.Node) -> tuple[int, ...] | None:
@@ -322,31 +314,27 @@ def discover_units(model: nn.Module, input_shape: tuple[int, ...], leaf_modules:
                 _freeze(channels[a][0], "network output")
         elif node.op == "call_module":
             module = modules[node.target]
+            kind = kind_of(module)
             called[node.target] = called.get(node.target, 0) + 1
-            if isinstance(module, nn.Conv2d) and module.groups == 1 or isinstance(module, nn.Linear):
+            if kind.role is Role.LAYER:
                 ch, block = channels[inputs[0]]
-                last = isinstance(module, nn.Linear) and len(_shape(node) or ()) > 2
+                last = kind.channels_last(module, _shape(node) or ())
                 if last != ch.root().last:  # it reads another dimension than the one holding the channels
                     _freeze(ch, f"{type(module).__name__} at {node.target} reads dimension {-1 if last else 1} of "
                                 f"a tensor whose channels are in dimension {1 if last else -1}")
                 ch.root().consumers.append((node, inputs[0], block))
                 new_set(node, producer=node, last=last)
-            elif isinstance(module, nn.Conv2d) and _follows_input(module) and not channels[inputs[0]][0].root().last:
-                root = channels[inputs[0]][0].root()
-                root.members.append(node)
-                root.granularity = math.lcm(root.granularity, module.in_channels // module.groups)
+            elif kind.role in (Role.MEMBER, Role.PASS) and inputs and (
+                    kind.elementwise or not channels[inputs[0]][0].root().last):
+                if kind.role is Role.MEMBER:
+                    root = channels[inputs[0]][0].root()
+                    root.members.append(node)
+                    root.granularity = math.lcm(root.granularity, kind.granularity(module))
                 passthrough(node, inputs[0])
-            elif isinstance(module, nn.Flatten) and inputs:
+            elif kind.role is Role.FLATTEN and inputs:
                 _flatten(node, inputs[0], channels, passthrough, new_set)
-            elif isinstance(module, CHANNELWISE_MODULES) and inputs and (
-                    isinstance(module, ELEMENTWISE_MODULES) or not channels[inputs[0]][0].root().last):
-                if isinstance(module, nn.BatchNorm2d):
-                    channels[inputs[0]][0].root().members.append(node)
-                passthrough(node, inputs[0])
             else:
-                grouped = isinstance(module, nn.Conv2d) and module.groups > 1
-                reason = (f"grouped conv ({module.groups} groups) at {node.target}" if grouped
-                          else f"{type(module).__name__} at {node.target}")
+                reason = kind.describe(module, node.target)
                 for a in inputs:
                     _freeze(channels[a][0], reason)
                 new_set(node, frozen=reason)
@@ -528,11 +516,12 @@ def _flatten(node, source, channels, passthrough, new_set) -> None:
 
 
 def _residual_link(consumer: fx.Node, modules: dict[str, nn.Module]) -> ResidualLink | None:
-    """consumer -> [BatchNorm] -> add(., shortcut), as at the end of a ResNet block."""
+    """consumer -> [BatchNorm] -> add(., shortcut), as at the end of a ResNet block (a BatchNorm, or any module
+    whose kind gives a `residual_scale`)."""
     node, bn = consumer, None
     if len(node.users) == 1:
         (user,) = node.users
-        if user.op == "call_module" and isinstance(modules[user.target], nn.BatchNorm2d):
+        if user.op == "call_module" and kind_of(modules[user.target]).residual_scale(modules[user.target]) is not None:
             node, bn = user, user.target
     if len(node.users) != 1:
         return None
@@ -576,16 +565,10 @@ def _collect_units(gm, modules, channels, shared) -> tuple[list[Unit], dict[str,
         producer_node = producer_nodes[0]
         producer = producer_node.target
         module = modules[producer]
-        in_shape = _shape(producer_node.all_input_nodes[0])
-        conv = isinstance(module, nn.Conv2d)
         features = {
-            "layer_type": 0.0 if conv else 1.0,
-            "in_channels": float(module.in_channels if conv else module.in_features),
+            **kind_of(module).features(module, _shape(producer_node.all_input_nodes[0])),
             "out_channels": float(root.span),  # the unit's, when the producer writes only part of it
-            "kernel": float(module.kernel_size[0]) if conv else 1.0,
-            "stride": float(module.stride[0]) if conv else 1.0,
-            "feature_map": float(in_shape[2] * in_shape[3]) if conv and in_shape else 1.0,
-            "depthwise_members": float(sum(isinstance(modules[m.target], nn.Conv2d) for m in root.members)),
+            "depthwise_members": float(sum(kind_of(modules[m.target]).counted for m in root.members)),
         }
         # A shortcut correction is well defined only when the unit feeds one layer: with several,
         # the "shortcut" of one consumer may be computed from another consumer of the same unit.
@@ -611,12 +594,12 @@ def _part(channels: _Channels, root: _Channels) -> tuple[int, int]:
 def _layers(gm, modules, units) -> list[Layer]:
     out_unit = {p: u.index for u in units for p in u.producers}
     in_unit = {c.module: u.index for u in units for c in u.consumers}
-    in_unit.update({m: u.index for u in units for m in u.members if isinstance(modules[m], nn.Conv2d)})
+    in_unit.update({m: u.index for u in units for m in u.members if kind_of(modules[m]).counted})
     layers = []
     for node in gm.graph.nodes:
-        if node.op == "call_module" and isinstance(modules[node.target], (nn.Conv2d, nn.Linear)):
+        if node.op == "call_module" and kind_of(modules[node.target]).counted:
             module = modules[node.target]
-            out = torch.empty(_shape(node), device="meta")
-            layers.append(Layer(node.target, layer_macs(module, out), sum(p.numel() for p in module.parameters()),
+            macs = kind_of(module).macs(module, torch.empty(_shape(node), device="meta"))
+            layers.append(Layer(node.target, macs, sum(p.numel() for p in module.parameters()),
                                 in_unit.get(node.target), out_unit.get(node.target)))
     return layers

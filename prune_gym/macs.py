@@ -1,7 +1,8 @@
 """Analytic multiply-accumulate counts of conv and linear layers, the budget's unit.
 
 A conv costs Cin*Cout*kh*kw*Hout*Wout/groups MACs, a linear layer in*out; everything else
-(BatchNorm, activations, pooling, additions) is left out, as in AMC and PocketFlow.
+(BatchNorm, activations, pooling, additions) is left out, as in AMC and PocketFlow. Each
+formula is its layer kind's `macs` (`prune_gym.layers`): the kinds that the budgets count.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from prune_gym.layers import kind_of
+
 
 @dataclass(frozen=True)
 class LayerCost:
@@ -19,26 +22,16 @@ class LayerCost:
     params: int
 
 
-def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
-    """MACs of one conv or linear layer for one image, given its output."""
-    per_image = output[0].numel()
-    if isinstance(module, nn.Conv2d):
-        kh, kw = module.kernel_size
-        return per_image * (module.in_channels // module.groups) * kh * kw
-    if isinstance(module, nn.Linear):
-        return per_image * module.in_features
-    raise TypeError(f"no MACs formula for {type(module).__name__}")
-
-
 @torch.no_grad()
 def layer_costs(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerCost]:
-    """MACs and weight counts of every conv and linear layer, for one input of `input_shape` (C, H, W)."""
+    """MACs and weight counts of every conv and linear layer (every counted kind), for one input of
+    `input_shape` (C, H, W)."""
     costs: list[LayerCost] = []
     hooks = []
     for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
+        if kind_of(module).counted:
             def hook(mod, args, out, name=name):
-                costs.append(LayerCost(name, layer_macs(mod, out), sum(p.numel() for p in mod.parameters())))
+                costs.append(LayerCost(name, kind_of(mod).macs(mod, out), sum(p.numel() for p in mod.parameters())))
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()

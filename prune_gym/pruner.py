@@ -28,10 +28,9 @@ from torch import fx, nn
 
 from prune_gym.calibration import LazyGraphRunner
 from prune_gym.graph import Consumer, PruningGraph, Unit
-from prune_gym.reconstruction import (add_bias_column, channel_gram, conv_outputs, conv_patches, lasso_ranking,
-                                      refit, sample_positions)
-from prune_gym.surgery import (flat_weight, input_columns, keep_input_channels, keep_output_channels,
-                               set_flat_weight)
+from prune_gym.layers import input_columns, kind_of
+from prune_gym.reconstruction import add_bias_column, channel_gram, lasso_ranking, refit
+from prune_gym.surgery import flat_weight, keep_unit_channels, set_flat_weight
 
 MODES = ("pruned", "original", "magnitude")
 
@@ -43,7 +42,7 @@ class ConsumerTarget:
     Lists hold one entry per chunk of calibration images (see `EpisodePruner`).
     """
 
-    positions: list[torch.Tensor | None]  # (images, per image) flat output positions; None for a linear layer
+    positions: list[torch.Tensor | None]  # (images, per image) flat output positions; None: a row per image
     output: list[torch.Tensor]  # (rows, out) the original consumer's output
     shortcut: list[torch.Tensor] | None = None  # (rows, out) the original shortcut, for the residual correction
     bn_scale: torch.Tensor | None = None  # (out,) the BatchNorm's multiplier between consumer and addition
@@ -51,38 +50,10 @@ class ConsumerTarget:
     cross: torch.Tensor | None = None  # X^T Y of the original inputs (likewise)
 
 
-def _positions(y: torch.Tensor, module: nn.Module, per_image: int,
-               generator: torch.Generator) -> torch.Tensor | None:
-    """Output positions to sample per image: of a conv's (N, C, H, W) map, of a linear layer's (N, ..., C)
-    output (channels last), or None for a linear layer's (N, C) output (one row per image)."""
-    if isinstance(module, nn.Conv2d):
-        return sample_positions(len(y), y.shape[2], y.shape[3], per_image, generator)
-    if y.dim() > 2:
-        return sample_positions(len(y), 1, y[0, ..., 0].numel(), per_image, generator)
-    return None
-
-
-def _at_positions(t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """A channels-last (N, ..., C) tensor at the given flat positions: (n * p, C)."""
-    flat = t.reshape(len(t), -1, t.shape[-1])
-    return flat[torch.arange(len(t), device=t.device)[:, None], positions.to(t.device)].reshape(-1, t.shape[-1])
-
-
-def _rows(x: torch.Tensor, module: nn.Module, positions: torch.Tensor | None, out_width: int | None) -> torch.Tensor:
+def _rows(x: torch.Tensor, module: nn.Module, positions: torch.Tensor | None) -> torch.Tensor:
     """The consumer's input as a design matrix (rows, columns), with a ones column for a bias."""
-    if positions is None:
-        rows = x.flatten(1)
-    elif isinstance(module, nn.Conv2d):
-        rows = conv_patches(x, module, positions, out_width)
-    else:
-        rows = _at_positions(x, positions)
+    rows = kind_of(module).rows(module, x, positions)
     return add_bias_column(rows) if module.bias is not None else rows
-
-
-def _outputs(y: torch.Tensor, module: nn.Module, positions: torch.Tensor | None) -> torch.Tensor:
-    if positions is None:
-        return y
-    return conv_outputs(y, positions) if isinstance(module, nn.Conv2d) else _at_positions(y, positions)
 
 
 @dataclass
@@ -105,21 +76,22 @@ def prepare_reconstruction(graph: PruningGraph, chunks: list[torch.Tensor], posi
     for unit in graph.units:
         for consumer in unit.consumers:
             module = modules[consumer.module]
+            kind = kind_of(module)
             residual = consumer.residual if mode == "pruned" else None
             target = ConsumerTarget([], [], [] if residual is not None else None)
             gram = cross = 0
             if residual is not None and residual.bn is not None:
                 bn = modules[residual.bn]
-                target.bn_scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                target.bn_scale = kind_of(bn).residual_scale(bn)
             for runner in runners:
                 x_map = runner.value(consumer.input_node)  # before the consumer runs and it is forgotten
                 y = runner.value(consumer.node)
-                positions = _positions(y, module, positions_per_image, generator)
+                positions = kind.positions(module, y, positions_per_image, generator)
                 target.positions.append(positions)
-                target.output.append(_outputs(y, module, positions))
+                target.output.append(kind.outputs(module, y, positions))
                 if residual is not None:
-                    target.shortcut.append(_outputs(runner.value(residual.shortcut), module, positions))
-                x = _rows(x_map, module, positions, y.shape[-1])
+                    target.shortcut.append(kind.outputs(module, runner.value(residual.shortcut), positions))
+                x = _rows(x_map, module, positions)
                 gram, cross = gram + x.T @ x, cross + x.T @ target.output[-1]
             target.gram, target.cross = gram, cross
             targets[consumer.node] = target
@@ -135,10 +107,11 @@ def rank_channels(unit: Unit, modules: dict[str, nn.Module], targets: dict[str, 
     m = v = None
     for consumer in unit.consumers:
         target = targets[consumer.node]
-        block = _columns_per_channel(modules[consumer.module], consumer)
+        module = modules[consumer.module]
+        block = kind_of(module).columns_per_channel(module, consumer.block)
         offset, width = unit.parts.get(consumer.input_node, (0, unit.channels))
         n = width * block  # leaves out the bias column, if any
-        mc, vc = channel_gram(flat_weight(modules[consumer.module]), target.gram[:n, :n], target.cross[:n], block)
+        mc, vc = channel_gram(flat_weight(module), target.gram[:n, :n], target.cross[:n], block)
         scale = torch.diagonal(mc).sum().clamp_min(1e-12)  # weigh consumers equally
         if m is None:
             m = mc.new_zeros(unit.channels, unit.channels)
@@ -171,11 +144,6 @@ def proportional(ranking: torch.Tensor, atoms: tuple[int, ...]) -> torch.Tensor:
         order_in_part[part == p] = torch.arange(width, device=ranking.device)
     round_taken = order_in_part // (widths[part] // rounds)
     return ranking[torch.argsort(round_taken * len(widths) + part, stable=True)]
-
-
-def _columns_per_channel(module: nn.Module, consumer: Consumer) -> int:
-    """Columns of the design matrix per input channel: kh * kw for a conv, the flattened block for a linear."""
-    return module.kernel_size[0] * module.kernel_size[1] if isinstance(module, nn.Conv2d) else consumer.block
 
 
 class WorkingCopy:
@@ -287,10 +255,11 @@ class EpisodePruner:
         """G = X^T X and B = X^T Y over the kept input channels' columns (and the bias column, if any)."""
         target = self.targets[consumer.node]
         module = self.modules[consumer.module]
+        kind = kind_of(module)
         has_bias = module.bias is not None
         outputs = self._kept_outputs.get(consumer.module)  # its outputs were pruned first: fit those left
         if self.mode == "original":
-            columns = input_columns(index, _columns_per_channel(module, consumer)).to(target.gram.device)
+            columns = input_columns(index, kind.columns_per_channel(module, consumer.block)).to(target.gram.device)
             if has_bias:
                 columns = torch.cat([columns, torch.tensor([target.gram.shape[0] - 1], device=columns.device)])
             cross = target.cross[columns]
@@ -299,7 +268,7 @@ class EpisodePruner:
         for i, runner in enumerate(self.runners):  # the channels are already removed: X spans the kept ones
             x_map = runner.value(consumer.input_node)
             positions = target.positions[i]
-            x = _rows(x_map, module, positions, self._out_width(consumer, x_map))
+            x = _rows(x_map, module, positions)
             y, bn_scale = target.output[i], target.bn_scale
             shortcut = None if target.shortcut is None else target.shortcut[i]
             if outputs is not None:
@@ -308,7 +277,7 @@ class EpisodePruner:
                 shortcut = None if shortcut is None else shortcut[:, kept]
                 bn_scale = None if bn_scale is None else bn_scale[kept]
             if shortcut is not None:
-                drift = shortcut - _outputs(runner.value(consumer.residual.shortcut), module, positions)
+                drift = shortcut - kind.outputs(module, runner.value(consumer.residual.shortcut), positions)
                 if bn_scale is not None:  # the addition happens after the BatchNorm: undo its scale
                     usable = bn_scale.abs() > 1e-3
                     drift = torch.where(usable, drift / torch.where(usable, bn_scale, 1.0), 0.0)
@@ -316,21 +285,10 @@ class EpisodePruner:
             gram, cross = gram + x.T @ x, cross + x.T @ y
         return gram, cross, has_bias
 
-    def _out_width(self, consumer: Consumer, x_map: torch.Tensor) -> int | None:
-        """The width of a conv consumer's output map (None for a linear one)."""
-        conv = self.modules[consumer.module]
-        if not isinstance(conv, nn.Conv2d):
-            return None
-        w = x_map.shape[3]
-        return (w + 2 * conv.padding[1] - conv.dilation[1] * (conv.kernel_size[1] - 1) - 1) // conv.stride[1] + 1
-
     def _remove(self, unit: Unit, index: torch.Tensor) -> None:
-        for name in (*unit.producers, *unit.members):
-            keep_output_channels(self.modules[name], unit.part(name, index))
+        keep_unit_channels(unit, self.modules, index)
         for name in unit.producers:  # a gate's producer may be refit later, as another unit's consumer
             self._kept_outputs[name] = unit.part(name, index)
-        for consumer in unit.consumers:
-            keep_input_channels(self.modules[consumer.module], unit.part(consumer.input_node, index), consumer.block)
         kept = {name: (unit.part(name, index), unit.width(name)) for name in unit.nodes}
         for runner in self.runners:
             runner.slice_channels(kept, unit.dim)

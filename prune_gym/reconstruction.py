@@ -1,8 +1,9 @@
 """Channel selection and weight refit by reconstruction error (He et al., ICCV 2017).
 
 For a consumer layer with input X (n samples x c channels x k columns per channel, k =
-kh*kw for a conv) and target output Y (n x out), everything is computed from two matrices
-accumulated in one pass: G = X^T X and B = X^T Y.
+kh*kw for a conv: the rows its layer kind gives, `prune_gym.layers`) and target output Y
+(n x out), everything is computed from two matrices accumulated in one pass: G = X^T X and
+B = X^T Y.
 
 * Selection: channel i contributes Z_i = X_i W_i^T to the output. The LASSO
   min_b ||Y - sum_i b_i Z_i||^2 + lambda |b|_1 only needs the c x c Gram matrix
@@ -28,35 +29,6 @@ def sample_positions(n_images: int, height: int, width: int, per_image: int,
     per_image = min(per_image, height * width)
     scores = torch.rand(n_images, height * width, generator=generator)
     return scores.argsort(dim=1)[:, :per_image]
-
-
-def conv_patches(x: torch.Tensor, conv: torch.nn.Conv2d, positions: torch.Tensor, out_width: int) -> torch.Tensor:
-    """The input patches that `conv` reads at the given output positions: (n * p, c * kh * kw).
-
-    Gathers only the sampled patches instead of unfolding the whole map.
-    """
-    n, c = x.shape[:2]
-    kh, kw = conv.kernel_size
-    sh, sw = conv.stride
-    dh, dw = conv.dilation
-    ph, pw = conv.padding
-    padded = torch.nn.functional.pad(x, (pw, pw, ph, ph))
-    positions = positions.to(x.device)
-    oy, ox = positions // out_width, positions % out_width  # (n, p)
-    rows = oy[:, :, None] * sh + torch.arange(kh, device=x.device)[None, None, :] * dh  # (n, p, kh)
-    cols = ox[:, :, None] * sw + torch.arange(kw, device=x.device)[None, None, :] * dw  # (n, p, kw)
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    # padded[n, :, rows, cols] for every (kh, kw) pair -> (n, p, kh, kw, c)
-    patches = padded.permute(0, 2, 3, 1)[batch, rows[:, :, :, None], cols[:, :, None, :]]
-    return patches.permute(0, 1, 4, 2, 3).reshape(-1, c * kh * kw)
-
-
-def conv_outputs(y: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """A (n, out, H, W) map at the given flat positions: (n * p, out)."""
-    n, out = y.shape[:2]
-    flat = y.reshape(n, out, -1)
-    index = positions.to(y.device)[:, None, :].expand(n, out, positions.shape[1])
-    return flat.gather(2, index).permute(0, 2, 1).reshape(-1, out)
 
 
 def add_bias_column(x: torch.Tensor) -> torch.Tensor:

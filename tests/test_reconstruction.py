@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prune_gym.layers.conv import conv_outputs, conv_patches
 from prune_gym.pruner import proportional
-from prune_gym.reconstruction import (channel_gram, conv_outputs, conv_patches, lasso_ranking, refit,
-                                      sample_positions)
+from prune_gym.reconstruction import channel_gram, lasso_ranking, refit, sample_positions
 
 
 def test_sampled_patches_equal_unfold_at_those_positions():

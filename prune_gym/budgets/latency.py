@@ -2,7 +2,8 @@
 
 Each conv and linear layer is timed alone, on the env's device at batch 1, for a grid of
 kept input and output channel counts (`GRID` values per side the units control), with the
-BatchNorms of the unit it produces; between grid points the table interpolates
+BatchNorms of the unit it produces; what is timed is each layer kind's `standin`, a fresh
+module of the kept widths (`prune_gym.layers`). Between grid points the table interpolates
 bilinearly, and it is made non-decreasing in each count so that the action wall's
 bisection holds. What the layers do not explain (activations, additions, pooling, the
 dispatch of each op) is the whole network's measured latency minus the layers' sum, kept
@@ -24,6 +25,7 @@ from torch import nn
 from prune_gym.budgets.base import Budget
 from prune_gym.checkpoints import state_digest
 from prune_gym.graph import Layer, PruningGraph
+from prune_gym.layers import kind_of
 from prune_gym.paths import home_dir
 from prune_gym.speed import median_ms
 
@@ -77,62 +79,52 @@ def measure_table(graph: PruningGraph, min_channels: np.ndarray, device: torch.d
     grids, values = [], []
     for layer in graph.layers:
         module, shape = modules[layer.module], inputs[layer.module]
-        full_in, full_out = _sides(module)
+        full_in, full_out = kind_of(module).widths(module)
         # Grids count the unit's channels; the layer's width per unit channel is a flatten's block of columns,
         # or the share of the unit a part (a concatenation's input, a padded shortcut's) carries.
         (grid_in, in_scale), (grid_out, out_scale) = (
             ((_grid(min_channels[u], channels[u], steps[u]), full / channels[u]) if u is not None else ([full], 1.0))
             for u, full in ((layer.in_unit, full_in), (layer.out_unit, full_out)))
-        table = [[median_ms(_slim_layer(module, round(c_in * in_scale), round(c_out * out_scale)).to(device),
-                            torch.zeros(_slim_input(module, shape, round(c_in * in_scale)), device=device),
-                            min_run_seconds)
+        table = [[_time_standin(module, shape, round(c_in * in_scale), round(c_out * out_scale), device,
+                                min_run_seconds)
                   for c_out in grid_out] for c_in in grid_in]
         grids.append((grid_in, grid_out))
         values.append(table)
-    _add_batchnorms(graph, modules, inputs, grids, values, device, min_run_seconds)
+    _add_members(graph, modules, inputs, grids, values, device, min_run_seconds)
     network = graph.graph_module.to(device).eval()
     whole = median_ms(network, torch.zeros(1, *graph.input_shape, device=device), min_run_seconds)
     layers_full = sum(v[-1][-1] for v in values)
     return LatencyTable(grids, values, max(0.0, whole - layers_full))
 
 
-def _add_batchnorms(graph: PruningGraph, modules: dict[str, nn.Module], shapes: dict[str, tuple[int, ...]],
-                    grids: list, values: list, device: torch.device, min_run_seconds: float) -> None:
-    """Add each unit's BatchNorms, timed at their own inputs for the unit's counts, to its producer's table: they
-    shrink with the unit (activations, which are not tracked per unit, stay in the constant rest)."""
+def _add_members(graph: PruningGraph, modules: dict[str, nn.Module], shapes: dict[str, tuple[int, ...]],
+                 grids: list, values: list, device: torch.device, min_run_seconds: float) -> None:
+    """Add each unit's members that are not layers of their own (its BatchNorms), timed at their own inputs for
+    the unit's counts, to its producer's table: they shrink with the unit (activations, which are not tracked
+    per unit, stay in the constant rest)."""
     position = {layer.module: i for i, layer in enumerate(graph.layers)}
     for unit in graph.units:
         i = position[unit.producer]
         for member in unit.members:
-            if isinstance(modules[member], nn.BatchNorm2d):
-                for j, count in enumerate(grids[i][1]):
-                    width = count * modules[member].num_features // unit.channels  # a part's share, if a part
-                    x = torch.zeros((1, width, *shapes[member][2:]), device=device)
-                    cost = median_ms(nn.BatchNorm2d(width).to(device).eval(), x, min_run_seconds)
-                    for row in values[i]:
-                        row[j] += cost
+            module = modules[member]
+            if kind_of(module).counted:  # timed as a layer of its own
+                continue
+            for j, count in enumerate(grids[i][1]):
+                width = count * unit.width(member) // unit.channels  # a part's share, if a part
+                cost = _time_standin(module, shapes[member], width, width, device, min_run_seconds)
+                for row in values[i]:
+                    row[j] += cost
 
 
-def _sides(module: nn.Module) -> tuple[int, int]:
-    """The layer's input and output widths (a depthwise conv's output follows its input)."""
-    if isinstance(module, nn.Conv2d):
-        return module.in_channels, module.out_channels
-    return module.in_features, module.out_features
-
-
-def _slim_layer(module: nn.Module, c_in: int, c_out: int) -> nn.Module:
-    if isinstance(module, nn.Linear):
-        return nn.Linear(c_in, c_out, bias=module.bias is not None).eval()
-    follows_input = module.groups > 1 and module.in_channels == module.out_channels  # depthwise or grouped
-    groups = c_in // (module.in_channels // module.groups) if follows_input else module.groups
-    return nn.Conv2d(c_in, c_in if follows_input else c_out, module.kernel_size, module.stride, module.padding,
-                     module.dilation, groups, module.bias is not None, module.padding_mode).eval()
-
-
-def _slim_input(module: nn.Module, shape: tuple[int, ...], c_in: int) -> tuple[int, ...]:
-    if isinstance(module, nn.Linear):
-        return (1, c_in)
-    return (1, c_in, *shape[2:])
+def _time_standin(module: nn.Module, shape: tuple[int, ...], c_in: int, c_out: int, device: torch.device,
+                  min_run_seconds: float) -> float:
+    """Median milliseconds of the module's stand-in with `c_in` inputs and `c_out` outputs, at batch 1; 0 for a
+    module whose kind has none (its time stays in the constant rest)."""
+    standin = kind_of(module).standin(module, shape, c_in, c_out)
+    if standin is None:
+        return 0.0
+    layer, input_shape = standin
+    return median_ms(layer.to(device), torch.zeros(input_shape, device=device), min_run_seconds)
 
 
 def cached_table(graph: PruningGraph, min_channels: np.ndarray, device: torch.device) -> LatencyTable:
