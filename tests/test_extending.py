@@ -1,6 +1,6 @@
 """Extending prune-gym as a user would, without editing the package: a preset and a budget kind of one's
 own, each one registration, then a short search or episode with it. (A searcher of one's own is the README's
-example, run by tests/test_searchers.py.)"""
+example, run by tests/test_searchers.py; a layer kind of one's own is in tests/test_layers.py.)"""
 
 from __future__ import annotations
 
