@@ -2,7 +2,8 @@
 
 A refactor of the env, the pruner or a layer kind that changed one channel choice, one refit or one
 MACs count would move these accuracies; the committed studies (benchmarks/data/) would then no
-longer describe what the code does. Needs the real Fashion-MNIST (the reward split is part of it).
+longer describe what the code does; a change to how a search is configured that ran a committed job with
+other settings would too. The replay needs the real Fashion-MNIST (the reward split is part of it).
 
 ResNet episodes replay to the digit on any x86 CPU. MobileNet v1's do not: the same channels and
 MACs, but its refit's float sums come out otherwise on another CPU or thread count, and its
@@ -20,8 +21,8 @@ import gymnasium as gym
 import pytest
 
 from prune_gym import ENV_ID
-from prune_gym.benchmarks.data_export import DATA, ROUNDING
-from prune_gym.benchmarks.study import committed_checkpoint
+from prune_gym.benchmarks.data_export import DATA, ROUNDING, settings_text
+from prune_gym.benchmarks.study import STUDIES, committed_checkpoint
 from prune_gym.datasets import DEBIAN_FASHION_MNIST
 from prune_gym.policies import play
 
@@ -39,8 +40,8 @@ SAMPLE = {
 }
 CROSS_CPU = {"mobilenet_v1": 0.015}  # accuracy tolerance of a model whose episodes vary with the CPU
 
-pytestmark = pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").exists(),
-                                reason="needs Debian's dataset-fashion-mnist (scripts/bootstrap.sh --data)")
+REAL_DATA = pytest.mark.skipif(not (DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").exists(),
+                               reason="needs Debian's dataset-fashion-mnist (scripts/bootstrap.sh --data)")
 
 
 def committed_rows(study: str, job: str, trials: tuple[int, ...]) -> list[dict[str, str]]:
@@ -50,6 +51,7 @@ def committed_rows(study: str, job: str, trials: tuple[int, ...]) -> list[dict[s
     return rows
 
 
+@REAL_DATA
 @pytest.mark.parametrize("model, streams", SAMPLE, ids=[f"{m}{'-streams' if s else ''}" for m, s in SAMPLE])
 def test_committed_trials_replay_to_the_same_accuracy_and_macs(model, streams):
     rows = [row for study, job, trials in SAMPLE[model, streams] for row in committed_rows(study, job, trials)]
@@ -62,3 +64,18 @@ def test_committed_trials_replay_to_the_same_accuracy_and_macs(model, streams):
         assert abs(info["accuracy"] - float(row["accuracy"])) < tolerance, (row["job"], row["trial"])
         assert abs(info["macs_ratio"] - float(row["macs_ratio"])) < ROUNDING, (row["job"], row["trial"])
     env.close()
+
+
+@pytest.mark.parametrize("study", [name for name in STUDIES if (DATA / f"{name}-policies.csv.gz").exists()])
+def test_every_committed_run_is_what_its_study_job_resolves_to_today(study):
+    """Each committed run's settings, as the data write them, are those its job's search resolves to now."""
+    jobs = {job.key: job for job in STUDIES[study].with_seeds(range(10)).jobs()}
+    with gzip.open(DATA / f"{study}-policies.csv.gz", "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {row["job"] for row in rows} <= set(jobs)
+    for row in rows:
+        job = jobs[row["job"]]
+        config = job.config("fashion-mnist", "cpu", None, None, dict(STUDIES[study].env_options))
+        resolved = config.resolve(job.source.ratio if job.source else None)
+        assert (resolved.label, settings_text(job, resolved.recorded_settings())) == \
+            (row["method"], row["agent_settings"]), row["job"]
