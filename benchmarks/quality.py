@@ -59,9 +59,25 @@ def time_to_quality(curves: Curves, target: float) -> int | None:
     return first_reach(mean_best_so_far(curves), target)
 
 
-def bootstrap_seeds(rng: np.random.Generator, n_seeds: int) -> np.ndarray:
-    """Indices of one resample, with replacement, of `n_seeds` seeds."""
-    return rng.integers(0, n_seeds, n_seeds)
+def resampled_means(rng: np.random.Generator, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each group's mean over a resample, with replacement, of its seeds (rows), `RESAMPLES` times: one array
+    per group, a row per resample. The resamples are drawn as a loop would draw them, group after group in
+    each resample; groups of one size are drawn in one call, which gives the same numbers from `rng`."""
+    sizes = [len(g) for g in groups]
+    if len(set(sizes)) == 1:
+        n = sizes[0]
+        drawn = rng.integers(0, n, (RESAMPLES, len(groups) * n))
+        picks = [drawn[:, i * n:(i + 1) * n] for i in range(len(groups))]
+    else:
+        rows = [[rng.integers(0, n, n) for n in sizes] for _ in range(RESAMPLES)]
+        picks = [np.array([row[i] for row in rows]) for i in range(len(groups))]
+    return [g[p].mean(axis=1) for g, p in zip(groups, picks)]
+
+
+def first_reaches(curves: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """`first_reach` of each row of `curves` to its own target, 0 where it never reaches it."""
+    reached = curves >= (targets - TOLERANCE)[:, None]
+    return np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, 0)
 
 
 def interval(samples: Sequence[float]) -> tuple[float, float]:
@@ -74,8 +90,7 @@ def interval(samples: Sequence[float]) -> tuple[float, float]:
 def best_so_far_at(curves: Curves, budget: int, seed: int = 0) -> tuple[float, tuple[float, float]]:
     """The mean b(budget) over seeds and its bootstrap interval (resampling the seeds)."""
     b = best_so_far(curves)[:, budget - 1]
-    rng = np.random.default_rng(seed)
-    samples = [b[bootstrap_seeds(rng, len(b))].mean() for _ in range(RESAMPLES)]
+    (samples,) = resampled_means(np.random.default_rng(seed), [b])
     return float(b.mean()), interval(samples)
 
 
@@ -83,10 +98,8 @@ def difference_at(curves: Curves, others: Curves, budget: int, seed: int = 0) ->
     """How far `curves`' mean b(budget) is above `others'`, and its bootstrap interval (resampling the seeds
     of both)."""
     mine, theirs = best_so_far(curves)[:, budget - 1], best_so_far(others)[:, budget - 1]
-    rng = np.random.default_rng(seed)
-    samples = [mine[bootstrap_seeds(rng, len(mine))].mean() - theirs[bootstrap_seeds(rng, len(theirs))].mean()
-               for _ in range(RESAMPLES)]
-    return float(mine.mean() - theirs.mean()), interval(samples)
+    mine_resampled, theirs_resampled = resampled_means(np.random.default_rng(seed), [mine, theirs])
+    return float(mine.mean() - theirs.mean()), interval(mine_resampled - theirs_resampled)
 
 
 def worst_shortfall(baseline: Curves, method: Curves, start: int = NEVER_WORSE_FROM) -> tuple[float, int]:
@@ -122,21 +135,13 @@ def speed_up(baseline: Curves, method: Curves, seed: int = 0,
     if theirs is None:
         return None, None
     point = None if mine is None else theirs / mine
-    base_b, method_b = best_so_far(baseline), best_so_far(method)
-    reference_b = None if reference is None else best_so_far(reference)
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(RESAMPLES):
-        base = base_b[bootstrap_seeds(rng, len(base_b))]
-        resampled = method_b[bootstrap_seeds(rng, len(method_b))]
-        marks = base if reference_b is None else reference_b[bootstrap_seeds(rng, len(reference_b))]
-        target = marks.mean(axis=0)[-1]
-        t_base = first_reach(base.mean(axis=0), target)
-        if t_base is None:
-            continue
-        t_method = first_reach(resampled.mean(axis=0), target)
-        samples.append(0.0 if t_method is None else t_base / t_method)
-    return point, (interval(samples) if samples and (point is not None or any(samples)) else None)
+    groups = [best_so_far(baseline), best_so_far(method)] + ([] if reference is None else [best_so_far(reference)])
+    base, resampled, *marks = resampled_means(np.random.default_rng(seed), groups)
+    targets = (marks[0] if marks else base)[:, -1]
+    t_base, t_method = first_reaches(base, targets), first_reaches(resampled, targets)
+    counted = t_base > 0  # a resample in which the baseline never reaches the quality is left out
+    samples = np.where(t_method > 0, t_base / np.maximum(t_method, 1), 0.0)[counted]
+    return point, (interval(samples) if len(samples) and (point is not None or samples.any()) else None)
 
 
 def best_so_far_trial(curve: np.ndarray, budget: int) -> int:

@@ -6,8 +6,10 @@ files the searches write (one file per search: never two writers on one file).
 * `RayBackend`: tasks on the Ray cluster at `address` (or $RAY_ADDRESS), else on a local
   Ray instance started for the occasion. A task asks for a GPU when the cluster has some;
   Ray reruns a task whose worker died.
-* `ProcessBackend`: spawned processes on this machine, `workers` at a time; a process
-  that dies is started again.
+* `ProcessBackend`: processes on this machine, `workers` at a time; a process that dies
+  is started again. They are forked from a server that imported the search's module once
+  (spawned where the platform has no fork server): a fresh interpreter would spend seconds
+  importing torch for every search.
 `open_backend` takes Ray when it is installed (or an address is given), processes
 otherwise, and says which. A rerun must not redo work: a search resumes its interrupted
 run from the last recorded trial (`prune_gym.agents.loop.search_to_completion`).
@@ -105,7 +107,8 @@ class ProcessBackend(Backend):
         gpus = torch.cuda.device_count() if device == "auto" else 0
         self.devices = [f"cuda:{i}" for i in range(gpus)] if gpus > 1 else [device]
         self.description = f"{workers} local process{'es' if workers > 1 else ''}, {self.threads} thread(s) each"
-        self._context = multiprocessing.get_context("spawn")
+        forkserver = "forkserver" in multiprocessing.get_all_start_methods()
+        self._context = multiprocessing.get_context("forkserver" if forkserver else "spawn")
         self._queue: list[Task] = []
         self._running: list[Task] = []
         self._started = 0
@@ -154,10 +157,12 @@ class ProcessBackend(Backend):
     def _fill(self) -> None:
         while self._queue and len(self._running) < self.workers:
             task = self._queue.pop(0)
+            if self._context.get_start_method() == "forkserver" and task.fn.__module__ != "__main__":
+                self._context.set_forkserver_preload([task.fn.__module__])  # read when the server starts
             receive, send = self._context.Pipe(duplex=False)
             device = self.devices[self._started % len(self.devices)]
-            process = self._context.Process(target=_run, args=(task.fn, task.args, self.threads, device, send),
-                                            daemon=True)
+            process = self._context.Process(target=_run, daemon=True, args=(
+                task.fn, task.args, self.threads, device, send, dict(os.environ), os.getcwd()))
             process.start()
             send.close()
             task.handle, task.attempts = (process, receive), task.attempts + 1
@@ -173,7 +178,12 @@ def _received(errors: Any) -> str | None:
         return None
 
 
-def _run(fn: Callable[..., Any], args: tuple, threads: int, device: str, errors: Any) -> None:
+def _run(fn: Callable[..., Any], args: tuple, threads: int, device: str, errors: Any, environ: dict[str, str],
+         cwd: str) -> None:
+    # A forked process has the fork server's environment and folder, not those of the caller now.
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
     try:
         fn(*args, threads=threads, device=device)
     except BaseException as exc:
