@@ -1,6 +1,8 @@
-"""`prune-gym history ls | show RUN | plot RUN... | export RUN --csv | check`: look into a history file.
+"""`prune-gym history ls | show RUN | plot RUN... | export RUN --csv | check | library`: look into a history file.
 
-The file is `--history FILE` (or its old spelling `--file`), given before or after the action.
+The file is `--history FILE` (or its old spelling `--file`), given before or after the action;
+`library` lists the history library that ships with prune-gym, which every action reads with
+`--history library`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from prune_gym.history.check import check_file
 from prune_gym.history.errors import HistoryError
 from prune_gym.history.export import write_trials_csv
+from prune_gym.history.library import library_path, manifest
 from prune_gym.history.plot import plot_learning_curves
 from prune_gym.history.records import Run, RunInfo
 from prune_gym.history.store import HistoryStore
@@ -54,6 +57,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     plot.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     plot.set_defaults(func=_plot)
 
+    library = actions.add_parser("library", help="what the history library that ships with prune-gym holds: its "
+                                                 "runs by scenario and searcher")
+    library.set_defaults(func=_library)
+
     export = actions.add_parser("export", help="a run's trials as CSV, one row per trial", parents=[file_option])
     export.add_argument("run")
     export.add_argument("--csv", action="store_true", required=True, help="write CSV (the one format so far)")
@@ -62,8 +69,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.set_defaults(func=_export)
 
 
+LIBRARY = "library"  # the --history value that names the library that ships
+
+
 def _path(args: argparse.Namespace) -> Path:
+    if args.history == Path(LIBRARY):
+        return library_path()
     return args.history or home_dir() / "history.h5"
+
+
+def _library(args: argparse.Namespace) -> int:
+    """The library's runs, a row per scenario, searcher and method."""
+    path, about = library_path(), manifest()
+    groups: dict[tuple, list[RunInfo]] = {}
+    for info in HistoryStore(path).find_runs():
+        s = info.scenario
+        groups.setdefault((s.model, s.dataset, s.target_ratio, info.agent, info.method), []).append(info)
+    rows = [[model, dataset, f"{ratio:g}", agent, method, str(len(infos)), str(sum(i.n_trials for i in infos)),
+             f"{max(i.best_accuracy or 0 for i in infos):.4f}"]
+            for (model, dataset, ratio, agent, method), infos in sorted(groups.items())]
+    print(f"history library version {about['version']}: {about['runs']} finished runs, {about['trials']} trials "
+          f"(read with --history {LIBRARY}; unpacked at {path})")
+    print(_table(("MODEL", "DATASET", "P", "AGENT", "METHOD", "RUNS", "TRIALS", "BEST ACC"), rows))
+    return 0
 
 
 def _store(args: argparse.Namespace) -> HistoryStore:

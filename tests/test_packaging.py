@@ -3,6 +3,7 @@ module of the source tree imports from it (a subpackage missing from pyproject's
 
 from __future__ import annotations
 
+import os
 import shutil
 import site
 import subprocess
@@ -53,3 +54,9 @@ def test_wheel_installs_in_a_fresh_venv_without_clobbering_other_names(tmp_path)
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).is_relative_to(fresh_site)
     assert (env / "bin" / "prune-gym").is_file()
+    # The history library ships inside the wheel, and unpacks verified from there.
+    library = subprocess.run([str(python), "-c", "from prune_gym.history.library import library_path; "
+                              "print(library_path())"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PRUNE_GYM_HOME": str(tmp_path / "home")})
+    assert library.returncode == 0, library.stderr
+    assert Path(library.stdout.strip()).is_relative_to(tmp_path / "home")
