@@ -84,7 +84,10 @@ class SearchConfig:
 
     @property
     def takes_source_weights(self) -> bool:
-        return self.method_record.weights and self.searcher_class.takes_weights
+        """Whether it starts from the source's network weights: where its method and searcher do, and its preset
+        does not forgo them."""
+        forgone = self.preset is not None and self.preset.overrides()["weights"] is False
+        return self.method_record.weights and self.searcher_class.takes_weights and not forgone
 
     @property
     def invariant_actor(self) -> bool:

@@ -1,4 +1,4 @@
-"""`--source auto`: which runs of a history file a new search should start from (issue 19).
+"""Which past runs a new search should start from: `--source auto`, and the default search's history.
 
 A finished run is usable when the search can take from it: a method that loads a source's
 weights needs a run of the same searcher, with an actor of the same kind, that observed the
@@ -13,11 +13,13 @@ than the target may: the paper found that a source searched at a lower ratio tra
 better. The runs of one scenario and searcher (seeds, say) stand as one candidate, the one
 whose best policy scored highest; ties in distance go to the higher score. The nearest few
 are the candidates: a search races them (`select_source`) when there are several, and runs
-from scratch when there is none.
+from scratch when there is none. The default search takes the nearest of the first file that
+has one (`nearest_source`): the user's own history, then the library that ships.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +60,12 @@ def usable(run: RunInfo, config: SearchConfig) -> bool:
     """Whether `config`'s search can start from `run`."""
     if run.status != "finished" or not run.n_trials:
         return False
+    features = list(observation_features(config.env_kwargs.get("budget", DEFAULT_BUDGET)))
+    if run.scenario.model != config.model and run.scenario.feature_names != features:
+        return False  # another model's units are mapped by their features
     if config.takes_source_weights:
-        features = observation_features(config.env_kwargs.get("budget", DEFAULT_BUDGET))
         try:
-            check_weight_source(run, config.agent, config.invariant_actor, list(features))
+            check_weight_source(run, config.agent, config.invariant_actor, features)
         except PruneGymError:
             return False
     return True
@@ -88,3 +92,13 @@ def choose_sources(history: str | Path, config: SearchConfig, limit: int = CANDI
         return []
     with HistoryStore(history) as store:
         return rank_sources(store.find_runs(status="finished"), config, limit)
+
+
+def nearest_source(histories: Sequence[Path], config: SearchConfig) -> tuple[Path, Candidate] | None:
+    """The nearest usable run of the first of `histories` that holds one, and that file: a user's own files
+    come before the shipped library, however near the library's runs lie."""
+    for history in histories:
+        candidates = choose_sources(history, config, limit=1)
+        if candidates:
+            return history, candidates[0]
+    return None

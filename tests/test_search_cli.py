@@ -37,10 +37,13 @@ def kill_once_committed(args: list[str], history: Path, trials: int) -> None:
 
 @pytest.mark.parametrize("agent", ["amc-ddpg", "sac", "tpe"])
 def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, tiny_checkpoint, fashion_root, tmp_path):
+    """The default search (amc-ddpg drawing on the shipped library) and two searches from scratch."""
     history = tmp_path / "history.h5"
+    scratch = agent != "amc-ddpg"
     args = [PRUNE_GYM, "search", "--agent", agent, "--ratio", "0.5", "--trials", "10", "--warmup", "3", "--seed", "4",
             "--device", "cpu", "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root),
-            "--history", str(history), "--out", str(tmp_path / "slim"), "--tensorboard", ""]
+            "--history", str(history), "--out", str(tmp_path / "slim"), "--tensorboard", "",
+            *(["--from-scratch"] if scratch else [])]
     kill_once_committed(args, history, 4)
     with HistoryStore(history) as store:
         (before,) = store.find_runs()
@@ -60,8 +63,9 @@ def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, tiny_
     assert np.array_equal(run.observations[:n], snapshot.observations)
     assert np.array_equal(run.accuracies[:n], snapshot.accuracies)
     own = "searcher" if agent == "tpe" else "actor"
-    assert list(run.origins[:3]) == ["warmup"] * 3 and set(run.origins[3:]) == {own}
-    assert run.info.settings["agent"] == agent
+    first = "warmup" if scratch else "assistant"  # the library's policies first, then the assistant hands over
+    assert list(run.origins[:3]) == [first] * 3 and set(run.origins[3:]) <= {first, own}
+    assert run.info.settings["agent"] == agent and after.method == ("baseline" if scratch else "library")
 
 
 def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tiny_checkpoint, fashion_root, tmp_path):
@@ -98,7 +102,7 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion
                              "--history", str(tmp_path / "h.h5"), "--tensorboard", ""],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "no interrupted baseline run" in result.stderr
+    assert "no interrupted library run" in result.stderr  # the default search draws on the library
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -238,7 +238,7 @@ def test_a_studys_env_options_reach_its_searches_and_keep_other_runs_out(tiny_ch
     streams = replace(STUDIES["streams"], baselines=(("resnet20", 0.3),), agents=("random",), seeds=(0,), trials=2)
     settings = {"device": "cpu", "checkpoint": str(tiny_checkpoint), "data_root": str(fashion_root),
                 "env_kwargs": {"calibration_images": 100}}
-    assert run_study(streams, tmp_path, progress=False, backend="processes", **settings).outcomes == {
+    assert run_study(streams, tmp_path, progress=False, poll_seconds=0.2, backend="processes", **settings).outcomes == {
         "resnet20-p0.3-random-baseline-seed0": "done"}
     (job,) = streams.jobs()
     with HistoryStore(history_of(tmp_path, job)) as store:
@@ -249,7 +249,8 @@ def test_a_studys_env_options_reach_its_searches_and_keep_other_runs_out(tiny_ch
     plain = replace(streams, env_options=())
     assert adopt(plain, tmp_path / "plain", files) == []
     assert adopt(streams, tmp_path / "again", files) == [job.key]
-    outcome = run_study(plain, tmp_path, progress=False, backend="processes", **settings).outcomes[job.key]
+    outcome = run_study(plain, tmp_path, progress=False, poll_seconds=0.2, backend="processes",
+                        **settings).outcomes[job.key]
     assert outcome.startswith("failed: ") and "env options {'residual_streams': True}, the study asks for {}" in outcome
 
 
@@ -264,7 +265,7 @@ def test_presets_run_their_settings_under_names_of_their_own(tiny_checkpoint, fa
     assert set(jobs) == {"resnet20-p0.3-baseline-seed0", "resnet20-p0.5-baseline-invariant-seed0",
                          "resnet20-p0.3-assistant-budget-rescale-seed0-from-resnet20-p0.5-baseline-invariant-seed0",
                          "resnet20-p0.3-augmented-floor-seed0-from-resnet20-p0.5-baseline-invariant-seed0"}
-    outcome = run_study(probes, tmp_path, progress=False, backend="processes", device="cpu",
+    outcome = run_study(probes, tmp_path, jobs=2, progress=False, poll_seconds=0.2, backend="processes", device="cpu",
                         checkpoint=str(tiny_checkpoint), data_root=str(fashion_root),
                         env_kwargs={"calibration_images": 100})
     assert set(outcome.outcomes.values()) == {"done"}
@@ -279,7 +280,7 @@ def test_presets_run_their_settings_under_names_of_their_own(tiny_checkpoint, fa
     assert texts["augmented-floor"] == "invariant_actor=True rebase_preloaded=True sigma_min=0.2 warmup=1"
     assert texts["resnet20-p0.3-baseline-seed0"] == "-"
     other = replace(probes, methods=(replace(budget, rescale="eq2"), floor))  # the same name, other settings
-    outcomes = run_study(other, tmp_path, progress=False, backend="processes", device="cpu",
+    outcomes = run_study(other, tmp_path, progress=False, poll_seconds=0.2, backend="processes", device="cpu",
                          checkpoint=str(tiny_checkpoint), data_root=str(fashion_root)).outcomes
     changed = outcomes.pop(next(key for key in outcomes if budget.name in key))
     assert changed.startswith("failed: ") and "other settings" in changed

@@ -35,6 +35,8 @@ class Preset:
     :param records_rescale: ... for the assistant's records: a rescale, or a rule of the target's and the
         source's ratios
     :param warmup: trials of random fractions around p before the searcher acts
+    :param weights: False: never the source's network weights, though the method takes them (for sources that
+        kept none)
     """
 
     name: str
@@ -44,6 +46,7 @@ class Preset:
     rescale: str | None = None
     records_rescale: str | RecordsRescale | None = None
     warmup: int | None = None
+    weights: bool | None = None
 
     def chain(self) -> list[Preset]:
         """The registered presets this one refines, then itself: the order their settings apply in."""
@@ -67,14 +70,14 @@ class Preset:
 
     def overrides(self) -> dict[str, Any]:
         """The chain's settings folded, later over earlier: agent, assistant (None: none given), rescale,
-        records_rescale, warmup."""
+        records_rescale, warmup, weights."""
         folded: dict[str, Any] = {"agent": {}, "assistant": None, "rescale": None, "records_rescale": None,
-                                  "warmup": None}
+                                  "warmup": None, "weights": None}
         for preset in self.chain():
             folded["agent"] = {**folded["agent"], **preset.agent}
             if preset.assistant is not None:
                 folded["assistant"] = {**(folded["assistant"] or {}), **preset.assistant}
-            for key in ("rescale", "records_rescale", "warmup"):
+            for key in ("rescale", "records_rescale", "warmup", "weights"):
                 if getattr(preset, key) is not None:
                     folded[key] = getattr(preset, key)
         return folded
@@ -82,7 +85,7 @@ class Preset:
     def _key(self) -> tuple:
         return (self.name, self.base, tuple(sorted(self.agent.items())),
                 None if self.assistant is None else tuple(sorted(self.assistant.items())), self.rescale,
-                self.records_rescale, self.warmup)
+                self.records_rescale, self.warmup, self.weights)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Preset) and self._key() == other._key()

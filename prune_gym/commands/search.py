@@ -14,16 +14,17 @@ from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, resolve_search, run_search
 from prune_gym.agents.methods import METHODS
 from prune_gym.agents.presets import PRESETS, preset
-from prune_gym.agents.presets.history import HISTORY
+from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
-from prune_gym.agents.source_choice import AUTO, choose_sources
+from prune_gym.agents.source_choice import AUTO, choose_sources, nearest_source
 from prune_gym.agents.source_selection import MIN_TRIALS, RACE_TRIALS, select_source
 from prune_gym.commands.export import print_speed
 from prune_gym.commands.scenario import (add_scenario_arguments, non_negative_int, positive_int,
                                          scenario_env_kwargs)
 from prune_gym.export import export_slim, measure_export
-from prune_gym.history import HistoryStore
+from prune_gym.history import HistoryError, HistoryStore
+from prune_gym.history.library import library_path
 from prune_gym.history.plot import plot_learning_curves
 from prune_gym.onnx_export import require_onnx
 from prune_gym.paths import home_dir
@@ -35,12 +36,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               help="search for the best pruning policy with an RL agent or a black-box searcher")
     add_scenario_arguments(p)
     add_search_arguments(p)
-    p.add_argument("--source", metavar="RUN",
-                   help="the history run a transfer method, a preset or the assistant starts from; 'auto' picks the "
-                        "nearest usable runs of the history file by scenario and races them (none: a search from "
-                        "scratch)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--source", metavar="RUN",
+                       help="the history run a transfer method, a preset or the assistant starts from; 'auto' picks "
+                            "the nearest usable runs of the history file by scenario and races them (default: the "
+                            "nearest usable run of the history file, the --library files, then the library that "
+                            "ships, by the library preset)")
+    start.add_argument("--from-scratch", action="store_true",
+                       help="search without drawing on any history (the default draws on it: --source)")
     p.add_argument("--history", "--file", dest="history", default=None, metavar="FILE",
-                   help="HDF5 history file (default: $PRUNE_GYM_HOME/history.h5)")
+                   help="HDF5 history file the search is recorded in (default: $PRUNE_GYM_HOME/history.h5)")
+    p.add_argument("--library", action="append", default=[], type=Path, metavar="FILE",
+                   help="another history file the default search may start from, after --history and before the "
+                        "library that ships; repeatable")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run with these settings")
     p.add_argument("--out", help="directory for the best policy's slim model (default: runs/<run>)")
     p.add_argument("--onnx", action="store_true", help="also write the slim model as model.onnx, checked against torch")
@@ -66,8 +74,9 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
                         "and the invariant actor, or a black-box searcher's first policies), assistant (augmented, "
                         "the assistant acting in the first trials)")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
-                   help=f"a named set of settings over a method: {', '.join(PRESETS)} ({HISTORY.base} with the "
-                        f"fixes that paid); your own settings override it")
+                   help=f"a named set of settings over a method: {', '.join(PRESETS)} (history: the assistant with "
+                        f"the fixes that paid; library: the same without the source's weights); your own settings "
+                        f"override it")
     p.add_argument("--assistant", action="store_true",
                    help="let the assistant choose the first trials' actions from --source's trials (implied by "
                         "--method assistant)")
@@ -106,9 +115,12 @@ def run_search_command(args: argparse.Namespace) -> int:
     asked = search_config(args)
     history = Path(args.history) if args.history else home_dir() / "history.h5"
     race: list[str] = []
+    library = None  # the file the source run is read from, when not `history`
     if asked.source == AUTO:
         asked, race = auto_source(asked, history)
-    config = resolve_search(asked, history)  # bad settings are refused before any data is loaded
+    elif asked.source is None and not args.from_scratch and takes_nothing(asked):
+        asked, library = draw_on_history(asked, [history, *args.library])
+    config = resolve_search(asked, library or history)  # bad settings are refused before any data is loaded
     if args.onnx:
         require_onnx()
     env = make_env(config)  # an unavailable device is refused here, before the search writes anything
@@ -119,7 +131,8 @@ def run_search_command(args: argparse.Namespace) -> int:
             run = store.read_run(selection.run_id)
         run_id, best_trial, best_policy = selection.run_id, run.best_trial(), run.best_policy().tolist()
     else:
-        result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env)
+        result = run_search(config, history, resume=args.resume, tensorboard_dir=args.tensorboard or None, env=env,
+                            library=library)
         run_id, best_trial, best_policy = result.run_id, result.best_trial, result.best_policy
     info = play(env, best_policy)
     out = Path(args.out or Path("runs") / run_id)
@@ -134,6 +147,38 @@ def run_search_command(args: argparse.Namespace) -> int:
             plot_learning_curves([store.read_run(run_id)], Path(args.plot), uniform_accuracy=uniform)
         print(f"learning curve: {args.plot}")
     return 0
+
+
+def takes_nothing(config: SearchConfig) -> bool:
+    """Whether the user asked for nothing from a source: no method, preset or assistant."""
+    return config.method is None and config.preset is None and config.assistant is None
+
+
+def draw_on_history(config: SearchConfig, histories: list[Path]) -> tuple[SearchConfig, Path | None]:
+    """The default search: `config` by the library preset from the nearest usable run of `histories` (the
+    user's files, each read if it can be) or else of the library that ships, and the file that holds it;
+    `config` itself when none has one. Says in one line what it took, or why nothing."""
+    readable = []
+    for path in histories:
+        try:
+            if path.exists():
+                with HistoryStore(path) as store:
+                    store.find_runs()
+            readable.append(path)
+        except HistoryError as exc:
+            print(f"source: {path} left out: {exc}")
+    try:
+        readable.append(library_path())
+    except HistoryError as exc:
+        print(f"source: {exc}; searching without it")
+    found = nearest_source(readable, dataclasses.replace(config, preset=LIBRARY, source=AUTO))
+    if found is None:
+        print(f"source: no run that a {config.model} search at p = {config.ratio:g} can start from; searching "
+              f"from scratch")
+        return config, None
+    path, candidate = found
+    print(f"source: starting from {candidate} of {path} by the {LIBRARY.name} preset (--from-scratch: without it)")
+    return dataclasses.replace(config, preset=LIBRARY, source=candidate.run.run_id), path
 
 
 def auto_source(config: SearchConfig, history: Path) -> tuple[SearchConfig, list[str]]:

@@ -1,0 +1,94 @@
+"""The history library that ships with prune-gym: unpacked and verified, read as a history, refused when
+damaged, and drawn on by the default search (the user's own files first)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prune_gym.benchmarks.study import committed_checkpoint
+from prune_gym.checkpoints import checkpoint_digest
+from prune_gym.history import HistoryError, HistoryStore
+from prune_gym.history.library import ARCHIVE, MANIFEST, library_path, manifest
+
+
+def test_the_shipped_library_unpacks_once_verified_and_reads_as_a_history(tmp_path):
+    path = library_path(cache=tmp_path)
+    with HistoryStore(path) as store:
+        infos = store.find_runs()
+        best = store.read_run(infos[0].run_id)
+    about = manifest()
+    assert len(infos) == about["runs"] > 100 and sum(i.n_trials for i in infos) == about["trials"]
+    assert {i.status for i in infos} == {"finished"}
+    digests = {m: checkpoint_digest(committed_checkpoint(m, "fashion-mnist")) for m in {i.scenario.model for i in infos}}
+    assert all(i.scenario.checkpoint_digest == digests[i.scenario.model] for i in infos)  # the weights that ship
+    assert {"resnet20", "resnet56", "mobilenet_v1"} <= set(digests)
+    assert str(best.best_trial()) in best.info.notes["test_accuracy"]  # the best trial was scored on the test split
+
+    unpacked = path.stat().st_mtime_ns
+    assert library_path(cache=tmp_path) == path and path.stat().st_mtime_ns == unpacked  # not unpacked again
+    with open(path, "r+b") as f:  # a damaged copy in the cache is replaced by a good one
+        f.seek(path.stat().st_size // 2)
+        f.write(b"\xff" * 16)
+    assert library_path(cache=tmp_path) == path and path.stat().st_mtime_ns != unpacked
+    with HistoryStore(path) as store:
+        assert len(store.find_runs()) == about["runs"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "manifest"])
+def test_a_damaged_library_is_refused_in_one_line(damage, tmp_path):
+    archive = tmp_path / "shipped" / ARCHIVE.name
+    archive.parent.mkdir()
+    shutil.copy(ARCHIVE, archive)
+    shutil.copy(MANIFEST, archive.with_name(MANIFEST.name))
+    data = bytearray(archive.read_bytes())
+    if damage == "truncated":
+        archive.write_bytes(data[:len(data) // 2])
+    elif damage == "flipped":
+        data[len(data) // 2] ^= 0xFF
+        archive.write_bytes(bytes(data))
+    else:
+        archive.with_name(MANIFEST.name).write_text('{"sha256": "0000"}')
+    with pytest.raises(HistoryError, match=f"the history library {archive} is damaged") as raised:
+        library_path(archive, cache=tmp_path / "cache")
+    assert "\n" not in str(raised.value)
+    assert not list((tmp_path / "cache").glob("*"))  # nothing half-unpacked left behind
+
+
+def search(cli, tiny_checkpoint: Path, fashion_root: Path, tmp_path: Path, *extra: str):
+    result = cli("search", "--ratio", "0.3", "--trials", "2", "--device", "cpu", "--checkpoint", str(tiny_checkpoint),
+                 "--data-root", str(fashion_root), "--history", str(tmp_path / "history.h5"),
+                 "--out", str(tmp_path / "slim"), "--tensorboard", "", *extra)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line.startswith("source: ")]
+
+
+def test_the_default_search_draws_on_the_library_then_on_the_users_own_runs(cli, tiny_checkpoint, fashion_root,
+                                                                            tmp_path):
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(b"not a history file")
+    said = search(cli, tiny_checkpoint, fashion_root, tmp_path, "--library", str(damaged))
+    assert said[0].startswith(f"source: {damaged} left out: ")
+    assert said[1].startswith("source: starting from run-") and "resnet20 p = 0.3 on fashion-mnist" in said[1]
+    assert said[1].endswith(f"of {library_path()} by the library preset (--from-scratch: without it)")
+    with HistoryStore(tmp_path / "history.h5") as store:
+        (first,) = store.find_runs()
+    assert first.method == "library" and first.sources == [said[1].split()[3]] and first.n_trials == 2
+
+    said = search(cli, tiny_checkpoint, fashion_root, tmp_path, "--seed", "1")  # the user's own run comes first
+    assert said == [f"source: starting from {first.run_id} (resnet20 p = 0.3 on fashion-mnist, amc-ddpg, best "
+                    f"{100 * first.best_accuracy:.2f}%, distance 0.00) of {tmp_path / 'history.h5'} by the library "
+                    f"preset (--from-scratch: without it)"]
+
+    assert search(cli, tiny_checkpoint, fashion_root, tmp_path, "--from-scratch", "--seed", "2") == []
+    with HistoryStore(tmp_path / "history.h5") as store:
+        scratch = store.find_runs()[-1]
+    assert scratch.method == "baseline" and scratch.sources == [] and scratch.seed == 2
+
+    listed = cli("history", "library")
+    assert listed.returncode == 0 and f"{manifest()['runs']} finished runs" in listed.stdout
+    assert any(line.split()[:4] == ["resnet20", "fashion-mnist", "0.2", "cmaes"] for line in listed.stdout.splitlines())
+    shown = cli("history", "--history", "library", "show", first.sources[0], "--trials", "1")
+    assert shown.returncode == 0 and "resnet20" in shown.stdout
