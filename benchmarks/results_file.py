@@ -39,6 +39,11 @@ def deployable_markers(record: str | Path) -> tuple[str, str]:
     return f"{BEGIN}benchmarks/deployable.py --report {record} -->", "<!-- end: deployable report -->"
 
 
+def library_markers() -> tuple[str, str]:
+    """The markers around `library_study.py --report`'s table of the default search against those from scratch."""
+    return f"{BEGIN}benchmarks/library_study.py --report -->", "<!-- end: library report -->"
+
+
 def add_into_argument(parser: argparse.ArgumentParser) -> None:
     """The `--into RESULTS` option of a script that writes a block."""
     parser.add_argument("--into", type=Path, metavar="RESULTS",

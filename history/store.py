@@ -211,15 +211,22 @@ class HistoryStore:
         Searches that run side by side each write a file of their own (a file has one
         writer); this merges a finished one into the library afterwards.
         """
+        return self.import_runs(path, [run_id])[0]
+
+    def import_runs(self, path: str | os.PathLike[str], run_ids: Sequence[str]) -> list[str]:
+        """`import_run` for each of `run_ids`, in order, the other file read once; their new ids."""
         other = HistoryStore(path)
-        info = next((r for r in other.find_runs() if r.run_id == run_id), None)
-        if info is None or info.status != "finished":
-            raise HistoryError(f"run {run_id!r} in {path} is {info.status if info else 'missing'}; only a finished "
-                               f"run can be imported")
+        status = {r.run_id: r.status for r in other.find_runs()}
+        for run_id in run_ids:
+            if status.get(run_id) != "finished":
+                raise HistoryError(f"run {run_id!r} in {path} is {status.get(run_id, 'missing')}; only a finished "
+                                   f"run can be imported")
+        new_ids = []
         with other._reading() as (source, _), self._transaction() as f:
-            new_id = _next_run_id(f["runs"])
-            f.copy(source["runs"][run_id], f["runs"], name=new_id)
-        return new_id
+            for run_id in run_ids:
+                new_ids.append(_next_run_id(f["runs"]))
+                f.copy(source["runs"][run_id], f["runs"], name=new_ids[-1])
+        return new_ids
 
     def _writer(self, run_id: str, n_trials: int) -> RunWriter:
         writer = RunWriter(self, self._h5["runs"][run_id], n_trials)

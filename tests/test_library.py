@@ -92,3 +92,18 @@ def test_the_default_search_draws_on_the_library_then_on_the_users_own_runs(cli,
     assert any(line.split()[:4] == ["resnet20", "fashion-mnist", "0.2", "cmaes"] for line in listed.stdout.splitlines())
     shown = cli("history", "--history", "library", "show", first.sources[0], "--trials", "1")
     assert shown.returncode == 0 and "resnet20" in shown.stdout
+
+
+def test_the_leave_one_out_library_hides_the_scenario_and_another_models_own_runs(tmp_path):
+    from prune_gym.benchmarks.library_study import leave_one_out_library, left_out
+
+    assert left_out("resnet20", 0.2, "resnet20", 0.2) and not left_out("resnet20", 0.2, "resnet20", 0.3)
+    assert left_out("resnet56", 0.2, "resnet56", 0.5) and not left_out("resnet56", 0.2, "resnet20", 0.2)
+    with HistoryStore(library_path()) as store:
+        shipped = store.find_runs()
+    path = leave_one_out_library("mobilenet_v1", 0.3, tmp_path)
+    with HistoryStore(path) as store:
+        kept = store.find_runs()
+    assert {r.scenario.model for r in shipped} - {r.scenario.model for r in kept} == {"mobilenet_v1"}
+    assert len(kept) == sum(r.scenario.model != "mobilenet_v1" for r in shipped)
+    assert leave_one_out_library("mobilenet_v1", 0.3, tmp_path) == path  # made once

@@ -183,23 +183,23 @@ def test_augmented_preloads_sac_and_warm_starts_tpe(base, invariant_source, tmp_
     assert run.info.settings["agent_kwargs"] == {"warm_start": 2} and best_source > 0
 
 
-def test_warm_started_cma_es_starts_from_the_sources_best_trials(shared_env):
-    """Warm Starting CMA-ES: the first generation centres on the source's best policies, not on p."""
+@pytest.mark.parametrize("start", ["p", "warm_start_cma", "x0_top"])
+def test_warm_started_cma_es_starts_from_the_sources_best_trials(shared_env, start):
+    """Warm Starting CMA-ES, or CMA-ES at the mean of the source's 5 best: the first generation centres on the
+    source's best policies, not on p."""
     units = len(shared_env.unwrapped.units)
     rng = np.random.default_rng(0)
     episodes = [Episode(np.zeros((units + 1, 3)), np.clip(rng.normal(center, 0.02, units), 0, 1), accuracy, accuracy)
                 for center, accuracy, n in ((0.85, 0.9, 10), (0.3, 0.5, 30)) for _ in range(n)]
-    drawn = {}
-    for warm in (False, True):
-        searcher = searcher_class("cmaes")(shared_env, seed=0, warm_start=0, warm_start_cma=warm)
-        searcher.preload(episodes)
-        policies = []
-        for t in range(8):  # the first generation: each told before the next is asked
-            policies.append(searcher._propose(t))
-            searcher.study.tell(searcher._asked, 0.5)
-        drawn[warm] = np.array(policies)
-    assert abs(drawn[False].mean() - shared_env.unwrapped.target_ratio) < 0.1  # x0: p in every unit
-    assert abs(drawn[True].mean() - 0.85) < 0.1
+    settings = {"p": {}, "warm_start_cma": {"warm_start_cma": True}, "x0_top": {"x0_top": 5}}[start]
+    searcher = searcher_class("cmaes")(shared_env, seed=0, warm_start=0, **settings)
+    searcher.preload(episodes)
+    policies = []
+    for t in range(8):  # the first generation: each told before the next is asked
+        policies.append(searcher._propose(t))
+        searcher.study.tell(searcher._asked, 0.5)
+    centre = shared_env.unwrapped.target_ratio if start == "p" else 0.85  # x0: p in every unit, or the sources'
+    assert abs(np.mean(policies) - centre) < 0.1
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import optuna
 
 from prune_gym.agents.augmentation import Episode
@@ -20,21 +21,27 @@ class CMAESSearcher(OptunaSearcher):
     transfer, the assistant) would reach it as its `warm_start` first policies alone. With
     `warm_start_cma` it starts instead from the mean and covariance of the source's best
     trials rewritten for the target (Warm Starting CMA-ES, Nomura et al., AAAI 2021; Optuna's
-    `source_trials`), the step size taken from their spread.
+    `source_trials`), the step size taken from their spread. With `x0_top` = K it starts, the
+    step size unchanged, at the mean of the source's K best trials rewritten for the target:
+    where the source's best policies lie, not where the uniform policy does.
     """
 
     name = "cmaes"
-    settings_defaults = {**OptunaSearcher.settings_defaults, "sigma0": 0.1, "warm_start_cma": False}
+    settings_defaults = {**OptunaSearcher.settings_defaults, "sigma0": 0.1, "warm_start_cma": False, "x0_top": 0}
 
-    def _make_sampler(self) -> optuna.samplers.CmaEsSampler:
-        x0 = {name: self.target_ratio for name in self.distributions}
+    def _make_sampler(self, x0: Sequence[float] | None = None) -> optuna.samplers.CmaEsSampler:
+        centre = [self.target_ratio] * self.n_units if x0 is None else x0
         with warnings.catch_warnings():  # x0 and sigma0 are deprecated since Optuna 4.9, to go in 6.0
             warnings.simplefilter("ignore", FutureWarning)
-            return optuna.samplers.CmaEsSampler(x0=x0, sigma0=self.settings["sigma0"], seed=self.seed,
+            return optuna.samplers.CmaEsSampler(x0=dict(zip(self.distributions, map(float, centre))),
+                                                sigma0=self.settings["sigma0"], seed=self.seed,
                                                 n_startup_trials=0, warn_independent_sampling=False)
 
     def preload(self, episodes: Sequence[Episode]) -> None:
         super().preload(episodes)
+        if self.settings["x0_top"] > 0 and episodes:
+            best = sorted(episodes, key=lambda e: -e.accuracy)[:self.settings["x0_top"]]
+            self.study.sampler = self._make_sampler(np.mean([e.fractions for e in best], axis=0))
         if self.settings["warm_start_cma"] and episodes:
             sources = [optuna.trial.create_trial(params=dict(zip(self.distributions, map(float, e.fractions))),
                                                  distributions=self.distributions, value=e.accuracy)
