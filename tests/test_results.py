@@ -10,10 +10,11 @@ import pytest
 from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.deployable import markdown
+from prune_gym.benchmarks.library_study import report as library_report
 from prune_gym.benchmarks.matrix import transfer_matrix
 from prune_gym.benchmarks.report import write_report
-from prune_gym.benchmarks.results_file import (compare_markers, deployable_markers, matrix_markers, read_block,
-                                               report_markers, write_block)
+from prune_gym.benchmarks.results_file import (compare_markers, deployable_markers, library_markers, matrix_markers,
+                                               read_block, report_markers, write_block)
 from prune_gym.errors import PruneGymError
 
 RESULTS = Path(__file__).parents[1] / "benchmarks" / "RESULTS.md"
@@ -40,6 +41,11 @@ def test_the_deployable_table_in_results_is_recomputed_from_the_committed_record
 def test_the_streams_comparison_in_results_is_recomputed_from_the_committed_data():
     committed = read_block(RESULTS, compare_markers("streams", "league"))
     assert table_lines(committed) == table_lines(compare("streams", "league", DATA)) != []
+
+
+def test_the_default_searchs_table_in_results_is_recomputed_from_the_committed_data():
+    committed = read_block(RESULTS, library_markers())
+    assert table_lines(committed) == table_lines(library_report(DATA)) != []
 
 
 def test_the_transfer_matrix_in_results_is_recomputed_from_the_committed_data():
