@@ -152,7 +152,7 @@ def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None
     if not library.exists():
         raise PruneGymError(f"no history file at {library} to read source run {config.source} from")
     with HistoryStore(library) as store:
-        info = next((r for r in store.find_runs() if r.run_id == config.source), None)
+        info = store.run_info(config.source)
         if info is None or info.status != "finished":
             raise PruneGymError(f"run {config.source} in {library} is {info.status if info else 'missing'}; a "
                                 f"search starts only from a finished run")
@@ -170,7 +170,7 @@ def resolve_search(config: SearchConfig, library: Path) -> SearchConfig:
     source_ratio = None
     if config.source is not None and library.exists():
         with HistoryStore(library) as store:
-            info = next((r for r in store.find_runs() if r.run_id == config.source), None)
+            info = store.run_info(config.source)
         source_ratio = None if info is None else info.scenario.target_ratio
     return config.resolve(source_ratio)
 

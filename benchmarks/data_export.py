@@ -145,11 +145,11 @@ def export_study(study_name: str, study: Study, out: Path, data: Path = DATA,
         fields = run_fields(study_name, job, run)
         tested = {t: scores(job, run, study.dataset, t)[1] for t in record_trials(run.accuracies)}
         trials += [[*fields, t, f"{run.accuracies[t]:.6f}", f"{run.macs_ratios[t]:.6f}", run.origins[t],
-                    f"{run.wall_times[t]:.3f}", f"{tested[t]:.6f}" if t in tested else "", _policy_text(run.actions[t])]
+                    f"{run.wall_times[t]:.3f}", f"{tested[t]:.6f}" if t in tested else "", policy_text(run.actions[t])]
                    for t in range(run.n_trials)]
         reward, test, macs = scores(job, run, study.dataset)
         policies.append([*fields, run.n_trials, run.best_trial(), f"{reward:.6f}", f"{test:.6f}", f"{macs:.6f}",
-                         run.info.scenario.checkpoint_digest, _policy_text(run.best_policy())])
+                         run.info.scenario.checkpoint_digest, policy_text(run.best_policy())])
     data.mkdir(parents=True, exist_ok=True)
     # The order of the whole study, however it was restricted for this export, then of its extra seeds: the same
     # rows, the same bytes.
@@ -204,7 +204,7 @@ def committed_digests(study_name: str, data: Path = DATA) -> dict[str, str]:
     return {model: found.pop() for model, found in digests.items()}
 
 
-def _policy_text(fractions: np.ndarray) -> str:
+def policy_text(fractions: np.ndarray) -> str:
     return " ".join(f"{f:.6f}" for f in fractions)
 
 

@@ -28,7 +28,7 @@ from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.agents.source_choice import AUTO, nearest_source
 from prune_gym.benchmarks import quality
-from prune_gym.benchmarks.data_export import (DATA, TRIAL_COLUMNS, _policy_text, read_csv_gz, record_trials,
+from prune_gym.benchmarks.data_export import (DATA, TRIAL_COLUMNS, policy_text, read_csv_gz, record_trials,
                                               scored, write_csv_gz)
 from prune_gym.benchmarks.report import RunData, load_runs
 from prune_gym.benchmarks.results_file import add_into_argument, library_markers, print_or_write
@@ -125,13 +125,13 @@ def export(jobs: list[LibraryJob], out: Path, data: Path = DATA) -> Path:
                 continue
             run = store.read_run(info.run_id)
         with HistoryStore(leave_one_out_library(job.model, job.ratio, out)) as library:
-            source = next(r for r in library.find_runs() if r.run_id == info.sources[0])
+            source = library.run_info(info.sources[0])
         env = envs.get((job.model, job.ratio)) or envs.setdefault((job.model, job.ratio), make_env(job.config()))
         tested = {t: scored(env, run.actions[t].tolist())[1] for t in record_trials(run.accuracies)}
         fields = [STUDY, job.key, job.model, job.ratio, f"{source.scenario.model} {source.scenario.target_ratio:g}",
                   STUDY, job.agent, "-", job.seed, info.settings.get("device_kind", "unknown")]
         rows += [[*fields, t, f"{run.accuracies[t]:.6f}", f"{run.macs_ratios[t]:.6f}", run.origins[t],
-                  f"{run.wall_times[t]:.3f}", f"{tested[t]:.6f}" if t in tested else "", _policy_text(run.actions[t])]
+                  f"{run.wall_times[t]:.3f}", f"{tested[t]:.6f}" if t in tested else "", policy_text(run.actions[t])]
                  for t in range(run.n_trials)]
     write_csv_gz(path, TRIAL_COLUMNS, rows)
     return path

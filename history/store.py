@@ -256,6 +256,11 @@ class HistoryStore:
             and status in (None, info.status)
         ]
 
+    def run_info(self, run_id: str) -> RunInfo | None:
+        """One run's metadata, without reading the others' (None if the file has no such run)."""
+        with self._reading() as (f, writer_gone):
+            return _run_info(f["runs"][run_id], writer_gone) if run_id in f["runs"] else None
+
     def read_run(self, run_id: str) -> Run:
         """A run's metadata and all its complete trials."""
         with self._reading() as (f, writer_gone):

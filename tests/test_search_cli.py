@@ -72,7 +72,7 @@ def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tin
     history = tmp_path / "history.h5"
     args = [PRUNE_GYM, "search", "--ratio", "0.5", "--trials", "30", "--warmup", "30", "--device", "cpu",
             "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root), "--history", str(history),
-            "--tensorboard", ""]
+            "--tensorboard", "", "--from-scratch"]
     kill_once_committed(args, history, 2)
     before = history.read_bytes()
     result = subprocess.run(args + ["--resume", "--agent", "tpe"], capture_output=True, text=True, timeout=300)
@@ -86,7 +86,7 @@ def test_resume_on_other_weights_or_units_is_refused_and_leaves_the_history(cli,
                                                                    fashion_root, tmp_path):
     history = tmp_path / "history.h5"
     args = ["search", "--ratio", "0.5", "--trials", "30", "--warmup", "30", "--device", "cpu",
-            "--data-root", str(fashion_root), "--history", str(history), "--tensorboard", ""]
+            "--data-root", str(fashion_root), "--history", str(history), "--tensorboard", "", "--from-scratch"]
     kill_once_committed([PRUNE_GYM, *args, "--checkpoint", str(tiny_checkpoint)], history, 2)
     before = history.read_bytes()
     result = cli(*args, "--checkpoint", str(retrained_checkpoint), "--resume")
