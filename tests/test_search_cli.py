@@ -36,8 +36,10 @@ def kill_once_committed(args: list[str], history: Path, trials: int) -> None:
 
 
 @pytest.mark.parametrize("agent", ["amc-ddpg", "sac", "tpe"])
-def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, tiny_checkpoint, fashion_root, tmp_path):
-    """The default search (amc-ddpg drawing on the shipped library) and two searches from scratch."""
+def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, cli, tiny_checkpoint, fashion_root,
+                                                                   tmp_path):
+    """The default search (amc-ddpg drawing on the shipped library) and two searches from scratch, killed in a
+    process of their own and resumed (in this one)."""
     history = tmp_path / "history.h5"
     scratch = agent != "amc-ddpg"
     args = [PRUNE_GYM, "search", "--agent", agent, "--ratio", "0.5", "--trials", "10", "--warmup", "3", "--seed", "4",
@@ -50,8 +52,7 @@ def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, tiny_
         assert before.status == "interrupted" and 4 <= before.n_trials < 10
         snapshot = store.read_run(before.run_id)
 
-    resumed = subprocess.run(args + ["--resume", "--plot", str(tmp_path / "curve.png")], capture_output=True,
-                             text=True, timeout=300)
+    resumed = cli(*args[1:], "--resume", "--plot", str(tmp_path / "curve.png"))
     assert resumed.returncode == 0, resumed.stderr
     assert "best policy" in resumed.stdout and (tmp_path / "slim" / "spec.json").is_file()
     assert (tmp_path / "curve.png").stat().st_size > 0
