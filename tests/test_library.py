@@ -71,13 +71,15 @@ def test_the_default_search_draws_on_the_library_then_on_the_users_own_runs(cli,
                                                                             tmp_path):
     damaged = tmp_path / "damaged.h5"
     damaged.write_bytes(b"not a history file")
-    said = search(cli, tiny_checkpoint, fashion_root, tmp_path, "--library", str(damaged))
+    said = search(cli, tiny_checkpoint, fashion_root, tmp_path, "--library", str(damaged),
+                  "--library", str(tmp_path / "missing.h5"))
     assert said[0].startswith(f"source: {damaged} left out: ")
-    assert said[1].startswith("source: starting from run-") and "resnet20 p = 0.3 on fashion-mnist" in said[1]
-    assert said[1].endswith(f"of {library_path()} by the library preset (--from-scratch: without it)")
+    assert said[1] == f"source: {tmp_path / 'missing.h5'} left out: no such file"
+    assert said[2].startswith("source: starting from run-") and "resnet20 p = 0.3 on fashion-mnist" in said[2]
+    assert said[2].endswith(f"of {library_path()} by the library preset (--from-scratch: without it)")
     with HistoryStore(tmp_path / "history.h5") as store:
         (first,) = store.find_runs()
-    assert first.method == "library" and first.sources == [said[1].split()[3]] and first.n_trials == 2
+    assert first.method == "library" and first.sources == [said[2].split()[3]] and first.n_trials == 2
 
     said = search(cli, tiny_checkpoint, fashion_root, tmp_path, "--seed", "1")  # the user's own run comes first
     assert said == [f"source: starting from {first.run_id} (resnet20 p = 0.3 on fashion-mnist, amc-ddpg, best "

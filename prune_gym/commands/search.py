@@ -119,7 +119,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     if asked.source == AUTO:
         asked, race = auto_source(asked, history)
     elif asked.source is None and not args.from_scratch and takes_nothing(asked):
-        asked, library = draw_on_history(asked, [history, *args.library])
+        asked, library = draw_on_history(asked, history, args.library)
     config = resolve_search(asked, library or history)  # bad settings are refused before any data is loaded
     if args.onnx:
         require_onnx()
@@ -154,16 +154,19 @@ def takes_nothing(config: SearchConfig) -> bool:
     return config.method is None and config.preset is None and config.assistant is None
 
 
-def draw_on_history(config: SearchConfig, histories: list[Path]) -> tuple[SearchConfig, Path | None]:
-    """The default search: `config` by the library preset from the nearest usable run of `histories` (the
-    user's files, each read if it can be) or else of the library that ships, and the file that holds it;
-    `config` itself when none has one. Says in one line what it took, or why nothing."""
+def draw_on_history(config: SearchConfig, history: Path, libraries: list[Path]) -> tuple[SearchConfig, Path | None]:
+    """The default search: `config` by the library preset from the nearest usable run of the user's files (the
+    search's `history`, then its `libraries`, each read if it can be) or else of the library that ships, and
+    the file that holds it; `config` itself when none has one. Says in one line what it took, or why nothing."""
     readable = []
-    for path in histories:
+    for path in [history, *libraries]:
+        if path == history and not path.exists():
+            continue  # the search's own history file, yet to be written
         try:
-            if path.exists():
-                with HistoryStore(path) as store:
-                    store.find_runs()
+            if not path.exists():
+                raise HistoryError("no such file")
+            with HistoryStore(path) as store:
+                store.find_runs()
             readable.append(path)
         except HistoryError as exc:
             print(f"source: {path} left out: {exc}")
