@@ -14,12 +14,11 @@ better. The runs of one scenario and searcher (seeds, say) stand as one candidat
 whose best policy scored highest; ties in distance go to the higher score. The nearest few
 are the candidates: a search races them (`select_source`) when there are several, and runs
 from scratch when there is none. The default search takes the nearest of the first file that
-has one (`nearest_source`): the user's own history, then the library that ships.
+has one: the user's own history, then the library that ships.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,12 +92,3 @@ def choose_sources(history: str | Path, config: SearchConfig, limit: int = CANDI
     with HistoryStore(history) as store:
         return rank_sources(store.find_runs(status="finished"), config, limit)
 
-
-def nearest_source(histories: Sequence[Path], config: SearchConfig) -> tuple[Path, Candidate] | None:
-    """The nearest usable run of the first of `histories` that holds one, and that file: a user's own files
-    come before the shipped library, however near the library's runs lie."""
-    for history in histories:
-        candidates = choose_sources(history, config, limit=1)
-        if candidates:
-            return history, candidates[0]
-    return None

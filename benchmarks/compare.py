@@ -25,7 +25,7 @@ from prune_gym.benchmarks.results_file import add_into_argument, compare_markers
 from prune_gym.errors import PruneGymError
 
 
-def _baselines(runs: list[RunData]) -> dict[tuple[str, float, str], list[RunData]]:
+def from_scratch_runs(runs: list[RunData]) -> dict[tuple[str, float, str], list[RunData]]:
     """The from-scratch runs with default settings, by (model, ratio, searcher)."""
     groups: dict[tuple[str, float, str], list[RunData]] = {}
     for run in runs:
@@ -36,7 +36,7 @@ def _baselines(runs: list[RunData]) -> dict[tuple[str, float, str], list[RunData
 
 def compare(study: str, reference: str, data: Path = DATA) -> str:
     """A Markdown table of `study`'s searches against `reference`'s on their common scenarios and searchers."""
-    mine, theirs = (_baselines(load_runs(data_file(data, name, f"run and export the {name} study first")))
+    mine, theirs = (from_scratch_runs(load_runs(data_file(data, name, f"run and export the {name} study first")))
                     for name in (study, reference))
     common = [key for key in mine if key in theirs]
     if not common:

@@ -5,7 +5,7 @@ library`) by the `library` preset. Measured on the library itself, a scenario wo
 its own best runs there; so each scenario's searches draw on a copy of the library that
 holds none of that scenario's runs, and, for a model other than ResNet-20 (the model most
 runs pruned), none of that model's. The source is chosen as the default search chooses it
-(`nearest_source`). Each search runs on the committed checkpoint, 300 trials, two at a time
+(`choose_sources`). Each search runs on the committed checkpoint, 300 trials, two at a time
 with one thread each, resumed where a previous run of this script stopped; finished runs
 are exported with every trial (as `data_export.py` writes a study's) into
 benchmarks/data/library-trials.csv.gz, which `--report` compares with the league's searches
@@ -18,7 +18,6 @@ from scratch at T = 10, 30, 100 and 300:
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +25,9 @@ from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, search_to_completion
 from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.agents.searchers import DEFAULT_SEARCHER
-from prune_gym.agents.source_choice import AUTO, nearest_source
+from prune_gym.agents.source_choice import AUTO, choose_sources
 from prune_gym.benchmarks import quality
+from prune_gym.benchmarks.compare import from_scratch_runs
 from prune_gym.benchmarks.data_export import (DATA, TRIAL_COLUMNS, policy_text, read_csv_gz, record_trials,
                                               scored, write_csv_gz)
 from prune_gym.benchmarks.report import RunData, load_runs
@@ -92,17 +92,15 @@ def run_jobs(jobs: list[LibraryJob], out: Path, workers: int = 2) -> None:
     plans = []
     for job in jobs:
         library = leave_one_out_library(job.model, job.ratio, out)
-        found = nearest_source([library], job.config(AUTO))
-        if found is None:
+        candidates = choose_sources(library, job.config(AUTO), limit=1)
+        if not candidates:
             raise SystemExit(f"{job.key}: the library left for it holds no usable run")
-        _, candidate = found
+        candidate = candidates[0]
         print(f"{job.key}: from {candidate}")
         plans.append((job.config(candidate.run.run_id), out / "runs" / f"{job.key}.h5", library))
     with open_backend("processes", workers=workers, device="cpu", threads=1) as backend:
         tasks = [backend.submit(search_to_completion, config, history, library) for config, history, library in plans]
-        while not all(t.done for t in tasks):
-            backend.poll(tasks)
-            time.sleep(5)
+        backend.wait(tasks, poll_seconds=5)
     failed = [f"{job.key}: {t.error}" for job, t in zip(jobs, tasks) if t.error]
     if failed:
         raise SystemExit("\n".join(failed))
@@ -126,7 +124,9 @@ def export(jobs: list[LibraryJob], out: Path, data: Path = DATA) -> Path:
             run = store.read_run(info.run_id)
         with HistoryStore(leave_one_out_library(job.model, job.ratio, out)) as library:
             source = library.run_info(info.sources[0])
-        env = envs.get((job.model, job.ratio)) or envs.setdefault((job.model, job.ratio), make_env(job.config()))
+        if (job.model, job.ratio) not in envs:
+            envs[job.model, job.ratio] = make_env(job.config())
+        env = envs[job.model, job.ratio]
         tested = {t: scored(env, run.actions[t].tolist())[1] for t in record_trials(run.accuracies)}
         fields = [STUDY, job.key, job.model, job.ratio, f"{source.scenario.model} {source.scenario.target_ratio:g}",
                   STUDY, job.agent, "-", job.seed, info.settings.get("device_kind", "unknown")]
@@ -141,9 +141,8 @@ def from_scratch(data: Path = DATA) -> dict[tuple[str, float, str], list[RunData
     """The reference studies' searches from scratch with default settings, by (model, ratio, searcher)."""
     groups: dict[tuple[str, float, str], list[RunData]] = {}
     for name in REFERENCES:
-        for run in load_runs(data / f"{name}-trials.csv.gz"):
-            if (run.source, run.method, run.agent_settings) == ("-", "baseline", "-"):
-                groups.setdefault((run.model, run.ratio, run.agent), []).append(run)
+        for key, runs in from_scratch_runs(load_runs(data / f"{name}-trials.csv.gz")).items():
+            groups.setdefault(key, []).extend(runs)
     return groups
 
 

@@ -17,7 +17,7 @@ from prune_gym.agents.presets import PRESETS, preset
 from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
-from prune_gym.agents.source_choice import AUTO, choose_sources, nearest_source
+from prune_gym.agents.source_choice import AUTO, choose_sources
 from prune_gym.agents.source_selection import MIN_TRIALS, RACE_TRIALS, select_source
 from prune_gym.commands.export import print_speed
 from prune_gym.commands.scenario import (add_scenario_arguments, non_negative_int, positive_int,
@@ -158,23 +158,27 @@ def draw_on_history(config: SearchConfig, history: Path, libraries: list[Path]) 
     """The default search: `config` by the library preset from the nearest usable run of the user's files (the
     search's `history`, then its `libraries`, each read if it can be) or else of the library that ships, and
     the file that holds it; `config` itself when none has one. Says in one line what it took, or why nothing."""
-    readable = []
+    asked = dataclasses.replace(config, preset=LIBRARY, source=AUTO)
+    found = None
     for path in [history, *libraries]:
         if path == history and not path.exists():
             continue  # the search's own history file, yet to be written
         try:
             if not path.exists():
                 raise HistoryError("no such file")
-            with HistoryStore(path) as store:
-                store.find_runs()
-            readable.append(path)
+            candidates = choose_sources(path, asked, limit=1)
         except HistoryError as exc:
             print(f"source: {path} left out: {exc}")
-    try:
-        readable.append(library_path())
-    except HistoryError as exc:
-        print(f"source: {exc}; searching without it")
-    found = nearest_source(readable, dataclasses.replace(config, preset=LIBRARY, source=AUTO))
+            continue
+        if candidates and found is None:
+            found = path, candidates[0]  # the user's files come first, however near the library's runs lie
+    if found is None:
+        try:
+            shipped = library_path()
+            candidates = choose_sources(shipped, asked, limit=1)
+            found = (shipped, candidates[0]) if candidates else None
+        except HistoryError as exc:
+            print(f"source: {exc}; searching without it")
     if found is None:
         print(f"source: no run that a {config.model} search at p = {config.ratio:g} can start from; searching "
               f"from scratch")
