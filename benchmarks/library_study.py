@@ -23,6 +23,7 @@ from pathlib import Path
 
 from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, search_to_completion
+from prune_gym.agents.presets import Preset
 from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.agents.searchers import DEFAULT_SEARCHER
 from prune_gym.agents.source_choice import AUTO, choose_sources
@@ -42,6 +43,12 @@ DATASET = "fashion-mnist"
 SCENARIOS = (("resnet20", 0.2), ("resnet20", 0.3), ("mobilenet_v1", 0.3), ("resnet56", 0.2))
 HOME_MODEL = "resnet20"  # a scenario of another model draws on no run of its own model
 REFERENCES = ("league", "league-models")  # the studies whose searches from scratch it is compared with
+# The ways of drawing on the library measured here: the default's preset, and variants of it (unregistered).
+VARIANTS = {p.name: p for p in (
+    LIBRARY,
+    # the assistant hands over for good after its 30 trials; CMA-ES then starts at the target's best (x0_top)
+    Preset("library-handover", LIBRARY.name, assistant={"handover": "fixed", "keep_until": 0}),
+)}
 
 
 @dataclass(frozen=True)
@@ -50,17 +57,18 @@ class LibraryJob:
     ratio: float
     seed: int
     agent: str = DEFAULT_SEARCHER
+    preset: Preset = LIBRARY
     trials: int = 300
 
     @property
     def key(self) -> str:
         agent = "" if self.agent == DEFAULT_SEARCHER else f"{self.agent}-"
-        return f"{self.model}-p{self.ratio}-{agent}{STUDY}-seed{self.seed}"
+        return f"{self.model}-p{self.ratio}-{agent}{self.preset.name}-seed{self.seed}"
 
     def config(self, source: str | None = None) -> SearchConfig:
         return SearchConfig(self.model, DATASET, self.ratio, self.trials, seed=self.seed, device="cpu",
                             checkpoint=str(committed_checkpoint(self.model, DATASET)), agent=self.agent,
-                            preset=LIBRARY, source=source)
+                            preset=self.preset, source=source)
 
 
 def left_out(model: str, ratio: float, run_model: str, run_ratio: float) -> bool:
@@ -149,14 +157,14 @@ def from_scratch(data: Path = DATA) -> dict[tuple[str, float, str], list[RunData
 def report(data: Path = DATA) -> str:
     """Per scenario and budget T: the default search's mean b(T), the best searcher's from scratch at that T,
     and the difference with its 90% bootstrap interval over both's seeds."""
-    runs: dict[tuple[str, float, str], list[RunData]] = {}
+    runs: dict[tuple[str, float, str, str], list[RunData]] = {}
     for run in load_runs(data / f"{STUDY}-trials.csv.gz"):
-        runs.setdefault((run.model, run.ratio, run.agent), []).append(run)
+        runs.setdefault((run.model, run.ratio, run.agent, run.label), []).append(run)
     scratch = from_scratch(data)
-    lines = ["| scenario | searcher, drawing on | seeds | " + " | ".join(f"b({t}) against the best from scratch"
+    lines = ["| scenario | searcher, preset, drawing on | seeds | " + " | ".join(f"b({t}) against the best from scratch"
                                                                       for t in quality.BUDGETS) + " |",
              "|---|---|---|" + "---|" * len(quality.BUDGETS)]
-    for (model, ratio, agent), mine in sorted(runs.items()):
+    for (model, ratio, agent, preset_name), mine in sorted(runs.items()):
         curves = [r.accuracies for r in mine]
         rivals = {a: [r.accuracies for r in rs] for (m, p, a), rs in scratch.items() if (m, p) == (model, ratio)}
         cells = []
@@ -171,7 +179,7 @@ def report(data: Path = DATA) -> str:
             cells.append(f"{100 * mean:.2f}% against {best} {100 * (mean - gap):.2f}%: {100 * gap:+.2f} pp "
                          f"[{100 * low:+.2f}, {100 * high:+.2f}], {quality.verdict((gap, (low, high)))}")
         sources = ", ".join(sorted({r.source for r in mine}))
-        lines.append(f"| {model} {ratio:g} | {agent}, {sources} | {len(mine)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {model} {ratio:g} | {agent}, {preset_name}, {sources} | {len(mine)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +188,8 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=[f"{m}:{p}" for m, p in SCENARIOS], metavar="MODEL:P")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--agent", default=DEFAULT_SEARCHER)
+    parser.add_argument("--preset", default=LIBRARY.name, choices=list(VARIANTS),
+                        help="how the searches draw on the library")
     parser.add_argument("--out", type=Path, default=Path("runs/library"))
     parser.add_argument("--jobs", type=int, default=2, help="searches at a time, one thread each")
     parser.add_argument("--report", action="store_true", help="print the comparison from the committed data")
@@ -189,7 +199,7 @@ def main() -> None:
         print_or_write(report(), args.into, library_markers())
         return
     scenarios = [(text.split(":")[0], float(text.split(":")[1])) for text in args.scenarios]
-    jobs = [LibraryJob(model, ratio, seed, args.agent) for model, ratio in scenarios for seed in args.seeds]
+    jobs = [LibraryJob(model, ratio, seed, args.agent, VARIANTS[args.preset]) for model, ratio in scenarios for seed in args.seeds]
     run_jobs(jobs, args.out, args.jobs)
     print(f"exported to {export(jobs, args.out)}")
 

@@ -14,6 +14,7 @@ from prune_gym.agents.augmentation import Episode
 from prune_gym.agents.checkpoints import SearcherCheckpoints
 from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, run_search
+from prune_gym.agents.recorder import Trial
 from prune_gym.agents.searcher import PolicySearcher, check_settings, parse_setting
 from prune_gym.agents.searchers import SEARCHERS, register_searcher, searcher_class
 from prune_gym.datasets import DEBIAN_FASHION_MNIST
@@ -200,6 +201,22 @@ def test_warm_started_cma_es_starts_from_the_sources_best_trials(shared_env, sta
         searcher.study.tell(searcher._asked, 0.5)
     centre = shared_env.unwrapped.target_ratio if start == "p" else 0.85  # x0: p in every unit, or the sources'
     assert abs(np.mean(policies) - centre) < 0.1
+
+
+def test_cma_es_with_x0_top_starts_at_the_best_policies_the_search_played_before_it(shared_env):
+    """Trials played before CMA-ES samples (the assistant's, the warm-up's) move its first generation to their
+    best policies' mean, away from the source's."""
+    units = len(shared_env.unwrapped.units)
+    searcher = searcher_class("cmaes")(shared_env, seed=0, warm_start=0, x0_top=3)
+    searcher.preload([Episode(np.zeros((units + 1, 3)), np.full(units, 0.85), 0.9, 0.9) for _ in range(5)])
+    for fraction, accuracy in ((0.2, 0.8), (0.25, 0.81), (0.3, 0.79), (0.9, 0.1), (0.6, 0.3)):
+        searcher.learn(Trial(np.zeros((units, 3)), np.full(units, fraction), accuracy, accuracy, 0.3, "assistant",
+                             1.0, np.zeros(3)))
+    policies = []
+    for t in range(8):
+        policies.append(searcher._propose(t))
+        searcher.study.tell(searcher._asked, 0.5)
+    assert abs(np.mean(policies) - 0.25) < 0.1  # the mean of the three best played, not the source's 0.85
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 
 from prune_gym.agents.augmentation import Episode
 from prune_gym.agents.optuna_search import OptunaSearcher
@@ -22,8 +25,11 @@ class CMAESSearcher(OptunaSearcher):
     `warm_start_cma` it starts instead from the mean and covariance of the source's best
     trials rewritten for the target (Warm Starting CMA-ES, Nomura et al., AAAI 2021; Optuna's
     `source_trials`), the step size taken from their spread. With `x0_top` = K it starts, the
-    step size unchanged, at the mean of the source's K best trials rewritten for the target:
-    where the source's best policies lie, not where the uniform policy does.
+    step size unchanged, at the mean of the K best policies it knows when it first samples:
+    those this search played before it (the warm-up's, the assistant's, the source's it
+    replayed), else the source's trials rewritten for the target. So it searches where the
+    best policies lie, not where the uniform policy does, and a hand-over from the assistant
+    continues from the target's own best rather than from the source's.
     """
 
     name = "cmaes"
@@ -36,6 +42,20 @@ class CMAESSearcher(OptunaSearcher):
             return optuna.samplers.CmaEsSampler(x0=dict(zip(self.distributions, map(float, centre))),
                                                 sigma0=self.settings["sigma0"], seed=self.seed,
                                                 n_startup_trials=0, warn_independent_sampling=False)
+
+    def __init__(self, env: gym.Env, **kwargs: Any):
+        super().__init__(env, **kwargs)
+        self.sampled = False  # whether it has proposed a policy yet (`x0_top` centres the first)
+
+    def _propose(self, trial: int) -> Sequence[float]:
+        if self.settings["x0_top"] > 0 and not self.sampled:
+            played = sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                            key=lambda t: -t.value)[:self.settings["x0_top"]]
+            if played:
+                self.study.sampler = self._make_sampler(
+                    np.mean([[t.params[name] for name in self.distributions] for t in played], axis=0))
+        self.sampled = True
+        return super()._propose(trial)
 
     def preload(self, episodes: Sequence[Episode]) -> None:
         super().preload(episodes)
