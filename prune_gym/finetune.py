@@ -33,7 +33,7 @@ from prune_gym.export import FINETUNE_RESULT_FILE, FINETUNE_STATE_FILE, FINETUNE
 from prune_gym.history import HistoryStore
 from prune_gym.history.errors import HistoryError
 from prune_gym.models import build_model
-from prune_gym.pretrain import Recipe, SplitSpec, checkpoint_path
+from prune_gym.pretrain import SplitSpec, default_checkpoint
 
 SCHEDULES = ("cosine", "one-cycle")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -161,8 +161,7 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
     `finetune.json` (the recipe, the test accuracy before and after) next to the export, and into the
     notes of the run the export came from (`prune-gym search --out`).
 
-    :param checkpoint: the unpruned weights the export was pruned from (default: the cached pretrained
-        ones); their digest must match the export's, and their split keeps the held-out images out
+    :param checkpoint: the unpruned weights the export was pruned from (default: `default_checkpoint`); their digest must match the export's, and their split keeps the held-out images out
     :param restart: discard an interrupted fine-tune's state instead of resuming it
     """
     recipe.validate()
@@ -171,7 +170,7 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
     if not spec.get("build"):
         raise PruneGymError(f"{out} is a user's model ({spec['model']}): fine-tune it from Python with "
                             f"prune_gym.finetune.finetune and its own loaders")
-    path = Path(checkpoint) if checkpoint else checkpoint_path(spec["model"], spec["dataset"], Recipe(), SplitSpec())
+    path = Path(checkpoint) if checkpoint else default_checkpoint(spec["model"], spec["dataset"])
     weights_state, metadata = read_checkpoint(path)
     if (metadata.get("digest") or state_digest(weights_state)) != spec["checkpoint_digest"]:
         raise PruneGymError(f"{path} holds other weights than the ones {out} was pruned from; pass --checkpoint")

@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from prune_gym import __version__
 from prune_gym.checkpoints import read_checkpoint, save_checkpoint
 from prune_gym.datasets import DataSplits, load_splits
 from prune_gym.devices import resolve_device
+from prune_gym.errors import CheckpointError
 from prune_gym.evaluation import accuracy
 from prune_gym.models import build_model
 from prune_gym.paths import home_dir
@@ -57,6 +59,27 @@ def checkpoint_path(model: str, dataset: str, recipe: Recipe = Recipe(), split: 
     key = json.dumps({"recipe": asdict(recipe), "split": asdict(split)}, sort_keys=True)
     tag = hashlib.sha256(key.encode()).hexdigest()[:8]
     return home_dir() / "checkpoints" / f"{model}_{dataset}_{tag}.pt"
+
+
+def shipped_checkpoint(model: str, dataset: str) -> Path | None:
+    """The trained weights of `model` on `dataset` that ship with prune-gym (package data of
+    `prune_gym.benchmarks`: the networks the committed benchmarks and the history library pruned), if any."""
+    path = Path(str(resources.files("prune_gym.benchmarks").joinpath("checkpoints", f"{model}_{dataset}.pt")))
+    return path if path.is_file() else None
+
+
+def default_checkpoint(model: str, dataset: str) -> Path:
+    """The weights a search or fine-tune of `model` on `dataset` takes unless given some: those `prune-gym
+    pretrain` cached, else those that ship with prune-gym; a CheckpointError when there are neither."""
+    cached = checkpoint_path(model, dataset)
+    if cached.exists():
+        return cached
+    shipped = shipped_checkpoint(model, dataset)
+    if shipped is None:
+        raise CheckpointError(f"no pretrained {model} for {dataset} in {cached.parent}, and none ships with "
+                              f"prune-gym; run `prune-gym pretrain --model {model} --dataset {dataset}` or pass "
+                              f"checkpoint=PATH")
+    return shipped
 
 
 def train(model: nn.Module, splits: DataSplits, recipe: Recipe, device: torch.device, progress: bool = True) -> None:

@@ -11,9 +11,8 @@ from torch import nn
 
 from prune_gym.checkpoints import load_weights, read_checkpoint, state_digest
 from prune_gym.datasets import ImageSplit, check_dataset_name, load_splits
-from prune_gym.errors import CheckpointError
 from prune_gym.models import build_model, check_model_name
-from prune_gym.pretrain import Recipe, SplitSpec, checkpoint_path
+from prune_gym.pretrain import SplitSpec, default_checkpoint
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -34,13 +33,10 @@ class Workload:
     def from_zoo(cls, model: str, dataset: str, checkpoint: str | Path | None = None,
                  data_root: str | Path | None = None, calibration_images: int = 500,
                  reward_images: int | None = None) -> Workload:
-        """A zoo model with its cached (or given) checkpoint, and the splits it was trained with."""
+        """A zoo model with its given checkpoint (else `default_checkpoint`), and the splits it was trained with."""
         check_model_name(model)  # before the cache is searched: "no pretrained nope" would hide the typo
         check_dataset_name(dataset)
-        path = Path(checkpoint) if checkpoint is not None else checkpoint_path(model, dataset, Recipe(), SplitSpec())
-        if checkpoint is None and not path.exists():
-            raise CheckpointError(f"no pretrained {model} for {dataset} in {path.parent}; run "
-                                  f"`prune-gym pretrain --model {model} --dataset {dataset}` or pass checkpoint=PATH")
+        path = Path(checkpoint) if checkpoint is not None else default_checkpoint(model, dataset)
         _, meta = read_checkpoint(path)
         split = SplitSpec(**meta["split"]) if "split" in meta else SplitSpec()
         splits = load_splits(dataset, data_root, split.seed, split.calibration_size, split.reward_size)

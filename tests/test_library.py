@@ -11,8 +11,11 @@ import pytest
 
 from prune_gym.benchmarks.study import committed_checkpoint
 from prune_gym.checkpoints import checkpoint_digest
+from prune_gym.errors import CheckpointError
 from prune_gym.history import HistoryError, HistoryStore
 from prune_gym.history.library import ARCHIVE, MANIFEST, library_path, manifest
+from prune_gym.history.plot import learning_curves_figure
+from prune_gym.pretrain import checkpoint_path, default_checkpoint, shipped_checkpoint
 
 
 def test_the_shipped_library_unpacks_once_verified_and_reads_as_a_history(tmp_path):
@@ -59,6 +62,20 @@ def test_a_damaged_library_is_refused_in_one_line(damage, tmp_path):
     assert not list((tmp_path / "cache").glob("*"))  # nothing half-unpacked left behind
 
 
+def test_the_networks_the_library_pruned_ship_and_are_pruned_unless_the_user_pretrained_one(tiny_checkpoint):
+    for model in ("resnet20", "resnet56", "mobilenet_v1"):  # the library's models, as package data
+        assert checkpoint_digest(shipped_checkpoint(model, "fashion-mnist")) == \
+            checkpoint_digest(committed_checkpoint(model, "fashion-mnist"))
+    assert default_checkpoint("resnet20", "fashion-mnist") == shipped_checkpoint("resnet20", "fashion-mnist")
+    cached = checkpoint_path("resnet20", "fashion-mnist")  # `prune-gym pretrain`'s, in this test's empty cache
+    cached.parent.mkdir(parents=True)
+    shutil.copy(tiny_checkpoint, cached)
+    assert default_checkpoint("resnet20", "fashion-mnist") == cached
+    assert shipped_checkpoint("resnet18", "fashion-mnist") is None
+    with pytest.raises(CheckpointError, match="no pretrained resnet18 for fashion-mnist in .*, and none ships"):
+        default_checkpoint("resnet18", "fashion-mnist")
+
+
 def search(cli, tiny_checkpoint: Path, fashion_root: Path, tmp_path: Path, *extra: str):
     result = cli("search", "--ratio", "0.3", "--trials", "2", "--device", "cpu", "--checkpoint", str(tiny_checkpoint),
                  "--data-root", str(fashion_root), "--history", str(tmp_path / "history.h5"),
@@ -79,7 +96,10 @@ def test_the_default_search_draws_on_the_library_then_on_the_users_own_runs(cli,
     assert said[2].endswith(f"of {library_path()} by the library preset (--from-scratch: without it)")
     with HistoryStore(tmp_path / "history.h5") as store:
         (first,) = store.find_runs()
+        run = store.read_run(first.run_id)
     assert first.method == "library" and first.sources == [said[2].split()[3]] and first.n_trials == 2
+    _, labels = learning_curves_figure([run]).axes[0].get_legend_handles_labels()
+    assert f"{first.run_id}: 2 trials history chose" in labels  # the assistant's, marked on the curve
 
     said = search(cli, tiny_checkpoint, fashion_root, tmp_path, "--seed", "1")  # the user's own run comes first
     assert said == [f"source: starting from {first.run_id} (resnet20 p = 0.3 on fashion-mnist, amc-ddpg, best "

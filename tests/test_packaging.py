@@ -54,9 +54,12 @@ def test_wheel_installs_in_a_fresh_venv_without_clobbering_other_names(tmp_path)
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).is_relative_to(fresh_site)
     assert (env / "bin" / "prune-gym").is_file()
-    # The history library ships inside the wheel, and unpacks verified from there.
+    # The history library ships inside the wheel, and unpacks verified from there; so do the networks it pruned.
     library = subprocess.run([str(python), "-c", "from prune_gym.history.library import library_path; "
-                              "print(library_path())"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              "from prune_gym.pretrain import default_checkpoint; print(library_path()); "
+                              "print(default_checkpoint('resnet56', 'fashion-mnist'))"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300,
                              env={**os.environ, "PRUNE_GYM_HOME": str(tmp_path / "home")})
     assert library.returncode == 0, library.stderr
-    assert Path(library.stdout.strip()).is_relative_to(tmp_path / "home")
+    unpacked, checkpoint = map(Path, library.stdout.split())
+    assert unpacked.is_relative_to(tmp_path / "home") and checkpoint.is_relative_to(fresh_site)

@@ -31,19 +31,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
-    """The network, its data, the budget and p, the units, and where pruning runs."""
+def add_scenario_arguments(p: argparse.ArgumentParser, ratio: bool = True) -> None:
+    """The network, its data, the budget and p (`ratio` False: the command takes its own), the units, and where
+    pruning runs."""
     p.add_argument("--model", default="resnet20", choices=model_names(), metavar="MODEL",
                    help=f"the network: {', '.join(model_names())} (default: resnet20)")
     p.add_argument("--dataset", default="fashion-mnist", choices=dataset_names(), metavar="DATASET",
                    help=f"its data set: {', '.join(dataset_names())} (default: fashion-mnist)")
-    p.add_argument("--ratio", type=ratio_type, required=True,
-                   help="fraction of the budget's cost to keep (p), in (0, 1]")
+    if ratio:
+        p.add_argument("--ratio", type=ratio_type, required=True,
+                       help="fraction of the budget's cost to keep (p), in (0, 1]")
     p.add_argument("--budget", default=DEFAULT_BUDGET, choices=list(BUDGETS),
                    help=f"what p is a fraction of (default: {DEFAULT_BUDGET})")
     p.add_argument("--residual-streams", action="store_true",
                    help="make each residual stream a unit too (default: left whole, as AMC and PocketFlow do)")
-    p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint)")
+    p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint, else the one that ships "
+                                           "with prune-gym)")
     p.add_argument("--data-root", help="directory holding the data set (default: Debian's package or the cache)")
     p.add_argument("--device", default="auto", help="where pruning runs: auto, cpu, cuda or cuda:N")
 
