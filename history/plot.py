@@ -1,6 +1,8 @@
 """Learning curves of runs as a PNG: raw accuracy per trial, its EMA (weight 0.5, the smoothing the
 benchmarks judge convergence by), each run's best trial and the end of its warm-up, and the
-uniform policy's accuracy when it is known: what the search bought over it at a glance."""
+uniform policy's accuracy when it is known: what the search bought over it at a glance. Each
+trial is marked by who chose it, history (the assistant, the source's policies replayed) or
+the searcher itself, so that a search drawing on history shows what history gave it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from matplotlib.ticker import MaxNLocator
 from prune_gym.history.records import Run
 
 FIGURE_SIZE_IN = (8.0, 5.0)
+# Trial origins that history chose (`prune_gym.agents.recorder.Trial.origin`); the others are the searcher's.
+FROM_HISTORY = ("assistant", "history")
 DPI = 100
 
 
@@ -44,6 +48,11 @@ def learning_curves_figure(runs: Sequence[Run], uniform_accuracy: float | None =
         trials = np.arange(run.n_trials)
         info = run.info
         axes.plot(trials, run.accuracies, color=colour, linewidth=0.8, alpha=0.35)
+        chosen = np.isin(run.origins, FROM_HISTORY)
+        for mask, marker, who in ((chosen, "^", "history chose"), (~chosen, ".", "the searcher chose")):
+            if mask.any():
+                axes.plot(trials[mask], run.accuracies[mask], color=colour, marker=marker, linestyle="none",
+                          markersize=5, alpha=0.6, label=f"{info.run_id}: {mask.sum()} trials {who}")
         axes.plot(
             trials, ema(run.accuracies), color=colour, linewidth=2.0, marker="o" if run.n_trials == 1 else None,
             label=f"{info.run_id}: {info.agent} {info.method}, {info.scenario.model}/{info.scenario.dataset}, "

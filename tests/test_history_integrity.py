@@ -149,7 +149,7 @@ def test_every_readme_command_parses_and_the_history_ones_run_as_written(real_hi
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "trials.csv").read_text().count("\n") == 4
 
 
-def test_the_learning_curve_marks_the_best_trial_the_warmup_and_the_uniform_policy(real_history):
+def test_the_learning_curve_marks_the_best_trial_the_warmup_the_uniform_policy_and_who_chose(real_history):
     path, _ = real_history
     with HistoryStore(path) as store:
         run = store.read_run("run-0001")
@@ -157,6 +157,8 @@ def test_the_learning_curve_marks_the_best_trial_the_warmup_and_the_uniform_poli
     best = run.best_trial()
     assert f"run-0001 best: {100 * run.accuracies[best]:.2f}% at trial {best}" in labels
     assert "run-0001 warm-up ends (2 trials)" in labels and "uniform policy: 50.00%" in labels
+    assert f"run-0001: {run.n_trials} trials the searcher chose" in labels  # from scratch: history chose none
+    assert not any("history chose" in label for label in labels)
 
 
 def test_nothing_in_the_repository_sends_a_reader_to_the_design_notes():
