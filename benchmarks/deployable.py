@@ -21,7 +21,6 @@ table of such a file.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import statistics
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 import prune_gym
+from prune_gym.alternatives import torch_pruning_uniform, unit_layers
 from prune_gym.benchmarks.data_export import DATA, read_csv_gz
 from prune_gym.benchmarks.results_file import add_into_argument, deployable_markers, print_or_write
 from prune_gym.benchmarks.study import committed_checkpoint
@@ -68,45 +68,6 @@ def searched_policy(study: str, model: str, ratio: float, agent: str, seed: int,
     if not rows:
         raise PruneGymError(f"no {agent} run of seed {seed} on {model} at p = {ratio} in the {study} data")
     return [float(f) for f in rows[0]["policy"].split()]
-
-
-def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_budget: int, layers: str,
-                          unit_layers: set[str], steps: int = 20) -> nn.Module:
-    """Torch-Pruning's uniform L2-magnitude pruning with the smallest ratio whose MACs fit `macs_budget`;
-    with `layers` "units" it prunes only `unit_layers` (our units' producers and members)."""
-    import torch_pruning as tp
-
-    example = torch.zeros(1, *input_shape)
-
-    def pruned(ratio: float) -> nn.Module:
-        candidate = copy.deepcopy(model).eval()
-        modules = dict(candidate.named_modules())
-        prunable = (nn.Conv2d, nn.Linear)
-        ignored = [m for name, m in modules.items() if isinstance(m, prunable) and
-                   (layers == "units" and name not in unit_layers or isinstance(m, nn.Linear))]
-        pruner = tp.pruner.BasePruner(candidate, example, importance=tp.importance.MagnitudeImportance(p=2),
-                                      pruning_ratio=ratio, ignored_layers=ignored)
-        pruner.step()
-        try:
-            with torch.no_grad():
-                candidate(example)
-        except RuntimeError as exc:
-            raise PruneGymError(f"Torch-Pruning's model pruned with --tp-layers {layers} does not run ({exc}); "
-                                f"its dependency graph mis-groups this architecture (e.g. a zero-padded "
-                                f"shortcut)") from None
-        return candidate
-
-    low, high = 0.0, 1.0  # bisect the ratio: MACs fall as it rises
-    for _ in range(steps):
-        middle = (low + high) / 2
-        if count_macs(pruned(middle), input_shape) <= macs_budget:
-            high = middle
-        else:
-            low = middle
-    slim = pruned(high)
-    if count_macs(slim, input_shape) > macs_budget:  # no ratio was within budget
-        raise PruneGymError(f"Torch-Pruning's uniform pruning of the {layers} layers cannot reach {macs_budget} MACs")
-    return slim
 
 
 def evaluate(name: str, slim: nn.Module, original: nn.Module, input_shape: tuple[int, ...], splits: DataSplits,
@@ -147,10 +108,9 @@ def compare(env: gym.Env, policy: list[float], recipe: FinetuneRecipe | None, sp
             export_slim(env, Path(tmp) / key, info)
             slims[key] = (name, load_slim(Path(tmp) / key))
     if "torch-pruning" in candidates:
-        unit_layers = {name for u in unwrapped.units for name in (*u.producers, *u.members)}
         macs_budget = count_macs(slims["searched"][1], shape)
         slims["torch-pruning"] = (f"Torch-Pruning uniform ({tp_layers})",
-                                  torch_pruning_uniform(original, shape, macs_budget, tp_layers, unit_layers))
+                                  torch_pruning_uniform(original, shape, macs_budget, tp_layers, unit_layers(env)))
     base = measure_speed(original, shape, "cpu")
     rows = [Candidate("original", 1.0, accuracy(original.to(device), splits.test.batches(500, device)),
                       float("nan"), base.latency_ms, 1.0, base.throughput)]
