@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "prune_gym.commands.export",
     "prune_gym.commands.finetune",
     "prune_gym.commands.search",
+    "prune_gym.commands.sweep",
     "prune_gym.commands.select_source",
     "prune_gym.history.cli",
 ]

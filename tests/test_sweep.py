@@ -1,0 +1,71 @@
+"""`prune-gym sweep` as a user runs it: killed in its second budget and resumed, with its curve and exports."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prune_gym.history import HistoryStore
+
+PRUNE_GYM = str(Path(sys.executable).with_name("prune-gym"))
+
+
+def trials_of_second_run(history: Path) -> int:
+    if not history.exists():
+        return 0
+    try:
+        with HistoryStore(history) as store:
+            runs = store.find_runs()
+    except Exception:  # the file is being created
+        return 0
+    return runs[1].n_trials if len(runs) > 1 else 0
+
+
+def test_a_sweep_killed_in_its_second_budget_resumes_it_and_draws_each_budget_on_the_one_before(
+        cli, tiny_checkpoint, fashion_root, tmp_path):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--ratios", "0.5", "0.3", "--trials", "4", "--device", "cpu", "--checkpoint",
+            str(tiny_checkpoint), "--data-root", str(fashion_root), "--out", str(out)]
+    history = out / "history.h5"
+    process = subprocess.Popen([PRUNE_GYM, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while trials_of_second_run(history) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    state = json.loads((out / "sweep.json").read_text())
+    assert list(state["points"]) == ["p0.5"] and set(state["sources"]) == {"p0.5", "p0.3"}
+    with HistoryStore(history) as store:
+        first, second = store.find_runs()
+    assert first.status == "finished" and second.status == "interrupted" and 2 <= second.n_trials < 4
+    assert second.sources == [first.run_id]  # the second budget draws on the sweep's first, not the library
+
+    resumed = cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"p0.5: done in an earlier run of this sweep ({first.run_id})" in resumed.stdout
+    assert f"p0.3: starting from {first.run_id} of {history}, as this sweep chose before" in resumed.stdout
+    with HistoryStore(history) as store:
+        runs = store.find_runs()
+    assert [(r.run_id, r.status, r.n_trials) for r in runs] == [(first.run_id, "finished", 4),
+                                                                (second.run_id, "finished", 4)]
+    state = json.loads((out / "sweep.json").read_text())
+    for key, run in (("p0.5", first), ("p0.3", second)):
+        point = state["points"][key]
+        spec = json.loads((out / key / "spec.json").read_text())
+        assert point["run_id"] == run.run_id and spec["source_run"]["run_id"] == run.run_id
+        assert abs(point["searched"]["macs_ratio"] - spec["macs_ratio"]) < 1e-6
+        assert point["searched"]["macs_ratio"] <= float(key[1:]) + 1e-6  # the budget holds
+        assert point["torch_pruning"]["macs_ratio"] <= point["searched"]["macs_ratio"] + 1e-6
+        assert 0 < point["uniform"]["test_accuracy"] <= 1 and point["searched"]["latency_ms"] > 0
+        assert f"{float(key[1:]):<6g} {run.run_id}" in resumed.stdout  # its line of the table
+    assert (out / "pareto.png").stat().st_size > 0
+
+
+def test_a_sweep_refuses_a_budget_named_twice(cli, tmp_path):
+    result = cli("sweep", "--ratios", "0.5", "0.5", "--out", str(tmp_path / "sweep"))
+    assert result.returncode == 2 and "--ratios names a budget twice: 0.5 0.5" in result.stderr
+    assert not (tmp_path / "sweep").exists()
