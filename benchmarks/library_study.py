@@ -46,8 +46,8 @@ REFERENCES = ("league", "league-models")  # the studies whose searches from scra
 # The ways of drawing on the library measured here: the default's preset, and variants of it (unregistered).
 VARIANTS = {p.name: p for p in (
     LIBRARY,
-    # the assistant hands over for good after its 30 trials; CMA-ES then starts at the target's best (x0_top)
-    Preset("library-handover", LIBRARY.name, assistant={"handover": "fixed", "keep_until": 0}),
+    # the `history` preset's assistant: it keeps every other trial until trial 300 (LIBRARY's before it handed over)
+    Preset("library-kept-turns", LIBRARY.name, assistant={"handover": "earned", "keep_until": 300}),
 )}
 
 
