@@ -102,7 +102,7 @@ def test_the_default_search_draws_on_the_library_then_on_the_users_own_runs(cli,
     assert f"{first.run_id}: 2 trials history chose" in labels  # the assistant's, marked on the curve
 
     said = search(cli, tiny_checkpoint, fashion_root, tmp_path, "--seed", "1")  # the user's own run comes first
-    assert said == [f"source: starting from {first.run_id} (resnet20 p = 0.3 on fashion-mnist, amc-ddpg, best "
+    assert said == [f"source: starting from {first.run_id} (resnet20 p = 0.3 on fashion-mnist, cmaes, best "
                     f"{100 * first.best_accuracy:.2f}%, distance 0.00) of {tmp_path / 'history.h5'} by the library "
                     f"preset (--from-scratch: without it)"]
 

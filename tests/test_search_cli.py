@@ -38,7 +38,7 @@ def kill_once_committed(args: list[str], history: Path, trials: int) -> None:
 @pytest.mark.parametrize("agent", ["amc-ddpg", "sac", "tpe"])
 def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, cli, tiny_checkpoint, fashion_root,
                                                                    tmp_path):
-    """The default search (amc-ddpg drawing on the shipped library) and two searches from scratch, killed in a
+    """A search drawing on the shipped library by default (amc-ddpg) and two from scratch, killed in a
     process of their own and resumed (in this one)."""
     history = tmp_path / "history.h5"
     scratch = agent != "amc-ddpg"
@@ -78,7 +78,7 @@ def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tin
     before = history.read_bytes()
     result = subprocess.run(args + ["--resume", "--agent", "tpe"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "was interrupted with agent amc-ddpg" in result.stderr and "not tpe" in result.stderr
+    assert "was interrupted with agent cmaes" in result.stderr and "not tpe" in result.stderr  # the default
     assert len(result.stderr.strip().splitlines()) == 1
     assert history.read_bytes() == before
 
@@ -121,7 +121,7 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tiny_checkpoint, fashion
     (["--ratio", "0.3", "--agent", "magic"], "argument --agent: invalid choice: 'magic'"),
     (["--ratio", "0.3", "--agent", "tpe", "--agent-set", "sigma0=0.3"],
      "the tpe searcher has no setting 'sigma0'; its settings: multivariate, n_ei_candidates, warm_start"),
-    (["--ratio", "0.3", "--agent-set", "sigma0=big"], "amc-ddpg setting sigma0 takes a number, got 'big'"),
+    (["--ratio", "0.3", "--agent-set", "sigma0=big"], "cmaes setting sigma0 takes a number, got 'big'"),
     (["--ratio", "0.3", "--agent", "sac", "--agent-set", "invariant_actor=true"],
      "the sac searcher has no setting 'invariant_actor'"),
     pytest.param(["--ratio", "0.3", "--device", "cuda"], "CUDA is not available",

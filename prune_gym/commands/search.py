@@ -16,7 +16,7 @@ from prune_gym.agents.methods import METHODS
 from prune_gym.agents.presets import PRESETS, preset
 from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.agents.searcher import parse_setting
-from prune_gym.agents.searchers import DEFAULT_SEARCHER, SEARCHERS
+from prune_gym.agents.searchers import RECOMMENDED_SEARCHER, SEARCHERS
 from prune_gym.agents.source_choice import AUTO, choose_sources
 from prune_gym.agents.source_selection import MIN_TRIALS, RACE_TRIALS, select_source
 from prune_gym.commands.export import print_speed
@@ -61,8 +61,9 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     """How a search runs: its length and seed, the searcher and its settings, what it takes from a source."""
     p.add_argument("--trials", type=positive_int, default=300, help="episodes to play (default: 300)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--agent", default=DEFAULT_SEARCHER, choices=list(SEARCHERS),
-                   help=f"the searcher: {', '.join(SEARCHERS)} (default: {DEFAULT_SEARCHER}, AMC's DDPG)")
+    p.add_argument("--agent", default=RECOMMENDED_SEARCHER, choices=list(SEARCHERS),
+                   help=f"the searcher: {', '.join(SEARCHERS)} (default: {RECOMMENDED_SEARCHER}, the one the "
+                        f"benchmarks recommend; amc-ddpg is the paper's, AMC's DDPG)")
     p.add_argument("--agent-set", action="append", default=[], metavar="NAME=VALUE",
                    help="a setting of the searcher (e.g. sigma0=0.3, net_arch=64,64, spread=uniform), repeatable")
     p.add_argument("--warmup", type=non_negative_int, default=None,
