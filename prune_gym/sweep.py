@@ -26,6 +26,7 @@ import gymnasium as gym
 from torch import nn
 
 from prune_gym.alternatives import torch_pruning_available, torch_pruning_uniform, unit_layers
+from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
 from prune_gym.export import export_slim, load_slim, measure_export
 from prune_gym.history import HistoryStore
@@ -67,11 +68,16 @@ class SweepPoint:
 
 
 class SweepState:
-    """What `sweep.json` holds: the original's measures, each budget's source and each finished point."""
+    """What `sweep.json` holds: what is swept (`what`: the model, searcher, trials...), the original's measures,
+    each budget's source and each finished point. A folder holds one sweep: another is refused."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, what: dict[str, Any]):
         self.path = Path(folder) / STATE_FILE
         data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        if data and data.get("what") != what:
+            raise PruneGymError(f"{folder} holds another sweep ({data.get('what')}); continue it with the same "
+                                f"arguments or choose another --out")
+        self.what = what
         self.original = Model(**data["original"]) if data.get("original") else None
         self.sources: dict[str, dict[str, str | None]] = data.get("sources", {})
         self.points = {key: SweepPoint.from_json(p) for key, p in data.get("points", {}).items()}
@@ -79,7 +85,7 @@ class SweepState:
     def save(self) -> None:
         """Written whole and moved into place: a crash leaves the old state or the new, never half."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"original": self.original and asdict(self.original), "sources": self.sources,
+        data = {"what": self.what, "original": self.original and asdict(self.original), "sources": self.sources,
                 "points": {key: asdict(p) for key, p in self.points.items()}}
         part = self.path.with_suffix(".part")
         part.write_text(json.dumps(data, indent=2))

@@ -63,6 +63,8 @@ def test_a_sweep_killed_in_its_second_budget_resumes_it_and_draws_each_budget_on
         assert 0 < point["uniform"]["test_accuracy"] <= 1 and point["searched"]["latency_ms"] > 0
         assert f"{float(key[1:]):<6g} {run.run_id}" in resumed.stdout  # its line of the table
     assert (out / "pareto.png").stat().st_size > 0
+    other = cli(*args[:5], "5", *args[6:])  # the same folder, another number of trials
+    assert other.returncode == 2 and f"{out} holds another sweep" in other.stderr
 
 
 def test_a_sweep_refuses_a_budget_named_twice(cli, tmp_path):

@@ -16,6 +16,10 @@ from prune_gym.pareto_plot import plot_pareto
 from prune_gym.sweep import SweepState, budget_key, measure_original, measure_point, points_table
 
 
+# What a sweep's budgets share, and a rerun into the same folder must too (the ratio is each budget's own).
+SWEPT = ("model", "dataset", "trials", "seed", "agent", "agent_kwargs", "env_kwargs", "checkpoint", "method")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sweep", help="search one policy per budget, each drawing on the budgets before, and "
                                             "plot accuracy against MACs and latency")
@@ -43,7 +47,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         raise PruneGymError(f"--ratios names a budget twice: {' '.join(f'{r:g}' for r in args.ratios)}")
     base = search_config(args)
     history = args.history or args.out / "history.h5"
-    state = SweepState(args.out)
+    what = {k: v for k, v in dataclasses.asdict(base).items() if k in SWEPT}
+    state = SweepState(args.out, what)
     for ratio in args.ratios:
         key = budget_key(ratio)
         if key in state.points:
