@@ -1,10 +1,24 @@
-"""Turning a device name from the user into a torch.device, with an error that says why not."""
+"""Turning a device name from the user into a torch.device, with an error that says why not; and torch's CPU
+threads in a forked process."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
 from prune_gym.errors import PruneGymError
+
+
+def one_thread_after_fork() -> None:
+    """A forked child runs torch with one CPU thread. The parent's OpenMP thread pool does not survive a fork,
+    and a child whose torch would use it waits for it forever: Gymnasium's async vector env forks its workers
+    after building an env in the parent, and hung so. One thread a worker is also what N workers on N cores
+    want; a child that wants more says so (`torch.set_num_threads`), as the search processes do."""
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=one_thread_after_fork)
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -438,3 +440,25 @@ def test_residual_streams_become_units_on_request(tmp_path):
     assert kept < 16 and env.pruned_network.stem.out_channels == kept
     assert (env.pruned_network.b1.out_channels == env.pruned_network.b2.out_channels
             == env.pruned_network.head.in_channels)
+
+
+def test_an_async_vector_env_with_the_default_start_method_plays_an_episode(tiny_checkpoint, fashion_root):
+    """Gymnasium's async vector env forks its workers (on Linux) after building an env in the parent: each
+    worker's torch must not wait for the parent's thread pool (it hung so). Run apart, so a hang fails here."""
+    script = f"""
+import gymnasium as gym, numpy as np, torch, prune_gym
+torch.set_num_threads(2)  # the parent's pool, which a fork does not carry over
+envs = gym.make_vec(prune_gym.ENV_ID, num_envs=2, vectorization_mode="async", target_ratio=0.5, device="cpu",
+                    checkpoint={str(tiny_checkpoint)!r}, data_root={str(fashion_root)!r}, calibration_images=100)
+envs.reset(seed=0)
+done = np.zeros(2, bool)
+while not done.all():
+    _, reward, terminated, _, _ = envs.step(np.full((2, 1), 0.5, np.float32))
+    done |= terminated
+envs.close()
+print("rewards", *reward)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    rewards = [float(r) for r in result.stdout.split("rewards")[1].split()]
+    assert len(rewards) == 2 and rewards[0] == rewards[1] > 0  # the same policy, the same pruned network
