@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from prune_gym.history import HistoryStore
+from prune_gym.history.library import library_path
 
 PRUNE_GYM = str(Path(sys.executable).with_name("prune-gym"))
 
@@ -25,10 +26,11 @@ def trials_of_second_run(history: Path) -> int:
     return runs[1].n_trials if len(runs) > 1 else 0
 
 
-def test_a_sweep_killed_in_its_second_budget_resumes_it_and_draws_each_budget_on_the_one_before(
+def test_a_sweep_killed_in_its_second_budget_resumes_it_and_draws_each_budget_on_the_nearest_run(
         cli, tiny_checkpoint, fashion_root, tmp_path):
+    """0.25 draws on the library (its 0.2 runs are nearest); 0.24 on the sweep's 0.25, nearer than any there."""
     out = tmp_path / "sweep"
-    args = ["sweep", "--ratios", "0.5", "0.3", "--trials", "4", "--device", "cpu", "--checkpoint",
+    args = ["sweep", "--ratios", "0.25", "0.24", "--trials", "4", "--device", "cpu", "--checkpoint",
             str(tiny_checkpoint), "--data-root", str(fashion_root), "--out", str(out)]
     history = out / "history.h5"
     process = subprocess.Popen([PRUNE_GYM, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -38,22 +40,23 @@ def test_a_sweep_killed_in_its_second_budget_resumes_it_and_draws_each_budget_on
     process.send_signal(signal.SIGKILL)
     process.wait()
     state = json.loads((out / "sweep.json").read_text())
-    assert list(state["points"]) == ["p0.5"] and set(state["sources"]) == {"p0.5", "p0.3"}
+    assert list(state["points"]) == ["p0.25"] and set(state["sources"]) == {"p0.25", "p0.24"}
+    assert state["sources"]["p0.25"]["library"] == str(library_path())
     with HistoryStore(history) as store:
         first, second = store.find_runs()
     assert first.status == "finished" and second.status == "interrupted" and 2 <= second.n_trials < 4
-    assert second.sources == [first.run_id]  # the second budget draws on the sweep's first, not the library
+    assert second.sources == [first.run_id] and state["sources"]["p0.24"]["library"] == str(history)
 
     resumed = cli(*args)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"p0.5: done in an earlier run of this sweep ({first.run_id})" in resumed.stdout
-    assert f"p0.3: starting from {first.run_id} of {history}, as this sweep chose before" in resumed.stdout
+    assert f"p0.25: done in an earlier run of this sweep ({first.run_id})" in resumed.stdout
+    assert f"p0.24: starting from {first.run_id} of {history}, as this sweep chose before" in resumed.stdout
     with HistoryStore(history) as store:
         runs = store.find_runs()
     assert [(r.run_id, r.status, r.n_trials) for r in runs] == [(first.run_id, "finished", 4),
                                                                 (second.run_id, "finished", 4)]
     state = json.loads((out / "sweep.json").read_text())
-    for key, run in (("p0.5", first), ("p0.3", second)):
+    for key, run in (("p0.25", first), ("p0.24", second)):
         point = state["points"][key]
         spec = json.loads((out / key / "spec.json").read_text())
         assert point["run_id"] == run.run_id and spec["source_run"]["run_id"] == run.run_id

@@ -17,7 +17,7 @@ from prune_gym.agents.presets import PRESETS, preset
 from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.agents.searcher import parse_setting
 from prune_gym.agents.searchers import RECOMMENDED_SEARCHER, SEARCHERS
-from prune_gym.agents.source_choice import AUTO, choose_sources
+from prune_gym.agents.source_choice import AUTO, Candidate, choose_sources
 from prune_gym.agents.source_selection import MIN_TRIALS, RACE_TRIALS, select_source
 from prune_gym.commands.export import print_speed
 from prune_gym.commands.scenario import (add_scenario_arguments, non_negative_int, positive_int,
@@ -155,36 +155,34 @@ def takes_nothing(config: SearchConfig) -> bool:
     return config.method is None and config.preset is None and config.assistant is None
 
 
-def draw_on_history(config: SearchConfig, history: Path, libraries: list[Path]) -> tuple[SearchConfig, Path | None]:
+def draw_on_history(config: SearchConfig, history: Path, libraries: list[Path], users_first: bool = True
+                    ) -> tuple[SearchConfig, Path | None]:
     """The default search: `config` by the library preset from the nearest usable run of the user's files (the
     search's `history`, then its `libraries`, each read if it can be) or else of the library that ships, and
-    the file that holds it; `config` itself when none has one. Says in one line what it took, or why nothing."""
+    the file that holds it; `config` itself when none has one. `users_first` False: the nearest of all files,
+    the library's included (ties go to the user's). Says in one line what it took, or why nothing."""
     asked = dataclasses.replace(config, preset=LIBRARY, source=AUTO)
-    found = None
+    found: list[tuple[Path, Candidate]] = []  # each file's nearest, in the order the files rank
     for path in [history, *libraries]:
         if path == history and not path.exists():
             continue  # the search's own history file, yet to be written
         try:
             if not path.exists():
                 raise HistoryError("no such file")
-            candidates = choose_sources(path, asked, limit=1)
+            found += [(path, c) for c in choose_sources(path, asked, limit=1)]
         except HistoryError as exc:
             print(f"source: {path} left out: {exc}")
-            continue
-        if candidates and found is None:
-            found = path, candidates[0]  # the user's files come first, however near the library's runs lie
-    if found is None:
+    if not found or not users_first:
         try:
             shipped = library_path()
-            candidates = choose_sources(shipped, asked, limit=1)
-            found = (shipped, candidates[0]) if candidates else None
+            found += [(shipped, c) for c in choose_sources(shipped, asked, limit=1)]
         except HistoryError as exc:
             print(f"source: {exc}; searching without it")
-    if found is None:
+    if not found:
         print(f"source: no run that a {config.model} search at p = {config.ratio:g} can start from; searching "
               f"from scratch")
         return config, None
-    path, candidate = found
+    path, candidate = found[0] if users_first else min(found, key=lambda f: f[1].distance)
     print(f"source: starting from {candidate} of {path} by the {LIBRARY.name} preset (--from-scratch: without it)")
     return dataclasses.replace(config, preset=LIBRARY, source=candidate.run.run_id), path
 

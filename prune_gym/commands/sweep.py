@@ -73,7 +73,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 def planned_search(asked: SearchConfig, state: SweepState, history: Path,
                    args: argparse.Namespace) -> tuple[SearchConfig, Path | None]:
     """The budget's search and the file its source is read from: as an earlier run of this sweep chose them
-    (so that it resumes the same search), else chosen now as the default search chooses, and kept."""
+    (so that it resumes the same search), else chosen now, and kept: the nearest usable run of the sweep's
+    history (its earlier budgets), the --library files and the library that ships, whichever file holds it."""
     key = budget_key(asked.ratio)
     planned = state.sources.get(key)
     if planned is not None:
@@ -82,7 +83,7 @@ def planned_search(asked: SearchConfig, state: SweepState, history: Path,
         print(f"{key}: starting from {planned['source']} of {planned['library']}, as this sweep chose before")
         return dataclasses.replace(asked, preset=LIBRARY, source=planned["source"]), Path(planned["library"])
     chosen, library = (asked, None) if args.from_scratch or not takes_nothing(asked) else \
-        draw_on_history(asked, history, args.library)
+        draw_on_history(asked, history, args.library, users_first=False)
     state.sources[key] = {"source": chosen.source if library else None, "library": str(library) if library else None}
     state.save()
     return chosen, library
