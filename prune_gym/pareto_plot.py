@@ -32,7 +32,7 @@ def pareto_figure(points: Sequence[SweepPoint], original: Model, title: str = ""
     shown = [100 * m.test_accuracy for m in (original, *series[0][4], *series[1][4])]
     floor = min(shown) - 0.1 * (max(shown) - min(shown)) - 1.0
     for index, (x_name, x_label) in enumerate((("macs_ratio", "MACs, fraction of the original's"),
-                                               ("latency_ms", "latency at batch 1, ms (this CPU)"))):
+                                               ("latency_ms", "latency at batch 1, ms (this CPU, one thread)"))):
         axes = figure.add_subplot(1, 2, index + 1)
         for name, colour, marker, style, models in series:
             if models:

@@ -1,9 +1,10 @@
 """A ratio sweep: one search per MACs budget, and the trade-off curve of the models they found.
 
 Practitioners ask for the curve, not one point: how much accuracy each budget costs. A sweep
-runs one search per budget in the order given, each drawing on history as the default search
-does, so that a budget after the first starts from the nearest budget the sweep has already
-searched (the sweep's history file comes first). Each budget's best policy is exported as
+runs one search per budget in the order given, each drawing on the nearest usable run of the
+sweep's history file (its earlier budgets), the user's libraries and the library that ships,
+whichever holds it: a budget the library lacks starts from the sweep's nearest earlier one,
+a budget it holds from its runs there. Each budget's best policy is exported as
 `prune-gym search --out` exports one, then scored on the test split and timed; so are the two
 things a user would pick instead at the same budget: the uniform policy (pruned and refit by
 the env) and, when it is installed, Torch-Pruning's uniform magnitude pruning.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch
 from torch import nn
 
 from prune_gym.alternatives import torch_pruning_available, torch_pruning_uniform, unit_layers
@@ -41,7 +43,7 @@ TEST_BATCH = 500
 @dataclass(frozen=True)
 class Model:
     """One network of the curve: test accuracy (before any fine-tuning), MACs against the original's, and its
-    batch-1 latency on this machine's CPU."""
+    batch-1 latency on this machine's CPU, one thread."""
 
     test_accuracy: float
     macs_ratio: float
@@ -98,11 +100,18 @@ def budget_key(ratio: float) -> str:
 
 
 def assess(slim: nn.Module, original: nn.Module, env: gym.Env) -> Model:
-    """A slim network's test accuracy, MACs ratio and CPU latency."""
+    """A slim network's test accuracy, MACs ratio and CPU latency at batch 1 with one thread: with two, a small
+    network's batch-1 latency swings between runs by 2x on the 2-core machine, more than pruning changes it."""
     workload, device = env.unwrapped.workload, env.unwrapped.device
     shape = workload.input_shape
     test = accuracy(slim.to(device), workload.test.batches(TEST_BATCH, device))
-    return Model(test, count_macs(slim, shape) / count_macs(original, shape), measure_speed(slim, shape, "cpu").latency_ms)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        latency = measure_speed(slim, shape, "cpu").latency_ms
+    finally:
+        torch.set_num_threads(threads)
+    return Model(test, count_macs(slim, shape) / count_macs(original, shape), latency)
 
 
 def measure_point(env: gym.Env, history: Path, run_id: str, out: Path) -> SweepPoint:

@@ -1,4 +1,4 @@
-"""`prune-gym sweep`: one search per MACs budget, each drawing on the ones before; the trade-off curve."""
+"""`prune-gym sweep`: one search per MACs budget, each drawing on the nearest past run; the trade-off curve."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ SWEPT = ("model", "dataset", "trials", "seed", "agent", "agent_kwargs", "env_kwa
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("sweep", help="search one policy per budget, each drawing on the budgets before, and "
-                                            "plot accuracy against MACs and latency")
+    p = subparsers.add_parser("sweep", help="search one policy per budget, each drawing on the nearest past run, "
+                                            "and plot accuracy against MACs and latency")
     add_scenario_arguments(p, ratio=False)
     p.add_argument("--ratios", type=ratio_type, nargs="+", required=True, metavar="P",
-                   help="the budgets p, searched in this order, each drawing on the ones before (loosest first "
-                        "pays: a tight budget starts from the policies of a near, looser one)")
+                   help="the budgets p, searched in this order, each drawing on the nearest usable run: of the "
+                        "sweep's earlier budgets, the --library files or the library that ships")
     add_search_arguments(p)
     p.add_argument("--from-scratch", action="store_true",
                    help="search each budget without drawing on any history, the sweep's own included")
