@@ -141,7 +141,8 @@ def test_search_with_source_auto_says_what_it_chose_and_records_it(cli, mixed_li
               "--device", "cpu", "--tensorboard", "", "--out", str(tmp_path / "slim"))
     library = tmp_path / "library.h5"
     library.write_bytes(path.read_bytes())
-    result = cli("search", "--method", "vanilla", "--source", "auto", "--history", str(library), *common)
+    result = cli("search", "--agent", "amc-ddpg", "--method", "vanilla", "--source", "auto", "--history", str(library),
+                 *common)
     assert result.returncode == 0, result.stderr
     assert f"source: {low} (resnet20 p = 0.2 on fashion-mnist, amc-ddpg" in result.stdout
     with HistoryStore(library) as store:
