@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--history", type=Path, default=None, metavar="FILE",
                    help="HDF5 history file the searches are recorded in (default: OUT/history.h5)")
     p.add_argument("--library", action="append", default=[], type=Path, metavar="FILE",
-                   help="another history file the searches may start from, after the sweep's own; repeatable")
+                   help="another history file the searches may start from (the nearest run of all files is taken); "
+                        "repeatable")
     p.add_argument("--out", type=Path, default=Path("runs/sweep"),
                    help="folder for each budget's slim model (OUT/p0.3/...), the sweep's state and its plot "
                         "(default: runs/sweep)")
