@@ -48,7 +48,7 @@ def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_b
             with torch.no_grad():
                 candidate(example)
         except RuntimeError as exc:
-            raise PruneGymError(f"Torch-Pruning's model pruned with --tp-layers {layers} does not run ({exc}); "
+            raise PruneGymError(f"Torch-Pruning's model, its {layers} layers pruned, does not run ({exc}); "
                                 f"its dependency graph mis-groups this architecture (e.g. a zero-padded "
                                 f"shortcut)") from None
         return candidate

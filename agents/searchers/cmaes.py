@@ -34,6 +34,7 @@ class CMAESSearcher(OptunaSearcher):
 
     name = "cmaes"
     settings_defaults = {**OptunaSearcher.settings_defaults, "sigma0": 0.1, "warm_start_cma": False, "x0_top": 0}
+    sampled = True  # a searcher saved before `x0_top` centred on played trials had sampled: resumed, it goes on so
 
     def _make_sampler(self, x0: Sequence[float] | None = None) -> optuna.samplers.CmaEsSampler:
         centre = [self.target_ratio] * self.n_units if x0 is None else x0
