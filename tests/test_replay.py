@@ -25,6 +25,7 @@ from prune_gym.benchmarks.data_export import DATA, ROUNDING, settings_text
 from prune_gym.benchmarks.study import STUDIES, committed_checkpoint
 from prune_gym.datasets import DEBIAN_FASHION_MNIST
 from prune_gym.policies import play
+from prune_gym.tasks import TASKS, Task
 
 # Per network, (study file, job, trials): each model of the zoo's committed checkpoints, both ratios of the
 # league, the residual streams as units, and trials of several origins (warm-up, searcher, assistant). One env
@@ -55,9 +56,13 @@ def committed_rows(study: str, job: str, trials: tuple[int, ...]) -> list[dict[s
 @pytest.mark.parametrize("model, streams", SAMPLE, ids=[f"{m}{'-streams' if s else ''}" for m, s in SAMPLE])
 def test_committed_trials_replay_to_the_same_accuracy_and_macs(model, streams):
     rows = [row for study, job, trials in SAMPLE[model, streams] for row in committed_rows(study, job, trials)]
-    env = gym.make(ENV_ID, model=model, dataset="fashion-mnist", target_ratio=max(float(r["ratio"]) for r in rows),
-                   device="cpu", checkpoint=str(committed_checkpoint(model, "fashion-mnist")),
-                   residual_streams=streams)
+    ratio = max(float(r["ratio"]) for r in rows)
+    task = Task(model, "fashion-mnist", ratio)
+    if not streams and task.env_id in TASKS:  # a standard task is the committed scenario, its id the way to it
+        env = gym.make(task.env_id, device="cpu")
+    else:
+        env = gym.make(ENV_ID, model=model, dataset="fashion-mnist", target_ratio=ratio, device="cpu",
+                       checkpoint=str(committed_checkpoint(model, "fashion-mnist")), residual_streams=streams)
     tolerance = CROSS_CPU.get(model, ROUNDING)
     for row in rows:
         info = play(env, [float(x) for x in row["policy"].split()])
