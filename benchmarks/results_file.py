@@ -44,6 +44,11 @@ def library_markers() -> tuple[str, str]:
     return f"{BEGIN}benchmarks/library_study.py --report -->", "<!-- end: library report -->"
 
 
+def leaderboard_markers() -> tuple[str, str]:
+    """The markers around `leaderboard.py`'s tables of every league entry on every standard task."""
+    return f"{BEGIN}benchmarks/leaderboard.py -->", "<!-- end: leaderboard -->"
+
+
 def add_into_argument(parser: argparse.ArgumentParser) -> None:
     """The `--into RESULTS` option of a script that writes a block."""
     parser.add_argument("--into", type=Path, metavar="RESULTS",

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "prune_gym.commands.search",
     "prune_gym.commands.sweep",
     "prune_gym.commands.select_source",
+    "prune_gym.commands.league",
     "prune_gym.history.cli",
 ]
 

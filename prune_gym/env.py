@@ -266,9 +266,20 @@ class ChannelPruneEnv(gym.Env):
     def _kept_channels(self, k: int, fraction: float, kept: Sequence[int]) -> tuple[int, int]:
         """Channels unit k keeps for the kept fraction asked for, between its minimum and the wall; and the wall."""
         wall = self.budget.max_keep(k, kept)
+        return int(np.clip(self._asked_channels(k, fraction), self.budget.min_channels[k], wall)), wall
+
+    def _asked_channels(self, k: int, fraction: float) -> int:
+        """The kept fraction asked for unit k in channels, before its minimum and the wall."""
         group = self.units[k].granularity  # a grouped conv's channels go in whole groups
-        asked = round(fraction * self.units[k].channels / group) * group
-        return int(np.clip(asked, self.budget.min_channels[k], wall)), wall
+        return round(fraction * self.units[k].channels / group) * group
+
+    def asked_ratio(self, fractions: Sequence[float]) -> float:
+        """The budget's ratio a policy asks for, each unit's fraction in whole channels (at least its minimum)
+        as an episode takes it, before the action wall cuts what would break the budget."""
+        if len(fractions) != len(self.units):
+            raise ValueError(f"a policy needs one fraction per unit: {len(self.units)}, got {len(fractions)}")
+        return self.budget.ratio([int(np.clip(self._asked_channels(k, self._check_action(f)), self.budget.min_channels[k],
+                                              unit.channels)) for k, (f, unit) in enumerate(zip(fractions, self.units))])
 
     # ------------------------------------------------------------------ results
 
