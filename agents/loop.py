@@ -121,13 +121,15 @@ def _play(env: gym.Env, searcher: Searcher, writer: RunWriter, checkpoints: Sear
 
 
 def search_to_completion(config: SearchConfig, history: str | Path, library: str | Path | None = None, *,
-                         threads: int | None = None, device: str | None = None, progress: bool = False) -> str:
+                         threads: int | None = None, device: str | None = None, progress: bool = False,
+                         env: gym.Env | None = None) -> str:
     """Bring `config`'s search in `history` to its last trial, whatever state it is in; its run id.
 
     A finished run is left alone, an interrupted one resumed, else a new one started: so a
     search rerun after its process died goes on from its last recorded trial. The unit of
     work of source selection and the benchmark study (`prune_gym.cluster`), which set the
-    process's `threads` and the `device`.
+    process's `threads` and the `device`. `env`, if given, is `make_env(config)`, played as
+    `run_search` plays it.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -143,7 +145,7 @@ def search_to_completion(config: SearchConfig, history: str | Path, library: str
                 return finished[-1].run_id
             resume = bool(runs_of(store, config, "interrupted"))
     history.parent.mkdir(parents=True, exist_ok=True)
-    return run_search(config, history, resume=resume, progress=progress, library=library).run_id
+    return run_search(config, history, resume=resume, progress=progress, library=library, env=env).run_id
 
 
 def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,36 @@ def cli(capsys):
         return subprocess.CompletedProcess(list(args), code, out, err)
 
     return run
+
+
+def committed_trials(history: Path, run: int = 0) -> int:
+    """The trials committed to the `run`-th run of a history file: 0 while the file or the run is yet to be."""
+    from prune_gym.history import HistoryError, HistoryStore
+
+    if not history.exists():
+        return 0
+    try:
+        with HistoryStore(history) as store:
+            runs = store.find_runs()
+    except (HistoryError, OSError):  # the file is being created
+        return 0
+    return runs[run].n_trials if len(runs) > run else 0
+
+
+@pytest.fixture
+def kill_once_committed():
+    """`kill(args, history, trials, run=0)`: start the command, SIGKILL it once the `run`-th run of `history`
+    holds `trials` committed trials (or after 300 s, or when it ends first)."""
+
+    def kill(args: list[str], history: Path, trials: int, run: int = 0) -> None:
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while committed_trials(history, run) < trials and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    return kill
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -17,27 +16,9 @@ from prune_gym.history import HistoryStore
 PRUNE_GYM = str(Path(sys.executable).with_name("prune-gym"))
 
 
-def committed_trials(history: Path) -> int:
-    if not history.exists():
-        return 0
-    with HistoryStore(history) as store:
-        runs = store.find_runs()
-    return runs[0].n_trials if runs else 0
-
-
-def kill_once_committed(args: list[str], history: Path, trials: int) -> None:
-    """Start the command, SIGKILL it once `history` holds `trials` committed trials (or after 240 s)."""
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while committed_trials(history) < trials and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-
 @pytest.mark.parametrize("agent", ["amc-ddpg", "sac", "tpe"])
-def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, cli, tiny_checkpoint, fashion_root,
-                                                                   tmp_path):
+def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, cli, kill_once_committed, tiny_checkpoint,
+                                                                   fashion_root, tmp_path):
     """A search drawing on the shipped library by default (amc-ddpg) and two from scratch, killed in a
     process of their own and resumed (in this one)."""
     history = tmp_path / "history.h5"
@@ -69,7 +50,8 @@ def test_killed_search_resumes_without_losing_or_duplicating_trials(agent, cli, 
     assert run.info.settings["agent"] == agent and after.method == ("baseline" if scratch else "library")
 
 
-def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tiny_checkpoint, fashion_root, tmp_path):
+def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(kill_once_committed, tiny_checkpoint,
+                                                                           fashion_root, tmp_path):
     history = tmp_path / "history.h5"
     args = [PRUNE_GYM, "search", "--ratio", "0.5", "--trials", "30", "--warmup", "30", "--device", "cpu",
             "--checkpoint", str(tiny_checkpoint), "--data-root", str(fashion_root), "--history", str(history),
@@ -83,8 +65,8 @@ def test_resume_with_another_agent_names_the_conflict_and_leaves_the_history(tin
     assert history.read_bytes() == before
 
 
-def test_resume_on_other_weights_or_units_is_refused_and_leaves_the_history(cli, tiny_checkpoint, retrained_checkpoint,
-                                                                   fashion_root, tmp_path):
+def test_resume_on_other_weights_or_units_is_refused_and_leaves_the_history(cli, kill_once_committed, tiny_checkpoint,
+                                                                           retrained_checkpoint, fashion_root, tmp_path):
     history = tmp_path / "history.h5"
     args = ["search", "--ratio", "0.5", "--trials", "30", "--warmup", "30", "--device", "cpu",
             "--data-root", str(fashion_root), "--history", str(history), "--tensorboard", "", "--from-scratch"]

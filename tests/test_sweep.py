@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from prune_gym.history import HistoryStore
@@ -15,30 +12,14 @@ from prune_gym.history.library import library_path
 PRUNE_GYM = str(Path(sys.executable).with_name("prune-gym"))
 
 
-def trials_of_second_run(history: Path) -> int:
-    if not history.exists():
-        return 0
-    try:
-        with HistoryStore(history) as store:
-            runs = store.find_runs()
-    except Exception:  # the file is being created
-        return 0
-    return runs[1].n_trials if len(runs) > 1 else 0
-
-
 def test_a_sweep_killed_in_its_second_budget_resumes_it_and_draws_each_budget_on_the_nearest_run(
-        cli, tiny_checkpoint, fashion_root, tmp_path):
+        cli, kill_once_committed, tiny_checkpoint, fashion_root, tmp_path):
     """0.25 draws on the library (its 0.2 runs are nearest); 0.24 on the sweep's 0.25, nearer than any there."""
     out = tmp_path / "sweep"
     args = ["sweep", "--ratios", "0.25", "0.24", "--trials", "4", "--device", "cpu", "--checkpoint",
             str(tiny_checkpoint), "--data-root", str(fashion_root), "--out", str(out)]
     history = out / "history.h5"
-    process = subprocess.Popen([PRUNE_GYM, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while trials_of_second_run(history) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_once_committed([PRUNE_GYM, *args], history, 2, run=1)
     state = json.loads((out / "sweep.json").read_text())
     assert list(state["points"]) == ["p0.25"] and set(state["sources"]) == {"p0.25", "p0.24"}
     assert state["sources"]["p0.25"]["library"] == str(library_path())

@@ -57,8 +57,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             continue
         config, library = planned_search(dataclasses.replace(base, ratio=ratio), state, history, args)
         print(f"{key}: searching {config.trials} trials")
-        run_id = search_to_completion(config, history, library, progress=True)
         env = make_env(resolve_search(config, library or history))
+        run_id = search_to_completion(config, history, library, progress=True, env=env)
         if state.original is None:
             state.original = measure_original(env)
         state.points[key] = measure_point(env, history, run_id, args.out / key)
