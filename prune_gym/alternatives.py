@@ -1,20 +1,26 @@
-"""What a user would pick instead of a search: Torch-Pruning's uniform magnitude pruning at the same MACs.
+"""Torch-Pruning beside prune-gym: its uniform magnitude pruning at the same MACs, and our policies in its terms.
 
-The uniform policy itself (one kept fraction for every unit, pruned and refit by the env) is
-`prune_gym.policies.uniform_policy`. Torch-Pruning is an optional dependency (the `compare`
-extra): `torch_pruning_available` says whether it is installed.
+What a user would pick instead of a search is Torch-Pruning's uniform pruning
+(`torch_pruning_uniform`); the uniform policy itself (one kept fraction for every unit,
+pruned and refit by the env) is `prune_gym.policies.uniform_policy`. A policy prune-gym
+found goes the other way as Torch-Pruning's `pruning_ratio_dict` (`pruning_ratio_dict`),
+so that it drops into a Torch-Pruning pipeline. Torch-Pruning is an optional dependency (the
+`compare` extra): `torch_pruning_available` says whether it is installed.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib.util
+from pathlib import Path
 
 import gymnasium as gym
 import torch
 from torch import nn
 
 from prune_gym.errors import PruneGymError
+from prune_gym.export import read_spec
+from prune_gym.graph import discover_units
 from prune_gym.macs import count_macs
 
 
@@ -64,3 +70,24 @@ def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_b
     if count_macs(slim, input_shape) > macs_budget:  # no ratio was within budget
         raise PruneGymError(f"Torch-Pruning's uniform pruning of the {layers} layers cannot reach {macs_budget} MACs")
     return slim
+
+
+def pruning_ratio_dict(export: str | Path, model: nn.Module) -> dict[nn.Module | tuple[nn.Module, ...], float]:
+    """A slim export's policy (its directory or spec.json) as Torch-Pruning's `pruning_ratio_dict` for `model`,
+    the unpruned network: by each pruned unit's producer layers (a tuple where several share its channels),
+    the ratio with which Torch-Pruning keeps the export's channel count (it keeps int(channels * (1 - ratio))).
+    Pass it with `pruning_ratio=0` so that the layers it leaves out (the units kept whole, the residual
+    streams) stay whole; Torch-Pruning chooses which channels by its own importance."""
+    spec = read_spec(export)
+    graph = discover_units(model, tuple(spec["input_shape"]), spec.get("leaf_modules", ()),
+                           spec.get("residual_streams", False))
+    graph_units = {u.producer: u for u in graph.units}
+    modules = dict(model.named_modules())
+    ratios: dict[nn.Module | tuple[nn.Module, ...], float] = {}
+    for unit in spec["units"]:
+        if unit["kept"] == unit["channels"]:
+            continue
+        producers = tuple(modules[name] for name in graph_units[unit["producer"]].producers)
+        ratios[producers if len(producers) > 1 else producers[0]] = 1 - (unit["kept"] + 0.5) / unit["channels"]
+    return ratios
+

@@ -3,6 +3,7 @@ onnxruntime runs to the same outputs as torch."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -80,3 +81,23 @@ def test_a_searched_policy_and_torch_prunings_uniform_pruning_are_fine_tuned_and
                for row in (original, searched, uniform, torch_pruning))
     with pytest.raises(PruneGymError, match="mis-groups this architecture"):  # ResNet-20's zero-pad shortcut
         compare(env, [0.4] * 9, FinetuneRecipe(epochs=1), splits, tp_layers="all")
+
+
+def test_a_policy_as_torch_prunings_pruning_ratio_dict_gives_torch_pruning_the_same_macs(make_env, tmp_path):
+    import torch_pruning as tp
+
+    from prune_gym.alternatives import pruning_ratio_dict
+    from prune_gym.export import export_slim
+    from prune_gym.macs import count_macs
+    from prune_gym.policies import play
+
+    env = make_env(target_ratio=0.4)
+    info = play(env, np.random.default_rng(3).uniform(0.2, 0.9, 9))
+    export_slim(env, tmp_path, info)
+    model = copy.deepcopy(env.unwrapped.workload.model)  # the unpruned network, as a Torch-Pruning user holds it
+    ratios = pruning_ratio_dict(tmp_path, model)
+    assert 0 < len(ratios) <= 9 and all(0 <= r < 1 for r in ratios.values())
+    example = torch.zeros(1, *env.unwrapped.workload.input_shape)
+    tp.pruner.BasePruner(model, example, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=0.0,
+                         pruning_ratio_dict=ratios).step()
+    assert count_macs(model, env.unwrapped.workload.input_shape) == info["macs"]
