@@ -25,7 +25,7 @@ from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, search_to_completion
 from prune_gym.agents.presets import Preset
 from prune_gym.agents.presets.library import LIBRARY
-from prune_gym.agents.searchers import DEFAULT_SEARCHER
+from prune_gym.agents.searchers import DEFAULT_SEARCHER, recommended_searcher
 from prune_gym.agents.source_choice import AUTO, choose_sources
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.compare import from_scratch_runs
@@ -48,6 +48,8 @@ VARIANTS = {p.name: p for p in (
     LIBRARY,
     # the `history` preset's assistant: it keeps every other trial until trial 300 (LIBRARY's before it handed over)
     Preset("library-kept-turns", LIBRARY.name, assistant={"handover": "earned", "keep_until": 300}),
+    # the assistant hands over after 10 trials, not 30: for a source of another network, whose policies say less
+    Preset("library-brief", LIBRARY.name, assistant={"trials": 10}),
 )}
 
 
@@ -183,11 +185,19 @@ def report(data: Path = DATA) -> str:
     return "\n".join(lines) + "\n"
 
 
+def searcher(agent: str, model: str) -> str:
+    """`agent`, or for 'recommended' the command line's searcher for a source of the model a scenario's searches
+    draw on here (their own for the home model, else the home model's)."""
+    return recommended_searcher(model, model if model == HOME_MODEL else HOME_MODEL) if agent == "recommended" \
+        else agent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=[f"{m}:{p}" for m, p in SCENARIOS], metavar="MODEL:P")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--agent", default=DEFAULT_SEARCHER)
+    parser.add_argument("--agent", default=DEFAULT_SEARCHER,
+                        help="a searcher, or 'recommended': the command line's choice for each scenario's source")
     parser.add_argument("--preset", default=LIBRARY.name, choices=list(VARIANTS),
                         help="how the searches draw on the library")
     parser.add_argument("--out", type=Path, default=Path("runs/library"))
@@ -199,7 +209,8 @@ def main() -> None:
         print_or_write(report(), args.into, library_markers())
         return
     scenarios = [(text.split(":")[0], float(text.split(":")[1])) for text in args.scenarios]
-    jobs = [LibraryJob(model, ratio, seed, args.agent, VARIANTS[args.preset]) for model, ratio in scenarios for seed in args.seeds]
+    jobs = [LibraryJob(model, ratio, seed, searcher(args.agent, model), VARIANTS[args.preset])
+            for model, ratio in scenarios for seed in args.seeds]
     run_jobs(jobs, args.out, args.jobs)
     print(f"exported to {export(jobs, args.out)}")
 

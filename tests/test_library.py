@@ -127,3 +127,19 @@ def test_the_leave_one_out_library_hides_the_scenario_and_another_models_own_run
     assert {r.scenario.model for r in shipped} - {r.scenario.model for r in kept} == {"mobilenet_v1"}
     assert len(kept) == sum(r.scenario.model != "mobilenet_v1" for r in shipped)
     assert leave_one_out_library("mobilenet_v1", 0.3, tmp_path) == path  # made once
+
+
+def test_the_default_searcher_is_tpe_when_the_source_is_another_networks_run(capsys):
+    from prune_gym.agents.config import SearchConfig
+    from prune_gym.commands.search import draw_on_history
+
+    library = library_path()
+    for model, agent in (("resnet18", "tpe"), ("mobilenet_v1", "cmaes")):  # the library holds no ResNet-18 run
+        config, path = draw_on_history(SearchConfig(model, "fashion-mnist", 0.25, 2, agent="cmaes"), library, [],
+                                       choose_searcher=True)
+        with HistoryStore(path) as store:
+            source = store.run_info(config.source)
+        assert (config.agent, source.scenario.model == model) == (agent, agent == "cmaes")
+    assert capsys.readouterr().out.count("searching with tpe (another network's run)") == 1
+    config, _ = draw_on_history(SearchConfig("resnet18", "fashion-mnist", 0.25, 2, agent="sac"), library, [])
+    assert config.agent == "sac"  # the user's own choice stands

@@ -7,8 +7,8 @@ assistant's records), and starts its own network from scratch. The assistant pla
 30 trials from the source's policies and around the search's own best, then hands over for
 good: a black-box searcher gains more from every later trial of its own than from the
 assistant's kept turns, which an RL actor needs while it learns (the `history` preset keeps
-them). CMA-ES, the command line's searcher, starts at the mean of the 5 best policies the
-search played before it (`x0_top`). The default search (`prune-gym search` without
+them). CMA-ES, the command line's searcher for a run of the same network, starts at the mean
+of the 5 best policies the search played before it (`x0_top`). The default search (`prune-gym search` without
 `--source`) draws on history by it.
 """
 

@@ -29,8 +29,16 @@ def _discover() -> dict[str, type[Searcher]]:
 SEARCHERS = _discover()
 DEFAULT_SEARCHER = "amc-ddpg"  # the paper's searcher: `SearchConfig`'s default and the benchmark studies' reference
 # The command line's default: the searcher the measurements recommend, the best from scratch at 300 trials in the
-# league and the best drawing on the history library (benchmarks/RESULTS.md, the library section).
+# league and the best drawing on a run of the same network (benchmarks/RESULTS.md, the library section) ...
 RECOMMENDED_SEARCHER = "cmaes"
+# ... and drawing on another network's run, whose policies, mapped unit by unit, only roughly guide the target's.
+RECOMMENDED_ACROSS_NETWORKS = "tpe"
+
+
+def recommended_searcher(target_model: str, source_model: str | None = None) -> str:
+    """The command line's searcher for a search of `target_model` drawing on a run of `source_model` (None:
+    from scratch): CMA-ES refines around policies of the same network, TPE models the target's own trials."""
+    return RECOMMENDED_SEARCHER if source_model in (None, target_model) else RECOMMENDED_ACROSS_NETWORKS
 
 
 def searcher_class(name: str) -> type[Searcher]:

@@ -16,7 +16,8 @@ from prune_gym.agents.methods import METHODS
 from prune_gym.agents.presets import PRESETS, preset
 from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.agents.searcher import parse_setting
-from prune_gym.agents.searchers import RECOMMENDED_SEARCHER, SEARCHERS
+from prune_gym.agents.searchers import (RECOMMENDED_ACROSS_NETWORKS, RECOMMENDED_SEARCHER, SEARCHERS,
+                                        recommended_searcher)
 from prune_gym.agents.source_choice import AUTO, Candidate, choose_sources
 from prune_gym.agents.source_selection import MIN_TRIALS, RACE_TRIALS, select_source
 from prune_gym.commands.export import print_speed
@@ -61,9 +62,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     """How a search runs: its length and seed, the searcher and its settings, what it takes from a source."""
     p.add_argument("--trials", type=positive_int, default=300, help="episodes to play (default: 300)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--agent", default=RECOMMENDED_SEARCHER, choices=list(SEARCHERS),
-                   help=f"the searcher: {', '.join(SEARCHERS)} (default: {RECOMMENDED_SEARCHER}, the one the "
-                        f"benchmarks recommend; amc-ddpg is the paper's, AMC's DDPG)")
+    p.add_argument("--agent", default=None, choices=list(SEARCHERS),
+                   help=f"the searcher: {', '.join(SEARCHERS)} (default: the one the benchmarks recommend, "
+                        f"{RECOMMENDED_SEARCHER}, or {RECOMMENDED_ACROSS_NETWORKS} when the search draws on another "
+                        f"network's run; amc-ddpg is the paper's, AMC's DDPG)")
     p.add_argument("--agent-set", action="append", default=[], metavar="NAME=VALUE",
                    help="a setting of the searcher (e.g. sigma0=0.3, net_arch=64,64, spread=uniform), repeatable")
     p.add_argument("--warmup", type=non_negative_int, default=None,
@@ -101,14 +103,15 @@ def method_name(text: str) -> str:
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
     """The search the command-line arguments ask for (`add_scenario_arguments`, `add_search_arguments`)."""
-    agent_kwargs = dict(parse_setting(SEARCHERS[args.agent], text) for text in args.agent_set)
+    agent = args.agent or RECOMMENDED_SEARCHER
+    agent_kwargs = dict(parse_setting(SEARCHERS[agent], text) for text in args.agent_set)
     assistant = None
     if args.assistant or args.assistant_set:
         assistant = dict(ASSISTANT_SETTINGS.parse(text) for text in args.assistant_set)
     return SearchConfig(args.model, args.dataset, args.ratio, args.trials, args.method, args.seed, args.device,
                         args.warmup, args.checkpoint, args.data_root, env_kwargs=scenario_env_kwargs(args),
                         agent_kwargs=agent_kwargs, source=getattr(args, "source", None), assistant=assistant,
-                        agent=args.agent, rescale=args.rescale, assistant_rescale=args.assistant_rescale,
+                        agent=agent, rescale=args.rescale, assistant_rescale=args.assistant_rescale,
                         preset=preset(args.preset) if args.preset else None)
 
 
@@ -120,7 +123,7 @@ def run_search_command(args: argparse.Namespace) -> int:
     if asked.source == AUTO:
         asked, race = auto_source(asked, history)
     elif asked.source is None and not args.from_scratch and takes_nothing(asked):
-        asked, library = draw_on_history(asked, history, args.library)
+        asked, library = draw_on_history(asked, history, args.library, choose_searcher=chooses_searcher(args))
     config = resolve_search(asked, library or history)  # bad settings are refused before any data is loaded
     if args.onnx:
         require_onnx()
@@ -155,12 +158,18 @@ def takes_nothing(config: SearchConfig) -> bool:
     return config.method is None and config.preset is None and config.assistant is None
 
 
-def draw_on_history(config: SearchConfig, history: Path, libraries: list[Path], users_first: bool = True
-                    ) -> tuple[SearchConfig, Path | None]:
+def chooses_searcher(args: argparse.Namespace) -> bool:
+    """Whether the searcher is the command line's to choose: the user named none, nor any of its settings."""
+    return args.agent is None and not args.agent_set
+
+
+def draw_on_history(config: SearchConfig, history: Path, libraries: list[Path], users_first: bool = True,
+                    choose_searcher: bool = False) -> tuple[SearchConfig, Path | None]:
     """The default search: `config` by the library preset from the nearest usable run of the user's files (the
     search's `history`, then its `libraries`, each read if it can be) or else of the library that ships, and
     the file that holds it; `config` itself when none has one. `users_first` False: the nearest of all files,
-    the library's included (ties go to the user's). Says in one line what it took, or why nothing."""
+    the library's included (ties go to the user's). `choose_searcher`: the searcher recommended for that
+    source (`recommended_searcher`). Says in one line what it took, or why nothing."""
     asked = dataclasses.replace(config, preset=LIBRARY, source=AUTO)
     found: list[tuple[Path, Candidate]] = []  # each file's nearest, in the order the files rank
     for path in [history, *libraries]:
@@ -183,8 +192,11 @@ def draw_on_history(config: SearchConfig, history: Path, libraries: list[Path], 
               f"from scratch")
         return config, None
     path, candidate = found[0] if users_first else min(found, key=lambda f: f[1].distance)
-    print(f"source: starting from {candidate} of {path} by the {LIBRARY.name} preset (--from-scratch: without it)")
-    return dataclasses.replace(config, preset=LIBRARY, source=candidate.run.run_id), path
+    agent = recommended_searcher(config.model, candidate.run.scenario.model) if choose_searcher else config.agent
+    searcher = f", searching with {agent} (another network's run)" if agent != config.agent else ""
+    print(f"source: starting from {candidate} of {path} by the {LIBRARY.name} preset{searcher} (--from-scratch: "
+          f"without it)")
+    return dataclasses.replace(config, preset=LIBRARY, source=candidate.run.run_id, agent=agent), path
 
 
 def auto_source(config: SearchConfig, history: Path) -> tuple[SearchConfig, list[str]]:

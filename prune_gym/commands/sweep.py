@@ -10,7 +10,8 @@ from prune_gym.agents.config import SearchConfig
 from prune_gym.agents.loop import make_env, resolve_search, search_to_completion
 from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.commands.scenario import add_scenario_arguments, ratio_type
-from prune_gym.commands.search import add_search_arguments, draw_on_history, search_config, takes_nothing
+from prune_gym.commands.search import (add_search_arguments, chooses_searcher, draw_on_history, search_config,
+                                       takes_nothing)
 from prune_gym.errors import PruneGymError
 from prune_gym.pareto_plot import plot_pareto
 from prune_gym.sweep import SweepState, budget_key, measure_original, measure_point, points_table
@@ -82,9 +83,11 @@ def planned_search(asked: SearchConfig, state: SweepState, history: Path,
         if planned["source"] is None:
             return asked, None
         print(f"{key}: starting from {planned['source']} of {planned['library']}, as this sweep chose before")
-        return dataclasses.replace(asked, preset=LIBRARY, source=planned["source"]), Path(planned["library"])
+        return (dataclasses.replace(asked, preset=LIBRARY, source=planned["source"],
+                                    agent=planned.get("agent", asked.agent)), Path(planned["library"]))
     chosen, library = (asked, None) if args.from_scratch or not takes_nothing(asked) else \
-        draw_on_history(asked, history, args.library, users_first=False)
-    state.sources[key] = {"source": chosen.source if library else None, "library": str(library) if library else None}
+        draw_on_history(asked, history, args.library, users_first=False, choose_searcher=chooses_searcher(args))
+    state.sources[key] = {"source": chosen.source if library else None, "library": str(library) if library else None,
+                          "agent": chosen.agent}
     state.save()
     return chosen, library
