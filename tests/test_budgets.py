@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from prune_gym.budgets import BUDGETS, Budget, MacsBudget, make_budget
+from prune_gym.budgets import BUDGETS, Budget, MacsBudget, UnreachableBudget, make_budget
 from prune_gym.errors import PruneGymError
 from prune_gym.graph import discover_units
 from prune_gym.models import build_model
@@ -147,3 +147,45 @@ def test_a_latency_budget_below_what_is_reachable_is_refused_with_what_holds_it(
     whole = latency_env(small_workload, 1.0).budget
     outside = whole.ratio(whole.min_channels) - sum(share for _, share in whole.floor_shares())
     assert ("outside the conv and linear layers" in message) == (outside >= 0.001)
+
+
+@pytest.mark.parametrize("name, ratio", [("resnet20", 0.4), ("mobilenet_v1", 0.2)])
+def test_round_to_keeps_each_unit_a_multiple_or_whole_and_never_breaks_the_budget(name, ratio):
+    graph = discover_units(build_model(name, 1, 10, 16).eval(), (1, 16, 16))
+    for cls in (MacsBudget, BisectedMacs):
+        budget = make_budget("macs", graph, ratio, 0.05, round_to=8) if cls is MacsBudget else cls(graph, ratio, 0.05)
+        if cls is BisectedMacs:
+            budget.count_in_steps(8)
+        rng = np.random.default_rng(1)
+        for _ in range(20):
+            decided = []
+            for unit in range(len(graph.units)):
+                wall = budget.max_keep(unit, decided)
+                steps = np.arange(budget.min_channels[unit], wall + 1, budget.granularity[unit])
+                decided.append(int(rng.choice(steps)))
+            channels = budget.channels
+            assert all(k % 8 == 0 or k == c for k, c in zip(decided, channels))
+            assert budget.ratio(decided) <= ratio + 1e-9
+    floors = [b.ratio(b.min_channels) for b in (make_budget("macs", graph, 1.0, 0.05, round_to=r) for r in (1, 8))]
+    assert floors[0] < floors[1]
+    with pytest.raises(UnreachableBudget, match="kept in multiples of 8, the reachable range is"):
+        make_budget("macs", graph, sum(floors) / 2, 0.05, round_to=8)  # reachable in any count, not in 8s
+
+
+def test_round_to_in_the_env_and_on_the_command_line(make_env, cli):
+    env = make_env(target_ratio=0.4, round_to=8)
+    channels = [u.channels for u in env.unwrapped.units]
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        env.reset()
+        for _ in channels:
+            *_, info = env.step(rng.uniform(0, 1, 1).astype(np.float32))
+        assert all(k % 8 == 0 or k == c for k, c in zip(info["kept_channels_per_unit"], channels))
+        assert info["macs_ratio"] <= 0.4
+    for bad in (0, 2.5):
+        with pytest.raises(PruneGymError, match="round_to must be a whole number of channels, 1 or more"):
+            make_env(round_to=bad)
+    result = cli("search", "--ratio", "0.3", "--round-to", "0")
+    assert result.returncode == 2  # argparse's usage, then its one line
+    assert result.stderr.strip().splitlines()[-1] == \
+        "prune-gym search: error: argument --round-to: must be a positive integer, got 0"

@@ -38,11 +38,15 @@ __all__ = ["BUDGETS", "DEFAULT_BUDGET", "Budget", "LatencyBudget", "MacsBudget",
 
 
 def make_budget(kind: str, graph: PruningGraph, target_ratio: float, min_keep: float,
-                device: torch.device | str = "cpu") -> Budget:
-    """The budget of `kind` over a network's units and layers (priced on `device` where that matters)."""
+                device: torch.device | str = "cpu", round_to: int = 1) -> Budget:
+    """The budget of `kind` over a network's units and layers (priced on `device` where that matters), each
+    unit's count a multiple of `round_to` (`Budget.count_in_steps`)."""
     if kind not in BUDGETS:
         raise PruneGymError(f"unknown budget {kind!r}; choose one of: {', '.join(BUDGETS)}")
-    return BUDGETS[kind](graph, target_ratio, min_keep, device)
+    budget = BUDGETS[kind](graph, target_ratio, min_keep, device)
+    if round_to != 1:
+        budget.count_in_steps(round_to)
+    return budget
 
 
 def register_budget(cls: type[Budget]) -> type[Budget]:

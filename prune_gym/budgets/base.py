@@ -42,13 +42,15 @@ class Budget(ABC):
             1, np.ceil(min_keep * self.channels / self.granularity - 1e-9)).astype(np.int64)
         self.target_ratio = float(target_ratio)
         self.min_keep = min_keep
+        self.round_to = 1  # see `count_in_steps`
 
     def check_reachable(self) -> None:
         """Refuse a target below what keeping every unit at its minimum costs (call once `total` is known)."""
         low = self.ratio(self.min_channels)
         if not (math.isfinite(self.target_ratio) and low <= self.target_ratio <= 1):
+            steps = f" in multiples of {self.round_to}" if self.round_to > 1 else ""
             raise UnreachableBudget(f"target ratio {self.target_ratio} is unreachable: with at least "
-                                    f"{self.min_keep:.0%} of each unit's channels kept, the reachable range is "
+                                    f"{self.min_keep:.0%} of each unit's channels kept{steps}, the reachable range is "
                                     f"[{low:.4f}, 1] of the unpruned {self.kind}")
 
     @property
@@ -87,6 +89,17 @@ class Budget(ABC):
             kept[unit] = middle
             low, high = (middle, high) if self.cost(kept) <= budget else (low, middle - 1)
         return self.whole_groups(unit, low)
+
+    def count_in_steps(self, round_to: int) -> None:
+        """Keep every unit's channel count a multiple of `round_to` (and of its groups), a unit whose channels are
+        not such a multiple whole: widths that hardware runs faster. The minimum and the wall follow; a target
+        below the new floor is refused (`UnreachableBudget`)."""
+        self.round_to = round_to
+        step = np.lcm(self.granularity, round_to)
+        self.granularity = np.where(self.channels % step == 0, step, self.channels)
+        self.min_channels = self.granularity * np.maximum(
+            1, np.ceil(self.min_keep * self.channels / self.granularity - 1e-9)).astype(np.int64)
+        self.check_reachable()
 
     def whole_groups(self, unit: int, count: int) -> int:
         """`count` rounded down to whole groups of the unit's channels, and at least its minimum."""

@@ -43,6 +43,9 @@ def add_scenario_arguments(p: argparse.ArgumentParser, ratio: bool = True) -> No
                        help="fraction of the budget's cost to keep (p), in (0, 1]")
     p.add_argument("--budget", default=DEFAULT_BUDGET, choices=list(BUDGETS),
                    help=f"what p is a fraction of (default: {DEFAULT_BUDGET})")
+    p.add_argument("--round-to", type=positive_int, default=1, metavar="N",
+                   help="keep each unit's channel count a multiple of N, a unit whose channels are not one whole "
+                        "(default: 1, any count)")
     p.add_argument("--residual-streams", action="store_true",
                    help="make each residual stream a unit too (default: left whole, as AMC and PocketFlow do)")
     p.add_argument("--checkpoint", help="trained weights (default: the cached pretrained checkpoint, else the one that ships "
@@ -57,4 +60,6 @@ def scenario_env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {} if args.budget == DEFAULT_BUDGET else {"budget": args.budget}
     if args.residual_streams:
         options["residual_streams"] = True
+    if args.round_to != 1:
+        options["round_to"] = args.round_to
     return options
