@@ -17,8 +17,8 @@ from prune_gym.agents.searchers import SEARCHERS
 from prune_gym.benchmarks.data_export import (committed_digests, committed_jobs, differing_reruns, export_study,
                                               read_csv_gz, settings_text)
 from prune_gym.benchmarks.report import write_report
-from prune_gym.benchmarks.study import (CHECKPOINTS, SOURCE_RUN, STUDIES, Transfer, adopt, history_of,
-                                        job_status, run_study, study_checkpoints)
+from prune_gym.benchmarks.study import (CHECKPOINTS, LEAGUE_SEARCHERS, SOURCE_RUN, STUDIES, Transfer, adopt,
+                                        history_of, job_status, run_study, study_checkpoints)
 from prune_gym.checkpoints import checkpoint_digest
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
@@ -78,8 +78,9 @@ def test_a_study_crosses_searchers_with_the_methods_each_can_run(tiny_checkpoint
     assert "resnet20-p0.2-tpe-augmented-seed1-from-resnet20-p0.5-baseline-invariant-seed0" in {j.key for j in jobs}
 
     league = STUDIES["league"].jobs()
-    assert len(league) == len(SEARCHERS) * 2 * 5 and {job.method for job in league} == {"baseline"}
-    assert [job.agent for job in league[:len(SEARCHERS)]] == list(SEARCHERS)  # every searcher's first seed first
+    assert len(league) == len(LEAGUE_SEARCHERS) * 2 * 5 and {job.method for job in league} == {"baseline"}
+    assert [job.agent for job in league[:len(LEAGUE_SEARCHERS)]] == list(LEAGUE_SEARCHERS)  # first seeds first
+    assert set(LEAGUE_SEARCHERS) <= set(SEARCHERS)
 
     quick = replace(STUDIES["quick"], agents=("random",), seeds=(0,), methods=("augmented",))
     outcome = run_study(quick, tmp_path, jobs=1, progress=False, poll_seconds=0.5, backend="processes",
