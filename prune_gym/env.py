@@ -21,24 +21,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from prune_gym.budgets import DEFAULT_BUDGET, MacsBudget, UnreachableBudget, make_budget
+from prune_gym.budgets import DEFAULT_BUDGET, UnreachableBudget, make_budget
 from prune_gym.devices import resolve_device
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
 from prune_gym.graph import GraphError, discover_units
 from prune_gym.macs import count_params
 from prune_gym.pruner import MODES, EpisodePruner, WorkingCopy, prepare_reconstruction
+from prune_gym.rules import EpisodeRules, check_action, observation_features
 from prune_gym.workload import Workload
-
-STATIC_FEATURES = ("layer_type", "in_channels", "out_channels", "kernel", "stride", "feature_map",
-                   "depthwise_members")
-
-
-def observation_features(budget: str = DEFAULT_BUDGET) -> tuple[str, ...]:
-    """The observation's columns: the budget's three are named by its kind (unit_macs, macs_reduced, ...)."""
-    return ("unit_index", *STATIC_FEATURES, f"unit_{budget}", f"{budget}_reduced", f"{budget}_rest",
-            "previous_action", "target_ratio")
-
 
 OBSERVATION_FEATURES = observation_features()
 REWARDS = ("accuracy", "acc_log_flops")
@@ -195,9 +186,8 @@ class ChannelPruneEnv(gym.Env):
             self.budget = make_budget(budget, self.graph, target_ratio, min_keep, self.device, round_to)
         except UnreachableBudget as exc:
             raise UnreachableBudget(f"{exc}. {self._frozen_costs(budget, min_keep)}") from None
-        # MACs are reported whatever the budget is (target 1: any policy meets it).
-        self.macs_budget = self.budget if isinstance(self.budget, MacsBudget) else MacsBudget(self.graph, 1.0, min_keep)
-        self.observation_features = observation_features(self.budget.kind)
+        self.rules = EpisodeRules(self.graph, self.budget)
+        self.observation_features = self.rules.features
 
         self._calibration = list(workload.calibration[:calibration_images].to(self.device).split(self.batch_size))
         self._reward_x, self._reward_y = (t.to(self.device) for t in workload.reward)
@@ -207,8 +197,6 @@ class ChannelPruneEnv(gym.Env):
         self.original_accuracy = self._accuracy(self.graph.graph_module)
         self.original_params = count_params(network)
 
-        self._static = self._static_table()
-        self._rest = np.array([self.budget.cost_after(k) for k in range(len(self.units))])
         self.observation_space = gym.spaces.Box(0.0, 1.0, (len(self.observation_features),), np.float32)
         self.action_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
         self._working_copy = WorkingCopy(self.graph)
@@ -232,10 +220,10 @@ class ChannelPruneEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._pruner is None or self._done:
             raise gym.error.ResetNeeded("the episode is over (or never started): call reset() before step()")
-        fraction = self._check_action(action)
+        fraction = check_action(action)
         k = self._step
         unit = self.units[k]
-        n_keep, wall = self._kept_channels(k, fraction, self._kept)
+        n_keep, wall = self.rules.kept_channels(k, fraction, self._kept)
         self._indices.append(self._pruner.prune(unit, n_keep))
         self._kept.append(n_keep)
         self._previous = n_keep / unit.channels
@@ -257,35 +245,12 @@ class ChannelPruneEnv(gym.Env):
         and the fractions kept after the action wall, (units,). Turns a policy recorded in
         another scenario into transitions of this one, at no cost.
         """
-        if len(fractions) != len(self.units):
-            raise ValueError(f"a policy needs one fraction per unit: {len(self.units)}, got {len(fractions)}")
-        kept: list[int] = []
-        observations, previous = [], 1.0
-        for k, fraction in enumerate(fractions):
-            observations.append(self._observation_at(k, kept, previous))
-            n_keep, _ = self._kept_channels(k, self._check_action(fraction), kept)
-            kept.append(n_keep)
-            previous = n_keep / self.units[k].channels
-        observations.append(self._observation_at(len(self.units), kept, previous))
-        return np.stack(observations), np.array([n / u.channels for n, u in zip(kept, self.units)], np.float32)
-
-    def _kept_channels(self, k: int, fraction: float, kept: Sequence[int]) -> tuple[int, int]:
-        """Channels unit k keeps for the kept fraction asked for, between its minimum and the wall; and the wall."""
-        wall = self.budget.max_keep(k, kept)
-        return int(np.clip(self._asked_channels(k, fraction), self.budget.min_channels[k], wall)), wall
-
-    def _asked_channels(self, k: int, fraction: float) -> int:
-        """The kept fraction asked for unit k in channels, before its minimum and the wall."""
-        step = int(self.budget.granularity[k])  # whole groups of a grouped conv, multiples of round_to
-        return round(fraction * self.units[k].channels / step) * step
+        return self.rules.simulate(fractions)
 
     def asked_ratio(self, fractions: Sequence[float]) -> float:
         """The budget's ratio a policy asks for, each unit's fraction in whole channels (at least its minimum)
         as an episode takes it, before the action wall cuts what would break the budget."""
-        if len(fractions) != len(self.units):
-            raise ValueError(f"a policy needs one fraction per unit: {len(self.units)}, got {len(fractions)}")
-        return self.budget.ratio([int(np.clip(self._asked_channels(k, self._check_action(f)), self.budget.min_channels[k],
-                                              unit.channels)) for k, (f, unit) in enumerate(zip(fractions, self.units))])
+        return self.rules.asked_ratio(fractions)
 
     # ------------------------------------------------------------------ results
 
@@ -309,21 +274,13 @@ class ChannelPruneEnv(gym.Env):
 
     def _final_info(self) -> dict[str, Any]:
         network = self._pruner.network
-        macs = self.macs_budget.cost(self._kept)
         start = time.perf_counter()
         acc = self._accuracy(network)
         self.timings.update(self._pruner.seconds, evaluation=time.perf_counter() - start)
-        info = {
-            "accuracy": acc,
-            "original_accuracy": self.original_accuracy,
-            "macs": macs,
-            "macs_ratio": macs / self.macs_budget.total,
-            "params_ratio": count_params(network) / self.original_params,
-            "policy": [n / u.channels for n, u in zip(self._kept, self.units)],
-            "kept_channels_per_unit": list(self._kept),
-        }
-        info.setdefault(f"{self.budget.kind}_ratio", self.budget.ratio(self._kept))  # e.g. latency_ratio
-        return info
+        budget_info = self.rules.final_info(self._kept)
+        return {"accuracy": acc, "original_accuracy": self.original_accuracy, "macs": budget_info.pop("macs"),
+                "macs_ratio": budget_info.pop("macs_ratio"),
+                "params_ratio": count_params(network) / self.original_params, **budget_info}
 
     def _reward(self, acc: float, macs: float) -> float:
         if self.reward_kind == "accuracy":
@@ -357,38 +314,8 @@ class ChannelPruneEnv(gym.Env):
             text.insert(0, f"{outside:.1%} outside the conv and linear layers")
         return "What stays: " + "; ".join(text)
 
-    # ------------------------------------------------------------------ observation
-
-    def _static_table(self) -> np.ndarray:
-        """Per-unit static features and unpruned cost, min-max normalised over the units."""
-        raw = np.array([[u.features[f] for f in STATIC_FEATURES] + [self.budget.unit_cost(u.index)]
-                        for u in self.units], dtype=np.float64)
-        low, span = raw.min(0), raw.max(0) - raw.min(0)
-        return np.where(span > 0, (raw - low) / np.where(span > 0, span, 1), 0.0)
-
     def _observation(self) -> np.ndarray:
-        return self._observation_at(self._step, self._kept, self._previous)
-
-    def _observation_at(self, step: int, kept: list[int], previous: float) -> np.ndarray:
-        """The observation before deciding unit `step`, with `kept` channels in the units before it."""
-        k = min(step, len(self.units) - 1)
-        kept_or_whole = list(kept) + [u.channels for u in self.units[len(kept):]]
-        reduced = 1.0 - self.budget.ratio(kept_or_whole)
-        rest = self._rest[k] if step < len(self.units) else 0.0
-        obs = [k / max(1, len(self.units) - 1), *self._static[k], reduced, rest, previous, self.target_ratio]
-        return np.clip(np.asarray(obs, dtype=np.float32), 0.0, 1.0)
-
-    def _check_action(self, action: Any) -> float:
-        try:
-            array = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"action must be a number or an array of shape (1,), got {action!r}") from exc
-        if array.size != 1 or array.ndim > 1:
-            raise ValueError(f"action must have shape (1,) (the kept fraction), got shape {array.shape}")
-        value = float(array.reshape(()))
-        if not math.isfinite(value):
-            raise ValueError(f"action must be finite, got {value}")
-        return min(max(value, 0.0), 1.0)
+        return self.rules.observation(self._step, self._kept, self._previous)
 
     # ------------------------------------------------------------------ scenario
 
@@ -399,6 +326,4 @@ class ChannelPruneEnv(gym.Env):
         an episode that kept every channel so far. This is the scenario's unit table in the
         history, with the same columns as the observations recorded per trial.
         """
-        table = np.stack([self._observation_at(k, [u.channels for u in self.units[:k]], 1.0)
-                          for k in range(len(self.units))])
-        return [u.producer for u in self.units], list(self.observation_features), table
+        return self.rules.unit_table()

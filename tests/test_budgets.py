@@ -44,6 +44,7 @@ def test_the_generic_wall_agrees_with_the_closed_form_one(name, ratio):
         graph = discover_units(build_model(name, 1, 10, 16).eval(), (1, 16, 16))
     exact, generic = (cls(graph, ratio, 0.05) for cls in (MacsBudget, BisectedMacs))
     rng = np.random.default_rng(0)
+    episodes = []
     for _ in range(20):
         decided = []
         for unit in range(len(graph.units)):
@@ -51,6 +52,13 @@ def test_the_generic_wall_agrees_with_the_closed_form_one(name, ratio):
             assert generic.max_keep(unit, decided) == wall
             decided.append(int(rng.integers(exact.min_channels[unit], wall + 1)))
         assert exact.ratio(decided) <= ratio + 1e-9  # within the wall, never over budget
+        episodes.append(decided)
+    episodes = np.array(episodes)  # the vector envs' batches: every episode's wall at once, the same
+    for unit in range(len(graph.units)):
+        walls = [exact.max_keep(unit, row) for row in episodes]
+        for budget in (exact, generic):
+            assert budget.max_keep_batch(unit, episodes[:, :unit]).tolist() == walls
+    assert exact.ratio_batch(episodes).tolist() == [exact.ratio(row) for row in episodes]
 
 
 def test_an_unknown_budget_kind_is_refused_with_the_kinds_there_are(make_env, cli):
@@ -166,6 +174,8 @@ def test_round_to_keeps_each_unit_a_multiple_or_whole_and_never_breaks_the_budge
             channels = budget.channels
             assert all(k % 8 == 0 or k == c for k, c in zip(decided, channels))
             assert budget.ratio(decided) <= ratio + 1e-9
+            assert [budget.max_keep_batch(u, np.array([decided[:u]]))[0] for u in range(len(decided))] == [
+                budget.max_keep(u, decided) for u in range(len(decided))]
     floors = [b.ratio(b.min_channels) for b in (make_budget("macs", graph, 1.0, 0.05, round_to=r) for r in (1, 8))]
     assert floors[0] < floors[1]
     with pytest.raises(UnreachableBudget, match="kept in multiples of 8, the reachable range is"):

@@ -78,6 +78,14 @@ class Budget(ABC):
     def ratio(self, kept: Sequence[int]) -> float:
         return self.cost(kept) / self.total
 
+    def ratio_batch(self, kept: np.ndarray) -> np.ndarray:
+        """`ratio` of each row of `kept` (episodes, units); kinds that can price many rows at once override it."""
+        return np.array([self.ratio(row) for row in kept], dtype=np.float64)
+
+    def max_keep_batch(self, unit: int, decided: np.ndarray) -> np.ndarray:
+        """`max_keep` for each row of `decided` (episodes, unit); kinds with a closed-form wall override it."""
+        return np.array([self.max_keep(unit, row) for row in decided], dtype=np.int64).reshape(len(decided))
+
     def max_keep(self, unit: int, decided: Sequence[int]) -> int:
         """The wall: most channels `unit` may keep, given earlier units' counts and later ones at their minimum."""
         kept = self.min_channels.copy()

@@ -34,13 +34,23 @@ class MacsBudget(Budget):
         return self._total
 
     def layer_fractions(self, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        fraction = np.append(kept / self.channels, 1.0)  # index -1: not a unit, always whole
-        return fraction[self._in], fraction[self._out]
+        """Each layer's kept fraction of its inputs and of its outputs, for `kept` of shape (units,) or (rows, units)."""
+        whole = np.ones(kept.shape[:-1] + (1,))  # index -1: not a unit, always whole
+        fraction = np.concatenate([kept / self.channels, whole], axis=-1)
+        return fraction[..., self._in], fraction[..., self._out]
 
     def cost(self, kept: Sequence[int]) -> float:
         """MACs with `kept` channels in each unit."""
         f_in, f_out = self.layer_fractions(np.asarray(kept, dtype=np.float64))
         return float((self._macs * f_in * f_out).sum())
+
+    def cost_batch(self, kept: np.ndarray) -> np.ndarray:
+        """`cost` of each row of `kept` (rows, units)."""
+        f_in, f_out = self.layer_fractions(np.asarray(kept, dtype=np.float64))
+        return (self._macs * f_in * f_out).sum(axis=-1)
+
+    def ratio_batch(self, kept: np.ndarray) -> np.ndarray:
+        return self.cost_batch(kept) / self.total
 
     def unit_cost(self, unit: int) -> float:
         return float(self._macs[(self._in == unit) | (self._out == unit)].sum())
@@ -70,3 +80,20 @@ class MacsBudget(Budget):
             return int(self.channels[unit])
         allowed = math.floor((budget - base) / per_channel * (1 + 1e-12))
         return self.whole_groups(unit, int(np.clip(allowed, self.min_channels[unit], self.channels[unit])))
+
+    def max_keep_batch(self, unit: int, decided: np.ndarray) -> np.ndarray:
+        """`max_keep`'s closed form for many episodes at once, one row of `decided` each."""
+        if ((self._in == unit) & (self._out == unit)).any():
+            return super().max_keep_batch(unit, decided)
+        kept = np.tile(self.min_channels.astype(np.float64), (len(decided), 1))
+        kept[:, :unit] = decided[:, :unit]
+        kept[:, unit] = 0
+        base = self.cost_batch(kept)
+        kept[:, unit] = 1
+        per_channel = self.cost_batch(kept) - base
+        with np.errstate(divide="ignore", invalid="ignore"):
+            allowed = np.floor((self.target_ratio * self.total - base) / per_channel * (1 + 1e-12))
+        low, high, step = self.min_channels[unit], self.channels[unit], self.granularity[unit]
+        walls = np.maximum(low, np.clip(np.nan_to_num(allowed, posinf=high, neginf=low), low, high).astype(np.int64)
+                           // step * step)
+        return np.where(per_channel <= 0, high, walls)

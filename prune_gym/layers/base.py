@@ -65,7 +65,7 @@ class LayerKind:
 
     def features(self, module: nn.Module, input_shape: tuple[int, ...] | None) -> dict[str, float]:
         """A producer's static description for the observation: layer_type, in_channels, kernel, stride and
-        feature_map (see `prune_gym.env.STATIC_FEATURES`).
+        feature_map (see `prune_gym.rules.STATIC_FEATURES`).
 
         :param input_shape: the shape of its input at trace time, None if unknown
         """
