@@ -25,7 +25,7 @@ from prune_gym.benchmarks.quality import BUDGETS, best_so_far_at, common_length,
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore, Run
 from prune_gym.history.library import library_path
-from prune_gym.tasks import TASKS, Task
+from prune_gym.tasks import SURROGATES, TASKS, Task
 
 LEAGUE_STUDIES = ("league", "league-models")  # the library's studies whose searches from scratch make the league
 BASELINE, RANDOM = "amc-ddpg", "random"  # the searcher T_q races to, and the score's zero
@@ -111,20 +111,26 @@ def format_standings(task: Task, reference: Reference, rows: Sequence[Standing],
 def write_entry(path: Path, entry: str, runs: Mapping[tuple[str, int], Run]) -> None:
     """An entry's data file: every trial of its runs, by (task id, seed), one row each, gzipped CSV (the same rows
     give the same bytes)."""
+    write_entries(path, {entry: runs})
+
+
+def write_entries(path: Path, entries: Mapping[str, Mapping[tuple[str, int], Run]]) -> None:
+    """Several entries' runs, by entry name, in one data file as `write_entry` writes one's."""
     rows = [[task_id, entry, seed, t, f"{run.accuracies[t]:.6f}", f"{run.macs_ratios[t]:.6f}", f"{run.wall_times[t]:.3f}",
              " ".join(f"{a:.6f}" for a in run.actions[t])]
+            for entry, runs in sorted(entries.items())
             for (task_id, seed), run in sorted(runs.items()) for t in range(run.n_trials)]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_csv_gz(path, ENTRY_COLUMNS, rows)
 
 
 def read_entries(paths: Iterable[Path]) -> dict[str, Curves]:
-    """The entries' curves in data files `write_entry` wrote, by task id, then entry."""
+    """The entries' curves in data files `write_entry` wrote, by task id (a surrogate's too), then entry."""
     found: dict[str, dict[str, dict[int, list[float]]]] = {}
     for path in paths:
         try:
             for row in read_csv_gz(path):
-                if row["task"] not in TASKS:
+                if row["task"] not in TASKS and row["task"] not in SURROGATES:
                     raise PruneGymError(f"{path}: unknown task {row['task']!r}")
                 seeds = found.setdefault(row["task"], {}).setdefault(row["entry"], {})
                 seeds.setdefault(int(row["seed"]), []).append(float(row["accuracy"]))

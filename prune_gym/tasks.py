@@ -10,6 +10,11 @@ benchmarks/RESULTS.md ran and which the history library holds (`prune_gym.league
 
 Options that leave the episodes alone (`device`, `batch_size`) may be given; those that make
 another task (the network, the data, p, the units, the budget, the reward) are refused.
+
+Each task has a surrogate twin, `ChannelPrune-ResNet20-FashionMNIST-p0.2-surrogate-v0`, whose
+reward a model fitted on the committed trials predicts (`prune_gym.surrogate`): the same
+episodes in microseconds, for agent research. `gym.make_vec(id, num_envs=N)` plays N of them
+in one numpy batch.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from prune_gym.errors import PruneGymError, UnknownNameError
 
 if TYPE_CHECKING:  # the env imports torch; registering a task must not
     from prune_gym.env import ChannelPruneEnv
+    from prune_gym.surrogate.env import SurrogatePruneEnv, SurrogatePruneVectorEnv
 
 TITLES = {"resnet20": "ResNet20", "resnet56": "ResNet56", "mobilenet_v1": "MobileNetV1", "fashion-mnist": "FashionMNIST"}
 OPTIONS = ("device", "batch_size")  # env options a task leaves free: they change where and how fast, not what
@@ -44,6 +50,11 @@ class Task:
     @property
     def env_id(self) -> str:
         return f"ChannelPrune-{TITLES[self.model]}-{TITLES[self.dataset]}-p{self.ratio:g}-v{self.version}"
+
+    @property
+    def surrogate_id(self) -> str:
+        """The id of the task's surrogate twin."""
+        return self.env_id.replace(f"-v{self.version}", f"-surrogate-v{self.version}")
 
     @property
     def label(self) -> str:
@@ -86,8 +97,39 @@ def make_task_env(task_id: str, **options: Any) -> ChannelPruneEnv:
     return ChannelPruneEnv(**task(task_id).env_kwargs(), **options)
 
 
+SURROGATES = {t.surrogate_id: t for t in TASKS.values()}
+
+
+def make_surrogate_env(task_id: str, **options: Any) -> SurrogatePruneEnv:
+    """The surrogate twin of a task (the registered surrogate ids' entry point); it takes no option."""
+    from prune_gym.surrogate.env import SurrogatePruneEnv
+
+    _refuse_options(task_id, options)
+    t = SURROGATES[task_id]
+    return SurrogatePruneEnv(t.model, t.dataset, t.ratio)
+
+
+def make_surrogate_vector_env(task_id: str, num_envs: int = 1, **options: Any) -> SurrogatePruneVectorEnv:
+    """`num_envs` episodes of a surrogate task in one numpy batch (`gym.make_vec`'s entry point)."""
+    from prune_gym.surrogate.env import SurrogatePruneVectorEnv
+
+    _refuse_options(task_id, options, "num_envs")
+    t = SURROGATES[task_id]
+    return SurrogatePruneVectorEnv(t.model, t.dataset, t.ratio, num_envs)
+
+
+def _refuse_options(task_id: str, options: dict[str, Any], allowed: str = "no option") -> None:
+    if options:
+        raise PruneGymError(f"surrogate task {task_id} takes {allowed}; got {', '.join(sorted(options))} (it runs "
+                            f"in numpy, on the CPU)")
+
+
 def register_tasks() -> None:
-    """Register every task's id with Gymnasium (once)."""
+    """Register every task's id, and its surrogate twin's, with Gymnasium (once)."""
     for env_id in TASKS:
         if env_id not in registry:
             register(id=env_id, entry_point="prune_gym.tasks:make_task_env", kwargs={"task_id": env_id})
+    for env_id in SURROGATES:
+        if env_id not in registry:
+            register(id=env_id, entry_point="prune_gym.tasks:make_surrogate_env",
+                     vector_entry_point="prune_gym.tasks:make_surrogate_vector_env", kwargs={"task_id": env_id})

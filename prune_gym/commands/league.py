@@ -14,6 +14,7 @@ from prune_gym.commands.scenario import positive_int
 from prune_gym.errors import PruneGymError
 from prune_gym.history import HistoryStore
 from prune_gym.league import format_standings, league_reference, standings, write_entry
+from prune_gym.surrogate import load_surrogate
 from prune_gym.tasks import TASKS, make_task_env, task
 
 LEAGUE_SEEDS = (0, 1, 2, 3, 4)  # the seeds every league searcher ran with
@@ -56,6 +57,11 @@ def run_tasks_command(args: argparse.Namespace) -> int:
                          sorted(reference.curves.items(), key=lambda kv: -sum(c.max() for c in kv[1]) / len(kv[1])))
         print(f"{t.env_id}\n  {t.label}; best known {100 * reference.best_known:.2f}%; mean best after "
               f"{LEAGUE_TRIALS} trials from scratch: {held}")
+        fidelity = load_surrogate(t.model, t.dataset).meta["fidelity"].get(f"{t.ratio:g}")
+        if fidelity:
+            print(f"  surrogate twin {t.surrogate_id}: Spearman's rho {fidelity['spearman']:.3f} with the real "
+                  f"accuracy on {fidelity['trials']} trials of runs it never saw ({fidelity['spearman_better_half']:.3f} "
+                  f"on their better half)")
     return 0
 
 
