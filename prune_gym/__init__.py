@@ -14,6 +14,7 @@ ENV_ID = "ChannelPrune-v0"
 
 if ENV_ID not in registry:
     # No max_episode_steps: an episode ends by termination, never by a TimeLimit truncation,
-    # which SB3 would bootstrap from.
-    register(id=ENV_ID, entry_point="prune_gym.env:ChannelPruneEnv")
+    # which SB3 would bootstrap from. make_vec's default is the native vector env (one process, one data set).
+    register(id=ENV_ID, entry_point="prune_gym.env:ChannelPruneEnv",
+             vector_entry_point="prune_gym.vector_env:ChannelPruneVectorEnv")
 register_tasks()

@@ -210,8 +210,7 @@ class ChannelPruneEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         start = time.perf_counter()
-        network = self._working_copy.restore()
-        self._pruner = EpisodePruner(network, self._reconstruction, self._calibration, self.reconstruction)
+        self._pruner = self.new_pruner(self._working_copy)
         self.timings = {"reset": time.perf_counter() - start}
         self._step, self._kept, self._indices, self._previous = 0, [], [], 1.0
         self._done = False
@@ -281,6 +280,16 @@ class ChannelPruneEnv(gym.Env):
         return {"accuracy": acc, "original_accuracy": self.original_accuracy, "macs": budget_info.pop("macs"),
                 "macs_ratio": budget_info.pop("macs_ratio"),
                 "params_ratio": count_params(network) / self.original_params, **budget_info}
+
+    def new_pruner(self, working_copy: WorkingCopy) -> EpisodePruner:
+        """A new episode's pruner on `working_copy`'s network, put back to the unpruned one (a vector env keeps one
+        working copy per episode, and shares the rest)."""
+        return EpisodePruner(working_copy.restore(), self._reconstruction, self._calibration, self.reconstruction)
+
+    def score(self, network: torch.nn.Module, kept: Sequence[int]) -> tuple[float, float]:
+        """A pruned network's accuracy on the reward split, and the reward it pays with `kept` channels per unit."""
+        acc = self._accuracy(network)
+        return acc, self._reward(acc, self.rules.macs_budget.cost(kept))
 
     def _reward(self, acc: float, macs: float) -> float:
         if self.reward_kind == "accuracy":

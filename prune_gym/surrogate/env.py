@@ -8,7 +8,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector.utils import batch_space
 
 from prune_gym.budgets import make_budget
 from prune_gym.checkpoints import read_checkpoint
@@ -18,6 +17,7 @@ from prune_gym.models import build_model
 from prune_gym.pretrain import shipped_checkpoint
 from prune_gym.rules import EpisodeRules, check_action
 from prune_gym.surrogate import AccuracySurrogate, load_surrogate
+from prune_gym.vector_env import LockstepVectorEnv
 
 
 @dataclass(frozen=True)
@@ -155,56 +155,15 @@ class SurrogatePruneEnv(gym.Env):
         return self.rules.unit_table()
 
 
-class SurrogatePruneVectorEnv(gym.vector.VectorEnv):
-    """`num_envs` episodes of `SurrogatePruneEnv` played in lockstep with numpy, one row each.
-
-    Every episode has the same number of steps, so all end together; the step after the end
-    resets them all and ignores its actions (Gymnasium's next-step autoreset). The same actions
-    give the same observations, rewards and kept channels as `num_envs` separate envs. The last
-    step's info holds `accuracy`, `macs_ratio` and `policy` as arrays, one row per episode.
-    """
-
-    metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+class SurrogatePruneVectorEnv(LockstepVectorEnv):
+    """`num_envs` episodes of `SurrogatePruneEnv` played in lockstep with numpy, one row each: the same actions give
+    the same observations and kept channels as `num_envs` separate envs, and the same rewards to 1e-12 (one
+    policy or many through the same perceptron)."""
 
     def __init__(self, model: str, dataset: str, target_ratio: float, num_envs: int = 1):
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise PruneGymError(f"num_envs must be a whole number, 1 or more, got {num_envs!r}")
-        self.rules, self.surrogate, self.workload, self.original_accuracy = surrogate_rules(model, dataset,
-                                                                                            target_ratio)
-        self.num_envs = int(num_envs)
-        self.single_observation_space = gym.spaces.Box(0.0, 1.0, (len(self.rules.features),), np.float32)
-        self.single_action_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._kept = np.zeros((self.num_envs, 0), np.int64)
-        self._ended = True
+        rules, self.surrogate, self.workload, self.original_accuracy = surrogate_rules(model, dataset, target_ratio)
+        super().__init__(rules, num_envs)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        self._kept = np.zeros((self.num_envs, 0), np.int64)
-        self._ended = False
-        return self._observe(np.ones(self.num_envs)), {}
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
-        if actions.shape[1] != 1 or not np.isfinite(actions).all():
-            raise ValueError(f"actions must be finite, shape ({self.num_envs}, 1), got {np.shape(actions)}")
-        done = np.zeros(self.num_envs, np.bool_)
-        if self._ended:  # next-step autoreset: this step only starts the new episodes
-            observation, _ = self.reset()
-            return observation, np.zeros(self.num_envs), done, done.copy(), {}
-        units, k = self.rules.units, self._kept.shape[1]
-        kept = self.rules.kept_channels_batch(k, actions[:, 0], self._kept)
-        self._kept = np.concatenate([self._kept, kept[:, None]], axis=1)
-        rewards, info = np.zeros(self.num_envs), {}
-        if self._kept.shape[1] == len(units):
-            self._ended = True
-            done[:] = True
-            policies = self._kept / self.rules.channels
-            rewards = self.surrogate.predict(policies)
-            info = {"accuracy": rewards, "macs_ratio": self.rules.macs_budget.ratio_batch(self._kept),
-                    "policy": policies}
-        return self._observe(kept / units[k].channels), rewards, done, np.zeros(self.num_envs, np.bool_), info
-
-    def _observe(self, previous: np.ndarray) -> np.ndarray:
-        return self.rules.observation_batch(self._kept.shape[1], self._kept, previous)
+    def _score(self, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        accuracies = self.surrogate.predict(kept / self.rules.channels)
+        return accuracies, accuracies.copy()
