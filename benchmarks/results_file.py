@@ -49,6 +49,11 @@ def leaderboard_markers() -> tuple[str, str]:
     return f"{BEGIN}benchmarks/leaderboard.py -->", "<!-- end: leaderboard -->"
 
 
+def surrogate_league_markers() -> tuple[str, str]:
+    """The markers around `surrogate_league.py --report`'s tables of the league on the surrogate tasks."""
+    return f"{BEGIN}benchmarks/surrogate_league.py --report -->", "<!-- end: surrogate league -->"
+
+
 def add_into_argument(parser: argparse.ArgumentParser) -> None:
     """The `--into RESULTS` option of a script that writes a block."""
     parser.add_argument("--into", type=Path, metavar="RESULTS",

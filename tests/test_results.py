@@ -15,7 +15,9 @@ from prune_gym.benchmarks.matrix import transfer_matrix
 from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.leaderboard import leaderboard
 from prune_gym.benchmarks.results_file import (compare_markers, deployable_markers, leaderboard_markers, library_markers,
-                                               matrix_markers, read_block, report_markers, write_block)
+                                               matrix_markers, read_block, report_markers, surrogate_league_markers,
+                                               write_block)
+from prune_gym.benchmarks.surrogate_league import report as surrogate_league_report
 from prune_gym.errors import PruneGymError
 
 RESULTS = Path(__file__).parents[1] / "benchmarks" / "RESULTS.md"
@@ -52,6 +54,11 @@ def test_the_default_searchs_table_in_results_is_recomputed_from_the_committed_d
 def test_the_leaderboard_in_results_is_recomputed_from_the_committed_data():
     committed = read_block(RESULTS, leaderboard_markers())
     assert committed.strip("\n") == leaderboard() != ""
+
+
+def test_the_league_on_the_surrogates_in_results_is_recomputed_from_the_committed_data():
+    committed = read_block(RESULTS, surrogate_league_markers())
+    assert table_lines(committed) == table_lines(surrogate_league_report(DATA)) != []
 
 
 def test_the_transfer_matrix_in_results_is_recomputed_from_the_committed_data():
