@@ -45,7 +45,7 @@ from prune_gym.finetune import FinetuneRecipe, finetune
 from prune_gym.macs import count_macs
 from prune_gym.policies import play, uniform_policy
 from prune_gym.pretrain import SplitSpec
-from prune_gym.speed import measure_speed, paired_latency
+from prune_gym.speed import MIN_RUN_SECONDS, measure_speed, paired_latency
 
 
 @dataclass
@@ -71,9 +71,10 @@ def searched_policy(study: str, model: str, ratio: float, agent: str, seed: int,
 
 
 def evaluate(name: str, slim: nn.Module, original: nn.Module, input_shape: tuple[int, ...], splits: DataSplits,
-             recipe: FinetuneRecipe | None, device: torch.device) -> Candidate:
+             recipe: FinetuneRecipe | None, device: torch.device, min_run_seconds: float = MIN_RUN_SECONDS
+             ) -> Candidate:
     """Test accuracy before and after fine-tuning by `recipe` (None: not fine-tuned), and the CPU speed
-    against the original, measured in pairs."""
+    against the original, measured in pairs, each measurement `min_run_seconds` long."""
     before = accuracy(slim, splits.test.batches(500, device))
     after = float("nan")
     if recipe is not None:
@@ -81,21 +82,23 @@ def evaluate(name: str, slim: nn.Module, original: nn.Module, input_shape: tuple
                                                       generator=g),
                  -(-len(splits.train) // recipe.batch_size), recipe, device)
         after = accuracy(slim, splits.test.batches(500, device))
-    paired = paired_latency(slim, original, input_shape, "cpu")
+    paired = paired_latency(slim, original, input_shape, "cpu", min_run_seconds=min_run_seconds)
     macs_ratio = count_macs(slim, input_shape) / count_macs(original, input_shape)
     return Candidate(name, macs_ratio, before, after, statistics.median(paired.first_ms), 1 / paired.ratio,
-                     measure_speed(slim, input_shape, "cpu").throughput)
+                     measure_speed(slim, input_shape, "cpu", min_run_seconds=min_run_seconds).throughput)
 
 
 CANDIDATES = ("searched", "uniform", "torch-pruning")
 
 
 def compare(env: gym.Env, policy: list[float], recipe: FinetuneRecipe | None, splits: DataSplits,
-            tp_layers: str = "units", candidates: tuple[str, ...] = CANDIDATES) -> list[Candidate]:
+            tp_layers: str = "units", candidates: tuple[str, ...] = CANDIDATES,
+            min_run_seconds: float = MIN_RUN_SECONDS) -> list[Candidate]:
     """The original, the searched policy's slim model, the uniform policy's (pruned by the env alike: the
     search's share of the result) and Torch-Pruning's, fine-tuned alike on `splits` (the splits the env's
     checkpoint was trained with) unless `recipe` is None; those of `candidates` only. Ours are timed as a user
-    deploys them: exported and loaded as plain modules (`load_slim`)."""
+    deploys them: exported and loaded as plain modules (`load_slim`), each measurement `min_run_seconds` long
+    (a check of the pipeline times less than a record does)."""
     unwrapped = env.unwrapped
     workload, device = unwrapped.workload, unwrapped.device
     shape = workload.input_shape
@@ -111,10 +114,10 @@ def compare(env: gym.Env, policy: list[float], recipe: FinetuneRecipe | None, sp
         macs_budget = count_macs(slims["searched"][1], shape)
         slims["torch-pruning"] = (f"Torch-Pruning uniform ({tp_layers})",
                                   torch_pruning_uniform(original, shape, macs_budget, tp_layers, unit_layers(env)))
-    base = measure_speed(original, shape, "cpu")
+    base = measure_speed(original, shape, "cpu", min_run_seconds=min_run_seconds)
     rows = [Candidate("original", 1.0, accuracy(original.to(device), splits.test.batches(500, device)),
                       float("nan"), base.latency_ms, 1.0, base.throughput)]
-    return rows + [evaluate(name, slim.to(device), original, shape, splits, recipe, device)
+    return rows + [evaluate(name, slim.to(device), original, shape, splits, recipe, device, min_run_seconds)
                    for key, (name, slim) in slims.items() if key in candidates]
 
 

@@ -69,11 +69,11 @@ def test_a_searched_policy_and_torch_prunings_uniform_pruning_are_fine_tuned_and
                    checkpoint=tiny_checkpoint, data_root=fashion_root, calibration_images=100)
     splits = load_splits("fashion-mnist", fashion_root, 0, 100, 200)
     original, searched, torch_pruning = compare(env, [0.4] * 9, FinetuneRecipe(epochs=1, batch_size=128), splits,
-                                                candidates=("searched", "torch-pruning"))
+                                                candidates=("searched", "torch-pruning"), min_run_seconds=0.02)
     assert original.macs_ratio == 1.0 and torch_pruning.macs_ratio <= searched.macs_ratio <= 0.3
     assert all(row.test_after > row.test_before for row in (searched, torch_pruning))  # it pays where pruning lost most
     # Speed alone, of the uniform policy only: nothing is fine-tuned.
-    again, uniform = compare(env, [0.4] * 9, None, splits, candidates=("uniform",))
+    again, uniform = compare(env, [0.4] * 9, None, splits, candidates=("uniform",), min_run_seconds=0.02)
     assert uniform.name == "uniform policy" and math.isnan(uniform.test_after)
     assert uniform.macs_ratio <= 0.3 and uniform.test_before > torch_pruning.test_before  # refit, not magnitude alone
     assert again.test_before == original.test_before
