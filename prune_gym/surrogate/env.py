@@ -31,15 +31,19 @@ class SurrogateNetwork:
     input_shape: tuple[int, ...]
 
 
+def input_shape(meta: dict[str, Any]) -> tuple[int, int, int]:
+    """(C, H, W) of the images a checkpoint's network takes, from its metadata."""
+    return meta["input"]["in_channels"], meta["input"]["image_size"], meta["input"]["image_size"]
+
+
 def shipped_graph(model: str, dataset: str) -> tuple[PruningGraph, dict[str, Any]]:
-    """The units of the network that ships for `model` on `dataset` (from its structure: no weights or data are
-    read), and its checkpoint's metadata."""
+    """The units of the network that ships for `model` on `dataset` (traced from its structure: an untrained
+    copy, no data read), and its checkpoint's metadata."""
     path = shipped_checkpoint(model, dataset)
     if path is None:
         raise PruneGymError(f"no {model} checkpoint for {dataset} ships with this install of prune-gym")
     _, meta = read_checkpoint(path)
-    shape = (meta["input"]["in_channels"], meta["input"]["image_size"], meta["input"]["image_size"])
-    return discover_units(build_model(model, **meta["input"]).eval(), shape), meta
+    return discover_units(build_model(model, **meta["input"]).eval(), input_shape(meta)), meta
 
 
 def surrogate_rules(model: str, dataset: str, target_ratio: float, min_keep: float = 0.05
@@ -51,12 +55,11 @@ def surrogate_rules(model: str, dataset: str, target_ratio: float, min_keep: flo
     if surrogate.meta.get("checkpoint_digest") != meta["digest"]:
         raise PruneGymError(f"the surrogate of {model} on {dataset} was fitted on other weights than those that "
                             f"ship; refit it with benchmarks/fit_surrogates.py")
-    shape = (meta["input"]["in_channels"], meta["input"]["image_size"], meta["input"]["image_size"])
     if len(graph.units) != surrogate.units:
         raise PruneGymError(f"the surrogate of {model} takes {surrogate.units} units; the network has "
                             f"{len(graph.units)}")
     rules = EpisodeRules(graph, make_budget("macs", graph, target_ratio, min_keep))
-    return rules, surrogate, SurrogateNetwork(model, dataset, f"surrogate-{meta['digest']}", shape), \
+    return rules, surrogate, SurrogateNetwork(model, dataset, f"surrogate-{meta['digest']}", input_shape(meta)), \
         float(meta["reward_accuracy"])
 
 
