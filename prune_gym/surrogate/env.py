@@ -20,6 +20,9 @@ from prune_gym.surrogate import AccuracySurrogate, load_surrogate
 from prune_gym.vector_env import LockstepVectorEnv
 
 
+MIN_KEEP = 0.05  # ChannelPrune-v0's default, which the committed trials the surrogates learned from kept
+
+
 @dataclass(frozen=True)
 class SurrogateNetwork:
     """What a search records of the network it pruned; the digest marks the reward as a surrogate's, so that
@@ -28,12 +31,6 @@ class SurrogateNetwork:
     model_name: str
     dataset: str
     digest: str
-    input_shape: tuple[int, ...]
-
-
-def input_shape(meta: dict[str, Any]) -> tuple[int, int, int]:
-    """(C, H, W) of the images a checkpoint's network takes, from its metadata."""
-    return meta["input"]["in_channels"], meta["input"]["image_size"], meta["input"]["image_size"]
 
 
 def shipped_graph(model: str, dataset: str) -> tuple[PruningGraph, dict[str, Any]]:
@@ -43,12 +40,13 @@ def shipped_graph(model: str, dataset: str) -> tuple[PruningGraph, dict[str, Any
     if path is None:
         raise PruneGymError(f"no {model} checkpoint for {dataset} ships with this install of prune-gym")
     _, meta = read_checkpoint(path)
-    return discover_units(build_model(model, **meta["input"]).eval(), input_shape(meta)), meta
+    shape = (meta["input"]["in_channels"], meta["input"]["image_size"], meta["input"]["image_size"])
+    return discover_units(build_model(model, **meta["input"]).eval(), shape), meta
 
 
-def surrogate_rules(model: str, dataset: str, target_ratio: float, min_keep: float = 0.05
+def surrogate_rules(model: str, dataset: str, target_ratio: float
                     ) -> tuple[EpisodeRules, AccuracySurrogate, SurrogateNetwork, float]:
-    """The real task's units and budget, its surrogate, the network's record and its unpruned reward-split
+    """The real task's units and MACs budget (the env's default minimum), its surrogate, the network's record and its unpruned reward-split
     accuracy."""
     graph, meta = shipped_graph(model, dataset)
     surrogate = load_surrogate(model, dataset)
@@ -58,8 +56,8 @@ def surrogate_rules(model: str, dataset: str, target_ratio: float, min_keep: flo
     if len(graph.units) != surrogate.units:
         raise PruneGymError(f"the surrogate of {model} takes {surrogate.units} units; the network has "
                             f"{len(graph.units)}")
-    rules = EpisodeRules(graph, make_budget("macs", graph, target_ratio, min_keep))
-    return rules, surrogate, SurrogateNetwork(model, dataset, f"surrogate-{meta['digest']}", input_shape(meta)), \
+    rules = EpisodeRules(graph, make_budget("macs", graph, target_ratio, MIN_KEEP))
+    return rules, surrogate, SurrogateNetwork(model, dataset, f"surrogate-{meta['digest']}"), \
         float(meta["reward_accuracy"])
 
 
