@@ -28,6 +28,7 @@ from prune_gym.evaluation import accuracy
 from prune_gym.graph import GraphError, discover_units
 from prune_gym.macs import count_params
 from prune_gym.pruner import MODES, EpisodePruner, WorkingCopy, prepare_reconstruction
+from prune_gym.recalibration import recalibrate_batchnorm
 from prune_gym.rules import EpisodeRules, check_action, observation_features
 from prune_gym.workload import Workload
 
@@ -85,7 +86,9 @@ class ChannelPruneEnv(gym.Env):
 
     0 at every step but the last, which pays the pruned network's top-1 accuracy on the reward split,
     a fraction in [0, 1] (`reward="accuracy"`), or AMC's `-(1 - accuracy) * log(MACs)`
-    (`reward="acc_log_flops"`).
+    (`reward="acc_log_flops"`). With `recalibrate_bn=True` the BatchNorm statistics are first
+    measured again on the calibration images (`prune_gym.recalibration`), and the network exported
+    from the episode keeps them.
 
     ## Starting State
 
@@ -120,6 +123,8 @@ class ChannelPruneEnv(gym.Env):
     * `reconstruction`: "pruned" (refit from the pruned network's inputs, the default), "original"
       (from the original network's inputs) or "magnitude" (keep the largest filters, no refit).
     * `reward`: "accuracy" or "acc_log_flops" (above).
+    * `recalibrate_bn`: score (and export) the pruned network with its BatchNorm statistics measured
+      again on the calibration images (above); about a fifth of an episode more.
     * `min_keep`: the least fraction of each unit's channels an episode keeps (0.05).
     * `round_to`: keep each unit's channel count a multiple of this (1: any count); a unit whose channels
       are not a multiple stays whole. Widths in multiples of 8 or 16 run faster on most hardware.
@@ -162,7 +167,7 @@ class ChannelPruneEnv(gym.Env):
                  min_keep: float = 0.05, calibration_images: int = 500, positions_per_image: int = 10,
                  reward_images: int | None = None, batch_size: int | None = None, calibration_seed: int = 0,
                  budget: str = DEFAULT_BUDGET, leaf_modules: Sequence[str] = (), residual_streams: bool = False,
-                 round_to: int = 1):
+                 round_to: int = 1, recalibrate_bn: bool = False):
         if reconstruction not in MODES:
             raise PruneGymError(f"unknown reconstruction {reconstruction!r}; choose one of: {', '.join(MODES)}")
         if reward not in REWARDS:
@@ -174,7 +179,7 @@ class ChannelPruneEnv(gym.Env):
         if workload is None:
             workload = Workload.from_zoo(model, dataset, checkpoint, data_root, calibration_images, reward_images)
         self.workload = workload
-        self.reconstruction, self.reward_kind = reconstruction, reward
+        self.reconstruction, self.reward_kind, self.recalibrate_bn = reconstruction, reward, recalibrate_bn
         # Cache-sized batches are several times faster on a CPU; a GPU wants large ones.
         self.batch_size = batch_size or (128 if self.device.type == "cpu" else 1024)
         network = copy.deepcopy(workload.model).to(self.device).eval()  # the user's model stays as it was
@@ -274,7 +279,7 @@ class ChannelPruneEnv(gym.Env):
     def _final_info(self) -> dict[str, Any]:
         network = self._pruner.network
         start = time.perf_counter()
-        acc = self._accuracy(network)
+        acc = self._pruned_accuracy(network)
         self.timings.update(self._pruner.seconds, evaluation=time.perf_counter() - start)
         budget_info = self.rules.final_info(self._kept)
         return {"accuracy": acc, "original_accuracy": self.original_accuracy, "macs": budget_info.pop("macs"),
@@ -288,13 +293,20 @@ class ChannelPruneEnv(gym.Env):
 
     def score(self, network: torch.nn.Module, kept: Sequence[int]) -> tuple[float, float]:
         """A pruned network's accuracy on the reward split, and the reward it pays with `kept` channels per unit."""
-        acc = self._accuracy(network)
+        acc = self._pruned_accuracy(network)
         return acc, self._reward(acc, self.rules.macs_budget.cost(kept))
 
     def _reward(self, acc: float, macs: float) -> float:
         if self.reward_kind == "accuracy":
             return acc
         return -(1.0 - acc) * math.log(macs)
+
+    def _pruned_accuracy(self, network: torch.nn.Module) -> float:
+        """A finished episode's network scored on the reward split, its BatchNorm statistics measured again first
+        when the env recalibrates."""
+        if self.recalibrate_bn:
+            recalibrate_batchnorm(network, self._calibration)
+        return self._accuracy(network)
 
     def _accuracy(self, network: torch.nn.Module) -> float:
         size = self.batch_size

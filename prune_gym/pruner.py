@@ -29,6 +29,7 @@ from torch import fx, nn
 from prune_gym.calibration import LazyGraphRunner
 from prune_gym.graph import Consumer, PruningGraph, Unit
 from prune_gym.layers import input_columns, kind_of
+from prune_gym.recalibration import batchnorm_layers
 from prune_gym.reconstruction import add_bias_column, channel_gram, lasso_ranking, refit
 from prune_gym.surgery import flat_weight, keep_unit_channels, set_flat_weight
 
@@ -150,12 +151,14 @@ class WorkingCopy:
     """A copy of the network whose prunable layers are put back from pristine copies for each episode.
 
     Deep-copying only the touched layers is much cheaper than deep-copying the GraphModule,
-    which regenerates its code.
+    which regenerates its code. Every BatchNorm layer counts as touched: an episode may measure its
+    statistics again (`prune_gym.recalibration`).
     """
 
     def __init__(self, graph: PruningGraph):
         self.network: fx.GraphModule = copy.deepcopy(graph.graph_module)
         touched = {name for u in graph.units for name in (*u.producers, *u.members, *(c.module for c in u.consumers))}
+        touched |= {name for name, _ in batchnorm_layers(graph.graph_module)}
         self._pristine = {name: copy.deepcopy(graph.graph_module.get_submodule(name)) for name in sorted(touched)}
 
     def restore(self) -> fx.GraphModule:
