@@ -231,6 +231,22 @@ def read_csv_gz(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def held_trials(path: Path) -> tuple[list[list[str]], set[str]]:
+    """A trials file's rows, each in `TRIAL_COLUMNS` order, and the jobs they hold (none where there is no file):
+    what an export that keeps the committed runs adds to."""
+    rows = read_csv_gz(path) if path.exists() else []
+    return [[row[c] for c in TRIAL_COLUMNS] for row in rows], {row["job"] for row in rows}
+
+
+def finished_run(history: Path) -> Run | None:
+    """The one run of a single search's history file, if it has finished (None where there is no file yet)."""
+    if not history.exists():
+        return None
+    with HistoryStore(history) as store:
+        (info,) = store.find_runs()
+        return store.read_run(info.run_id) if info.status == "finished" else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", required=True, choices=list(STUDIES))

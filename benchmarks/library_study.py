@@ -29,8 +29,8 @@ from prune_gym.agents.searchers import DEFAULT_SEARCHER, recommended_searcher
 from prune_gym.agents.source_choice import AUTO, choose_sources
 from prune_gym.benchmarks import quality
 from prune_gym.benchmarks.compare import from_scratch_runs
-from prune_gym.benchmarks.data_export import (DATA, TRIAL_COLUMNS, policy_text, read_csv_gz, record_trials,
-                                              scored, write_csv_gz)
+from prune_gym.benchmarks.data_export import (DATA, TRIAL_COLUMNS, finished_run, held_trials, policy_text,
+                                              record_trials, scored, write_csv_gz)
 from prune_gym.benchmarks.report import RunData, load_runs
 from prune_gym.benchmarks.results_file import add_into_argument, library_markers, print_or_write
 from prune_gym.benchmarks.study import committed_checkpoint
@@ -119,19 +119,13 @@ def run_jobs(jobs: list[LibraryJob], out: Path, workers: int = 2) -> None:
 def export(jobs: list[LibraryJob], out: Path, data: Path = DATA) -> Path:
     """The finished runs of `jobs` added to `data`/library-trials.csv.gz, one row per trial (runs it holds kept)."""
     path = data / f"{STUDY}-trials.csv.gz"
-    rows = read_csv_gz(path) if path.exists() else []
-    held = {row["job"] for row in rows}
-    rows = [[row[c] for c in TRIAL_COLUMNS] for row in rows]
+    rows, held = held_trials(path)
     envs = {}
     for job in jobs:
-        history = out / "runs" / f"{job.key}.h5"
-        if job.key in held or not history.exists():
+        run = None if job.key in held else finished_run(out / "runs" / f"{job.key}.h5")
+        if run is None:
             continue
-        with HistoryStore(history) as store:
-            (info,) = store.find_runs()
-            if info.status != "finished":
-                continue
-            run = store.read_run(info.run_id)
+        info = run.info
         with HistoryStore(leave_one_out_library(job.model, job.ratio, out)) as library:
             source = library.run_info(info.sources[0])
         if (job.model, job.ratio) not in envs:

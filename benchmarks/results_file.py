@@ -54,6 +54,17 @@ def surrogate_league_markers() -> tuple[str, str]:
     return f"{BEGIN}benchmarks/surrogate_league.py --report -->", "<!-- end: surrogate league -->"
 
 
+def fidelity_markers() -> tuple[str, str]:
+    """The markers around `reward_fidelity.py --report`'s table of each evaluator against the fine-tuned accuracy."""
+    return f"{BEGIN}benchmarks/reward_fidelity.py --report -->", "<!-- end: reward fidelity -->"
+
+
+def library_sources_markers() -> tuple[str, str]:
+    """The markers around `probes/library_sources.py --report`'s table of another network's first 30 trials by
+    source."""
+    return f"{BEGIN}benchmarks/probes/library_sources.py --report -->", "<!-- end: library sources -->"
+
+
 def add_into_argument(parser: argparse.ArgumentParser) -> None:
     """The `--into RESULTS` option of a script that writes a block."""
     parser.add_argument("--into", type=Path, metavar="RESULTS",
