@@ -276,3 +276,27 @@ def test_the_scale_benchmark_round_trips_at_a_small_size(tmp_path):
 
     figures = measure(tmp_path / "h.h5", trials=200, units=50, features=12)
     assert figures["trials"] == 200 and figures["file_mb"] > 0
+
+
+def test_a_study_export_adds_to_the_held_trials_and_takes_only_finished_runs(tmp_path):
+    from prune_gym.benchmarks.data_export import TRIAL_COLUMNS, finished_run, held_trials, write_csv_gz
+
+    data = tmp_path / "study-trials.csv.gz"
+    assert held_trials(data) == ([], set())
+    row = [f"v{i}" for i in range(len(TRIAL_COLUMNS))]
+    write_csv_gz(data, TRIAL_COLUMNS, [row])
+    assert held_trials(data) == ([row], {"v1"})  # the job column's value
+
+    path = tmp_path / "search.h5"
+    assert finished_run(path) is None
+    with HistoryStore(path, "a") as store:
+        writer = store.start_run(scenario(), "baseline", {}, 0)
+        append(writer, 0)
+        writer.close()  # interrupted
+    assert finished_run(path) is None
+    with HistoryStore(path, "a") as store:
+        writer = store.resume_run("run-0001")
+        append(writer, 1)
+        writer.finish()
+    run = finished_run(path)
+    assert run is not None and run.n_trials == 2 and run.info.status == "finished"
