@@ -15,9 +15,10 @@ from prune_gym.benchmarks.matrix import transfer_matrix
 from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.leaderboard import leaderboard
 from prune_gym.benchmarks.probes.library_sources import report as library_sources_report
-from prune_gym.benchmarks.results_file import (compare_markers, deployable_markers, leaderboard_markers, library_markers,
-                                               library_sources_markers, matrix_markers, read_block, report_markers,
-                                               surrogate_league_markers, write_block)
+from prune_gym.benchmarks.reward_fidelity import read_rows, report as fidelity_report
+from prune_gym.benchmarks.results_file import (compare_markers, deployable_markers, fidelity_markers, leaderboard_markers,
+                                               library_markers, library_sources_markers, matrix_markers, read_block,
+                                               report_markers, surrogate_league_markers, write_block)
 from prune_gym.benchmarks.surrogate_league import report as surrogate_league_report
 from prune_gym.errors import PruneGymError
 
@@ -55,6 +56,11 @@ def test_the_default_searchs_table_in_results_is_recomputed_from_the_committed_d
 def test_the_library_sources_probe_in_results_is_recomputed_from_the_committed_data():
     committed = read_block(RESULTS, library_sources_markers())
     assert table_lines(committed) == table_lines(library_sources_report(DATA)) != []
+
+
+def test_the_reward_fidelity_table_in_results_is_recomputed_from_the_committed_rows():
+    committed = read_block(RESULTS, fidelity_markers())
+    assert table_lines(committed) == table_lines(fidelity_report(read_rows())) != []
 
 
 def test_the_leaderboard_in_results_is_recomputed_from_the_committed_data():
