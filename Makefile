@@ -14,4 +14,4 @@ run:
 
 test:
 	@scripts/bootstrap.sh --data
-	.venv/bin/python -m pytest -q --durations=10
+	.venv/bin/python -m pytest -q --durations=10 -n auto

@@ -8,6 +8,7 @@ class-dependent pattern, which a tiny model also learns.
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import signal
 import subprocess
@@ -19,6 +20,14 @@ import pytest
 from PIL import Image
 
 from prune_gym.datasets import DEBIAN_FASHION_MNIST, FASHION_FILES, read_idx
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs a pytest-xdist worker per core: each computes on one thread, and so do the commands its
+    # tests start, where torch's default of a thread per core would have the workers fight for the cores.
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
