@@ -47,21 +47,23 @@ def copy_of(export: Path, tmp_path: Path) -> Path:
     return tmp_path / "export"
 
 
-def test_one_short_epoch_raises_the_pruned_models_test_accuracy(slim_export, tiny_checkpoint, fashion_root,
-                                                               tmp_path):
+def test_a_short_fine_tune_raises_the_pruned_models_test_accuracy(slim_export, tiny_checkpoint, fashion_root,
+                                                                 tmp_path):
     export = copy_of(slim_export, tmp_path)
-    result = finetune_export(export, FinetuneRecipe(epochs=1, batch_size=64), device="cpu",
+    # Three epochs of the fixture's few hundred images: one (a few steps) raised it on some networks the
+    # fixture's recipe gives and not on others.
+    result = finetune_export(export, FinetuneRecipe(epochs=3, batch_size=64), device="cpu",
                              checkpoint=tiny_checkpoint, data_root=fashion_root, progress=False)
-    assert result.test_accuracy_after > result.test_accuracy_before + 0.05  # measured: 9.7% -> 26.7%
+    assert result.test_accuracy_after > result.test_accuracy_before + 0.05
     record = json.loads((export / "finetune.json").read_text())
-    assert record["test_accuracy_after"] == result.test_accuracy_after and record["recipe"]["epochs"] == 1
+    assert record["test_accuracy_after"] == result.test_accuracy_after and record["recipe"]["epochs"] == 3
     assert not (export / STATE_FILE).exists()
     from prune_gym.datasets import load_splits
     test = load_splits("fashion-mnist", fashion_root, 0, 100, 200).test
     assert accuracy(load_slim(export, weights="finetuned.pt"), test.batches(500)) == result.test_accuracy_after
     assert accuracy(load_slim(export), test.batches(500)) == result.test_accuracy_before  # the export is kept
 
-    distilled = finetune_export(export, FinetuneRecipe(epochs=1, batch_size=64, distill=0.5),
+    distilled = finetune_export(export, FinetuneRecipe(epochs=3, batch_size=64, distill=0.5),
                                 device="cpu", checkpoint=tiny_checkpoint, data_root=fashion_root, progress=False)
     assert distilled.test_accuracy_before == result.test_accuracy_before  # from the export, not the last fine-tune
     assert distilled.test_accuracy_after > distilled.test_accuracy_before + 0.05
