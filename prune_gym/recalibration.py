@@ -1,10 +1,11 @@
 """BatchNorm recalibration: a pruned network's normalisation statistics measured again.
 
-Pruning changes what every later layer sees, and the refit only reproduces each consumer's
-output on a few hundred images; the BatchNorm layers still normalise with the unpruned
-network's running mean and variance. Re-estimating those statistics from the pruned
-network's own activations on calibration images (EagleEye, Li et al. 2020) repairs the
-shift without training a weight, in one forward pass.
+Pruning changes what every later layer sees, while the BatchNorm layers still normalise with
+the unpruned network's running mean and variance. Re-estimating those statistics from the
+pruned network's own activations on calibration images (EagleEye, Li et al. 2020) repairs
+that shift without training a weight, in one forward pass: it serves magnitude pruning, which
+leaves the shift in place. The env's refit is fitted under the original statistics instead
+(and absorbs a residual shortcut's drift), so recalibrating after it undoes part of the fit.
 """
 
 from __future__ import annotations
