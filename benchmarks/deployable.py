@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 import prune_gym
-from prune_gym.alternatives import torch_pruning_uniform, unit_layers
+from prune_gym.alternatives import torch_pruning_at_macs, unit_layers
 from prune_gym.benchmarks.data_export import DATA, read_csv_gz
 from prune_gym.benchmarks.results_file import add_into_argument, deployable_markers, print_or_write
 from prune_gym.benchmarks.study import committed_checkpoint
@@ -113,7 +113,7 @@ def compare(env: gym.Env, policy: list[float], recipe: FinetuneRecipe | None, sp
     if "torch-pruning" in candidates:
         macs_budget = count_macs(slims["searched"][1], shape)
         slims["torch-pruning"] = (f"Torch-Pruning uniform ({tp_layers})",
-                                  torch_pruning_uniform(original, shape, macs_budget, tp_layers, unit_layers(env)))
+                                  torch_pruning_at_macs(original, shape, macs_budget, tp_layers, unit_layers(env)))
     base = measure_speed(original, shape, "cpu", min_run_seconds=min_run_seconds)
     rows = [Candidate("original", 1.0, accuracy(original.to(device), splits.test.batches(500, device)),
                       float("nan"), base.latency_ms, 1.0, base.throughput)]

@@ -39,6 +39,11 @@ def deployable_markers(record: str | Path) -> tuple[str, str]:
     return f"{BEGIN}benchmarks/deployable.py --report {record} -->", "<!-- end: deployable report -->"
 
 
+def deployable_league_markers() -> tuple[str, str]:
+    """The markers around `deployable_league.py --report`'s table of slim models fine-tuned over seeds."""
+    return f"{BEGIN}benchmarks/deployable_league.py --report -->", "<!-- end: deployable league -->"
+
+
 def library_markers() -> tuple[str, str]:
     """The markers around `library_study.py --report`'s table of the default search against those from scratch."""
     return f"{BEGIN}benchmarks/library_study.py --report -->", "<!-- end: library report -->"

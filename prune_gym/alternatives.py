@@ -1,7 +1,7 @@
-"""Torch-Pruning beside prune-gym: its uniform magnitude pruning at the same MACs, and our policies in its terms.
+"""Torch-Pruning beside prune-gym: its magnitude pruning at the same MACs, and our policies in its terms.
 
-What a user would pick instead of a search is Torch-Pruning's uniform pruning
-(`torch_pruning_uniform`); the uniform policy itself (one kept fraction for every unit,
+What a user would pick instead of a search is Torch-Pruning's uniform, global or isomorphic
+magnitude pruning (`torch_pruning_at_macs`); the uniform policy itself (one kept fraction for every unit,
 pruned and refit by the env) is `prune_gym.policies.uniform_policy`. A policy prune-gym
 found goes the other way as Torch-Pruning's `pruning_ratio_dict` (`pruning_ratio_dict`),
 so that it drops into a Torch-Pruning pipeline. Torch-Pruning is an optional dependency (the
@@ -33,13 +33,26 @@ def unit_layers(env: gym.Env) -> set[str]:
     return {name for u in env.unwrapped.units for name in (*u.producers, *u.members)}
 
 
-def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_budget: int, layers: str,
-                          unit_layers: set[str], steps: int = 20) -> nn.Module:
-    """Torch-Pruning's uniform L2-magnitude pruning with the smallest ratio whose MACs fit `macs_budget`;
-    with `layers` "units" it prunes only `unit_layers` (our units' producers and members)."""
+TORCH_PRUNING_METHODS = ("uniform", "global", "isomorphic")
+GLOBAL_MAX_RATIO = 0.9  # the most of any layer global ranking may remove (Torch-Pruning's max_pruning_ratio)
+
+
+def torch_pruning_at_macs(model: nn.Module, input_shape: tuple[int, ...], macs_budget: int, layers: str,
+                          unit_layers: set[str], method: str = "uniform", steps: int = 20) -> nn.Module:
+    """Torch-Pruning's L2-magnitude pruning with the smallest ratio whose MACs fit `macs_budget`, by `method`:
+    "uniform" removes the same share of every layer, "global" ranks every group's channels together,
+    "isomorphic" ranks together only the groups of the same structure (Torch-Pruning's isomorphic
+    pruning); global and isomorphic remove at most `GLOBAL_MAX_RATIO` of a layer. With `layers` "units"
+    it prunes only `unit_layers` (our units' producers and members), with "all" every layer its
+    dependency graph can."""
     import torch_pruning as tp
 
+    if method not in TORCH_PRUNING_METHODS:
+        raise PruneGymError(f"unknown Torch-Pruning method {method!r}; choose one of: "
+                            f"{', '.join(TORCH_PRUNING_METHODS)}")
     example = torch.zeros(1, *input_shape)
+    ranked = {} if method == "uniform" else {"global_pruning": True, "max_pruning_ratio": GLOBAL_MAX_RATIO,
+                                             "isomorphic": method == "isomorphic"}
 
     def pruned(ratio: float) -> nn.Module:
         candidate = copy.deepcopy(model).eval()
@@ -48,7 +61,7 @@ def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_b
         ignored = [m for name, m in modules.items() if isinstance(m, prunable) and
                    (layers == "units" and name not in unit_layers or isinstance(m, nn.Linear))]
         pruner = tp.pruner.BasePruner(candidate, example, importance=tp.importance.MagnitudeImportance(p=2),
-                                      pruning_ratio=ratio, ignored_layers=ignored)
+                                      pruning_ratio=ratio, ignored_layers=ignored, **ranked)
         pruner.step()
         try:
             with torch.no_grad():
@@ -68,7 +81,7 @@ def torch_pruning_uniform(model: nn.Module, input_shape: tuple[int, ...], macs_b
             low = middle
     slim = pruned(high)
     if count_macs(slim, input_shape) > macs_budget:  # no ratio was within budget
-        raise PruneGymError(f"Torch-Pruning's uniform pruning of the {layers} layers cannot reach {macs_budget} MACs")
+        raise PruneGymError(f"Torch-Pruning's {method} pruning of the {layers} layers cannot reach {macs_budget} MACs")
     return slim
 
 

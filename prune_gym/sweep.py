@@ -27,7 +27,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from prune_gym.alternatives import torch_pruning_available, torch_pruning_uniform, unit_layers
+from prune_gym.alternatives import torch_pruning_at_macs, torch_pruning_available, unit_layers
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
 from prune_gym.export import export_slim, load_slim, measure_export
@@ -132,7 +132,7 @@ def measure_point(env: gym.Env, history: Path, run_id: str, out: Path) -> SweepP
     alternative = None
     if torch_pruning_available():
         shape = env.unwrapped.workload.input_shape
-        pruned = torch_pruning_uniform(original, shape, count_macs(searched_model.cpu(), shape), "units",
+        pruned = torch_pruning_at_macs(original, shape, count_macs(searched_model.cpu(), shape), "units",
                                        unit_layers(env))
         alternative = assess(pruned, original, env)
     return SweepPoint(env.unwrapped.target_ratio, run_id, best_trial, float(run.accuracies[best_trial]), searched,

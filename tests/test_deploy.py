@@ -101,3 +101,44 @@ def test_a_policy_as_torch_prunings_pruning_ratio_dict_gives_torch_pruning_the_s
     tp.pruner.BasePruner(model, example, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=0.0,
                          pruning_ratio_dict=ratios).step()
     assert count_macs(model, env.unwrapped.workload.input_shape) == info["macs"]
+
+
+def test_the_deployable_league_fine_tunes_each_slim_model_per_seed_and_resumes(make_env, tiny_checkpoint,
+                                                                              fashion_root, tmp_path):
+    import pytest
+
+    from prune_gym.alternatives import torch_pruning_at_macs
+    from prune_gym.benchmarks.deployable_league import CANDIDATES, read_record, report, run
+    from prune_gym.errors import PruneGymError
+    from prune_gym.export import export_slim, read_spec
+    from prune_gym.policies import play
+
+    env = make_env(target_ratio=0.4)
+    export_slim(env, tmp_path / "search", play(env, np.random.default_rng(0).uniform(0.2, 0.9, 9)))
+    record, work = tmp_path / "league.jsonl", tmp_path / "work"
+    league = dict(label="a test search", seeds=[0, 1], epochs=1, jobs=1, record=record, work=work,
+                  checkpoint=str(tiny_checkpoint), data_root=str(fashion_root))
+    run(tmp_path / "search", **league)
+    rows = read_record(record)
+    tuned = [r for r in rows if "test_after" in r]
+    aliases = {r["candidate"]: r["same_as"] for r in rows if "same_as" in r}
+    assert {r["candidate"] for r in tuned} | set(aliases) == set(CANDIDATES)
+    assert sorted((r["candidate"], r["seed"]) for r in tuned) == sorted(
+        (c, s) for c in CANDIDATES if c not in aliases for s in (0, 1))
+    searched_macs = read_spec(tmp_path / "search")["macs"]
+    assert all(r["macs"] <= searched_macs and 0 <= r["test_before"] <= 1 and 0 <= r["test_after"] <= 1
+               and r["ratio"] == 0.4 and r["policy_from"] == "a test search" for r in tuned)
+    assert next(r["macs"] for r in tuned if r["candidate"] == "searched") == searched_macs
+    tp = [r for r in tuned if r["candidate"] == "tp-uniform"]
+    assert tp[0]["test_before"] == tp[1]["test_before"]  # one slim model, two fine-tunes
+    assert aliases.get("tp-global") != "tp-uniform"  # Torch-Pruning's global ranking: unequal shares of the layers
+    with pytest.raises(PruneGymError, match="unknown Torch-Pruning method 'magnitude'"):
+        torch_pruning_at_macs(env.unwrapped.workload.model, (1, 28, 28), 1, "units", set(), "magnitude")
+
+    run(tmp_path / "search", **league)  # a rerun, as after a kill: nothing left to fine-tune
+    assert read_record(record) == rows
+    with record.open("a") as f:
+        f.write('{"model": "resnet20", "candidate": "searched", "se')  # a line a kill cut short
+    assert read_record(record) == rows
+    table = report(rows)
+    assert "| resnet20 | 0.4 | searched (a test search) |" in table and "over tp-" in table
