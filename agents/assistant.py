@@ -12,6 +12,9 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
   trials plays random fractions around p instead, the baseline's own warm-up
   draw, so that a source whose records are worse than chance (Eq. 2 across a wide
   gap of ratios) cannot leave the search far behind one from scratch (origin "warmup");
+* the shrink race (`shrink` < 1, `ShrinkRace`): the first `shrink_race` exploring trials
+  alternate between the records as they are and the records shrunk toward each policy's
+  mean, and the reading with the higher mean accuracy plays the rest of the explore half;
 * the record's kept fraction plus uniform noise of half-width `noise`, which decays
   linearly to zero as the actor takes over;
 * admission to the replay buffer: a trial whose accuracy ranks in the top third of the
@@ -66,10 +69,10 @@ ADMISSION_DECAY = 0.5  # a trial below the top third enters with probability exp
 ASSISTANT_SETTINGS = SettingsSchema(
     "assistant", "the assistant",
     {"trials": 30, "top_n": 3, "sigma": 0.1, "omega": 2.0, "noise": 0.1, "batch": 10, "handover": "fixed",
-     "incumbent": 0, "keep_until": 0, "random_every": 0},
+     "incumbent": 0, "keep_until": 0, "random_every": 0, "shrink": 1.0, "shrink_race": 4},
     choices={"handover": HANDOVERS},
     minimum={"trials": 0, "top_n": 1, "sigma": 1e-9, "omega": 0, "noise": 0, "batch": 1, "incumbent": 0,
-             "keep_until": 0, "random_every": 0})
+             "keep_until": 0, "random_every": 0, "shrink": 0.0, "shrink_race": 2})
 
 
 def similarity(records: np.ndarray, state: np.ndarray, sigma: float) -> np.ndarray:
@@ -130,6 +133,35 @@ class Incumbent:
         return float(np.mean([fractions[step] for _, fractions in self.best])) if self.best else None
 
 
+class ShrinkRace:
+    """Two readings of the records raced in the explore half: as they are, and shrunk toward each record's own
+    policy mean, keeping `shrink` of every unit's deviation from it (1: no race). The first `race` exploring
+    trials alternate, from the first, between the two; the one with the higher mean accuracy plays the rest.
+    Another network's records, mapped unit by unit, carry its structure, which may suit the target or mislead
+    it: a few trials tell which."""
+
+    def __init__(self, shrink: float, race: int):
+        self.shrink, self.race = shrink, race
+        self.scores: dict[bool, list[float]] = {False: [], True: []}  # accuracies by arm: shrunk or not
+        self.arm: bool | None = None  # the arm of the trial being played
+
+    def shrinks(self, trial: int) -> bool:
+        """Whether exploring trial `trial` plays the shrunk records; its arm is noted for `note`."""
+        if self.shrink >= 1:
+            self.arm = False
+        elif trial < self.race:
+            self.arm = trial % 2 == 1
+        else:
+            self.arm = bool(np.mean(self.scores[True]) > np.mean(self.scores[False]))
+        return self.arm
+
+    def note(self, accuracy: float) -> None:
+        """Take note of the accuracy of the trial played last, if it read the records."""
+        if self.arm is not None:
+            self.scores[self.arm].append(accuracy)
+            self.arm = None
+
+
 class Assistant:
     """Chooses actions from past records for a search's first `trials` episodes, and their admission.
 
@@ -156,6 +188,8 @@ class Assistant:
         self.states = np.concatenate([e.observations[:-1] for e in episodes]).astype(np.float64)
         self.actions = np.concatenate([e.fractions for e in episodes]).astype(np.float64)
         self.performances = np.concatenate([np.full(len(e.fractions), e.accuracy) for e in episodes])
+        self.means = np.concatenate([np.full(len(e.fractions), np.mean(e.fractions)) for e in episodes])
+        self.shrink_race = ShrinkRace(settings["shrink"], settings["shrink_race"])
         self.recent: deque[float] = deque(maxlen=self.batch)  # accuracies of the last assistant trials
         self.rng = np.random.default_rng(seed)
 
@@ -192,6 +226,7 @@ class Assistant:
     def note(self, fractions: np.ndarray, accuracy: float) -> None:
         """Take note of a finished trial of the target, whoever played it, for the incumbent."""
         self.incumbent.note(fractions, accuracy)
+        self.shrink_race.note(accuracy)
 
     def plays_random(self, trial: int) -> bool:
         """Whether trial `trial` is one of the explore phase's random draws around p (`random_every`)."""
@@ -203,7 +238,13 @@ class Assistant:
         if self.plays_random(trial):
             return float(warmup_action(self.rng, self.ratio, WARMUP_SIGMA)[0, 0])
         centre = self.incumbent.centre(step) if trial >= self.explore_trials else None
-        base = self.actions[self.choose(state, trial)] if centre is None else centre
+        if centre is None:
+            record = self.choose(state, trial)
+            base = self.actions[record]
+            if trial < self.explore_trials and self.shrink_race.shrinks(trial):
+                base = self.means[record] + self.shrink_race.shrink * (base - self.means[record])
+        else:
+            base = centre
         width = self.noise_width(trial)
         return float(np.clip(base + self.rng.uniform(-width, width), 0.0, 1.0))
 

@@ -102,11 +102,12 @@ class SearchConfig:
         """How the source's policies are rewritten for the assistant's records."""
         return self.assistant_rescale or self.rescale
 
-    def resolve(self, source_ratio: float | None = None) -> SearchConfig:
+    def resolve(self, source_ratio: float | None = None, source_model: str | None = None) -> SearchConfig:
         """The search the loop runs, validated: the preset's settings under the user's (the searcher's for the
         searchers that have them), what the method implies (the invariant actor where it starts from the
-        source's trials, the assistant where it has one), every default filled in. `source_ratio` is the
-        source run's, where it has one; a preset's records rewrite may depend on it."""
+        source's trials, the assistant where it has one), every default filled in. `source_ratio` and
+        `source_model` are the source run's, where it has one; a preset's records rewrite may depend on the
+        ratio, its assistant's settings on whether the model is another."""
         if self.resolved:
             return self
         if self.method is not None and self.preset is not None and self.method != self.preset.method:
@@ -119,7 +120,8 @@ class SearchConfig:
                         **implied}
         assistant = None
         if self.assistant is not None or preset["assistant"] is not None or run.assistant:
-            assistant = {**(preset["assistant"] or {}), **(self.assistant or {})}
+            across = preset["assistant_across_models"] if source_model not in (None, self.model) else {}
+            assistant = {**(preset["assistant"] or {}), **across, **(self.assistant or {})}
         records = self.assistant_rescale or preset["records_rescale"]
         if callable(records):
             records = records(self.ratio, source_ratio)

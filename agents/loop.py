@@ -165,16 +165,17 @@ def _check_source(config: SearchConfig, library: Path, target: Scenario) -> None
 
 
 def resolve_search(config: SearchConfig, library: Path) -> SearchConfig:
-    """`config` resolved (`SearchConfig.resolve`) with its source run's ratio from `library`, where it has a source
-    that `library` holds (`_check_source` refuses one it lacks); reads nothing else."""
+    """`config` resolved (`SearchConfig.resolve`) with its source run's ratio and model from `library`, where it
+    has a source that `library` holds (`_check_source` refuses one it lacks); reads nothing else."""
     if config.resolved:
         return config
-    source_ratio = None
+    info = None
     if config.source is not None and library.exists():
         with HistoryStore(library) as store:
             info = store.run_info(config.source)
-        source_ratio = None if info is None else info.scenario.target_ratio
-    return config.resolve(source_ratio)
+    if info is None:
+        return config.resolve()
+    return config.resolve(info.scenario.target_ratio, info.scenario.model)
 
 
 def _start_from_source(searcher: Searcher, config: SearchConfig, env: gym.Env, target: Scenario,

@@ -49,7 +49,9 @@ VARIANTS = {p.name: p for p in (
     # the `history` preset's assistant: it keeps every other trial until trial 300 (LIBRARY's before it handed over)
     Preset("library-kept-turns", LIBRARY.name, assistant={"handover": "earned", "keep_until": 300}),
     # the assistant hands over after 10 trials, not 30: for a source of another network, whose policies say less
-    Preset("library-brief", LIBRARY.name, assistant={"trials": 10}),
+    Preset("library-brief", LIBRARY.name, assistant={"trials": 10}, assistant_across_models={"shrink": 1.0}),
+    # another network's records as they are, with no shrink race (LIBRARY's before the race)
+    Preset("library-no-race", LIBRARY.name, assistant_across_models={"shrink": 1.0}),
 )}
 
 

@@ -161,6 +161,24 @@ def test_random_every_mixes_the_records_with_random_fractions_around_p():
     assert [t for t in range(12) if third.plays_random(t)] == [2, 5, 8]  # every third, while exploring
 
 
+def test_the_shrink_race_alternates_the_records_as_they_are_and_shrunk_then_keeps_the_better():
+    # The best record's policy is [0.11, 0.5], mean 0.305: shrunk by half, its first unit keeps 0.2075.
+    shrunk = 0.305 + 0.5 * (0.11 - 0.305)
+
+    def played(assistant: Assistant, trial: int, accuracy: float) -> float:
+        fraction = assistant.act(np.array([0.0]), trial=trial, step=0)
+        assistant.note(np.array([fraction, 0.5]), accuracy)
+        return round(fraction, 4)
+
+    for shrunk_scores, winner in (((0.9, 0.8), shrunk), ((0.5, 0.6), 0.11)):
+        assistant = Assistant(memory(), trials=12, top_n=1, noise=0.0, shrink=0.5, shrink_race=4, seed=0)
+        race = [played(assistant, t, score) for t, score in enumerate((0.7, shrunk_scores[0], 0.7, shrunk_scores[1]))]
+        assert race == [0.11, round(shrunk, 4)] * 2  # alternating, from the records as they are
+        assert {played(assistant, t, 0.7) for t in range(4, 6)} == {round(winner, 4)}  # the better mean plays on
+        assert played(assistant, 6, 0.7) == 0.11  # after exploring: the best record, as it is
+    plain = Assistant(memory(), trials=12, top_n=1, noise=0.0, seed=0)  # shrink 1: no race
+    assert {played(plain, t, 0.9) for t in range(6)} == {0.11}
+
 def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_falling_odds():
     assert [admission_probability(r, 9, 0.5) for r in (0, 2)] == [1.0, 1.0]
     assert [admission_probability(r, 9, 0.5) for r in (3, 4, 8)] == pytest.approx(np.exp([-0.5, -1.0, -3.0]))
@@ -195,6 +213,7 @@ def test_an_empty_memory_is_refused():
 @pytest.mark.parametrize("settings, why", [
     ({"handover": "never"}, "assistant setting handover is one of fixed, earned, got 'never'"),
     ({"incumbent": -1}, "assistant setting incumbent takes 0 or more, got -1"),
+    ({"shrink_race": 1}, "assistant setting shrink_race takes 2 or more, got 1"),
     ({"sigma": 0.0}, "assistant setting sigma takes 1e-09 or more"),
     ({"trials": 2.5}, "assistant setting trials takes an integer, got 2.5"),
     ({"incumbent_window": 3}, "the assistant has no setting 'incumbent_window'; its settings: batch, handover"),

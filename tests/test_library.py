@@ -4,6 +4,7 @@ test_search_cli's killed searches)."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -143,3 +144,20 @@ def test_the_default_searcher_is_tpe_when_the_source_is_another_networks_run(cap
     assert capsys.readouterr().out.count("searching with tpe (another network's run)") == 1
     config, _ = draw_on_history(SearchConfig("resnet18", "fashion-mnist", 0.25, 2, agent="sac"), library, [])
     assert config.agent == "sac"  # the user's own choice stands
+
+
+def test_from_another_networks_run_the_library_preset_races_the_records_shrunk_and_as_they_are():
+    from prune_gym.agents.config import SearchConfig
+    from prune_gym.agents.loop import resolve_search
+    from prune_gym.agents.presets.library import LIBRARY
+    from prune_gym.commands.search import draw_on_history
+
+    library = library_path()
+    drawn = {model: draw_on_history(SearchConfig(model, "fashion-mnist", 0.25, 2, agent="tpe"), library, [])
+             for model in ("resnet18", "mobilenet_v1")}  # the library holds another model's runs for the first only
+    resolved = {model: resolve_search(config, path) for model, (config, path) in drawn.items()}
+    assert resolved["resnet18"].assistant == {**LIBRARY.overrides()["assistant"], "shrink": 0.5, "shrink_race": 4}
+    assert resolved["mobilenet_v1"].assistant == LIBRARY.overrides()["assistant"]  # its own network: no race
+    config, path = drawn["resnet18"]
+    own = resolve_search(dataclasses.replace(config, assistant={"shrink": 1.0}), path)
+    assert own.assistant["shrink"] == 1.0  # the user's setting stands

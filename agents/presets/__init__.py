@@ -31,6 +31,8 @@ class Preset:
     :param agent: searcher settings, applied where the searcher has them
     :param assistant: assistant settings (`prune_gym.agents.assistant.ASSISTANT_SETTINGS`); given, the
         assistant acts with any method
+    :param assistant_across_models: assistant settings added (over `assistant`) where the source run pruned
+        another model, whose policies reach the target through the unit mapping
     :param rescale: how the source's policies are rewritten for the preloaded trials
     :param records_rescale: ... for the assistant's records: a rescale, or a rule of the target's and the
         source's ratios
@@ -43,6 +45,7 @@ class Preset:
     base: str
     agent: Mapping[str, Any] = field(default_factory=dict)
     assistant: Mapping[str, Any] | None = None
+    assistant_across_models: Mapping[str, Any] = field(default_factory=dict)
     rescale: str | None = None
     records_rescale: str | RecordsRescale | None = None
     warmup: int | None = None
@@ -69,12 +72,13 @@ class Preset:
         return registered[-1] if registered else self.method
 
     def overrides(self) -> dict[str, Any]:
-        """The chain's settings folded, later over earlier: agent, assistant (None: none given), rescale,
-        records_rescale, warmup, weights."""
-        folded: dict[str, Any] = {"agent": {}, "assistant": None, "rescale": None, "records_rescale": None,
-                                  "warmup": None, "weights": None}
+        """The chain's settings folded, later over earlier: agent, assistant (None: none given),
+        assistant_across_models, rescale, records_rescale, warmup, weights."""
+        folded: dict[str, Any] = {"agent": {}, "assistant": None, "assistant_across_models": {}, "rescale": None,
+                                  "records_rescale": None, "warmup": None, "weights": None}
         for preset in self.chain():
             folded["agent"] = {**folded["agent"], **preset.agent}
+            folded["assistant_across_models"] = {**folded["assistant_across_models"], **preset.assistant_across_models}
             if preset.assistant is not None:
                 folded["assistant"] = {**(folded["assistant"] or {}), **preset.assistant}
             for key in ("rescale", "records_rescale", "warmup", "weights"):
@@ -84,7 +88,8 @@ class Preset:
 
     def _key(self) -> tuple:
         return (self.name, self.base, tuple(sorted(self.agent.items())),
-                None if self.assistant is None else tuple(sorted(self.assistant.items())), self.rescale,
+                None if self.assistant is None else tuple(sorted(self.assistant.items())),
+                tuple(sorted(self.assistant_across_models.items())), self.rescale,
                 self.records_rescale, self.warmup, self.weights)
 
     def __eq__(self, other: object) -> bool:

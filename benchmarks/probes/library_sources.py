@@ -6,13 +6,17 @@ assistant) on a target from the best run of each searcher at that scenario in tu
 all of them pooled into one run (the assistant's records, then, are every one of their
 trials), leave-one-out as `library_study.py` measures the default: the library a target
 draws on holds none of the target model's runs. The first `--trials` (30: the assistant's)
-are what the source decides. Runs go to `--out`, resumed where they stopped; `--export` adds
-every trial to benchmarks/data/library-sources-trials.csv.gz, and `--report` prints each
-source's mean b(10) and b(30) with every seed's, and the best searcher's from scratch (into
-RESULTS with `--into`).
+are what the source decides. `--assistant` sets the assistant over the preset: the preset races
+another network's records shrunk and as they are (`shrink`, `shrink_race`), and `shrink=1.0`
+plays them as they are, as the preset did before the race. Runs go to `--out`, resumed where
+they stopped; every trial of the finished ones is added to
+benchmarks/data/library-sources-trials.csv.gz, and `--report` prints each source's mean b(10)
+and b(30) with every seed's, and the best searcher's from scratch (into RESULTS with `--into`).
 
     .venv/bin/python benchmarks/probes/library_sources.py --scenario mobilenet_v1:0.3 --source-ratio 0.3 \\
-        --sources amc-ddpg:baseline tpe:baseline random:baseline amc-ddpg:history cmaes:baseline pooled
+        --sources amc-ddpg:baseline tpe:baseline random:baseline amc-ddpg:history pooled --assistant shrink=1.0
+    .venv/bin/python benchmarks/probes/library_sources.py --scenario mobilenet_v1:0.3 --source-ratio 0.3 \\
+        --sources cmaes:baseline --assistant shrink=0.5 shrink_race=4
     .venv/bin/python benchmarks/probes/library_sources.py --report --into benchmarks/RESULTS.md
 """
 
@@ -25,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from prune_gym.agents.config import SearchConfig
-from prune_gym.agents.loop import search_to_completion
+from prune_gym.agents.loop import resolve_search, search_to_completion
 from prune_gym.agents.presets.library import LIBRARY
 from prune_gym.benchmarks.data_export import (DATA, TRIAL_COLUMNS, finished_run, held_trials, policy_text,
                                               write_csv_gz)
@@ -74,9 +78,16 @@ def pooled_library(library: Path, source_ratio: float, out: Path) -> tuple[Path,
         return path, store.find_runs(status="finished")[-1].run_id
 
 
+def shrink_race(config: SearchConfig, library: Path) -> tuple[float, int] | None:
+    """(shrink, race trials) of the shrink race the search's assistant runs, or None if it plays the records as
+    they are."""
+    assistant = resolve_search(config, library).assistant
+    return (assistant["shrink"], assistant["shrink_race"]) if assistant.get("shrink", 1.0) < 1 else None
+
+
 def plans(model: str, ratio: float, source_ratio: float, sources: list[str], seeds: list[int], trials: int,
-          out: Path) -> list[tuple[str, int, SearchConfig, Path, Path]]:
-    """(source, seed, config, history file, library) of every search."""
+          out: Path, assistant: dict | None = None) -> list[tuple[str, int, SearchConfig, Path, Path]]:
+    """(source, seed, config, history file, library) of every search; `assistant`: settings over the preset's."""
     library = leave_one_out_library(model, ratio, Path("runs/library"))
     best = best_runs(library, source_ratio)
     found = []
@@ -86,8 +97,10 @@ def plans(model: str, ratio: float, source_ratio: float, sources: list[str], see
         for seed in seeds:
             config = SearchConfig(model, DATASET, ratio, trials, seed=seed, device="cpu", agent=SEARCHER,
                                   checkpoint=str(committed_checkpoint(model, DATASET)), preset=LIBRARY,
-                                  source=run_id)
-            history = out / f"{model}-p{ratio}-from-{source.replace(':', '-')}-seed{seed}.h5"
+                                  source=run_id, assistant=assistant)
+            race = shrink_race(config, source_library)
+            tag = f"-shrink{race[0]:g}-race{race[1]}" if race else ""
+            history = out / f"{model}-p{ratio}-from-{source.replace(':', '-')}{tag}-seed{seed}.h5"
             found.append((source, seed, config, history, source_library))
     return found
 
@@ -97,12 +110,14 @@ def export(found: list[tuple[str, int, SearchConfig, Path, Path]], source_ratio:
     """Every trial of the finished searches added to `data`/library-sources-trials.csv.gz (jobs held kept)."""
     path = data / f"{STUDY}-trials.csv.gz"
     rows, held = held_trials(path)
-    for source, seed, config, history, _ in found:
+    for source, seed, config, history, library in found:
         run = None if history.stem in held else finished_run(history)
         if run is None:
             continue
-        fields = [STUDY, history.stem, config.model, config.ratio, f"{HOME_MODEL} {source_ratio:g} {source}", "library",
-                  SEARCHER, "-", seed, "cpu"]
+        race = shrink_race(config, library)
+        label = f"{HOME_MODEL} {source_ratio:g} {source}" + (f", raced shrunk by {race[0]:g} over {race[1]} trials"
+                                                              if race else "")
+        fields = [STUDY, history.stem, config.model, config.ratio, label, "library", SEARCHER, "-", seed, "cpu"]
         rows += [[*fields, t, f"{run.accuracies[t]:.6f}", f"{run.macs_ratios[t]:.6f}", run.origins[t],
                   f"{run.wall_times[t]:.3f}", "", policy_text(run.actions[t])] for t in range(run.n_trials)]
     write_csv_gz(path, TRIAL_COLUMNS, rows)
@@ -142,6 +157,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("runs/library-sources"))
+    parser.add_argument("--assistant", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="assistant settings over the preset's (e.g. shrink=0.5 shrink_race=16)")
     parser.add_argument("--jobs", type=int, default=1, help="searches at a time, one thread each")
     parser.add_argument("--report", action="store_true", help="print the table from the committed data")
     add_into_argument(parser)
@@ -151,7 +168,8 @@ def main() -> None:
         return
     model, ratio = args.scenario.split(":")[0], float(args.scenario.split(":")[1])
     args.out.mkdir(parents=True, exist_ok=True)
-    found = plans(model, ratio, args.source_ratio, args.sources, args.seeds, args.trials, args.out)
+    assistant = {k: float(v) if "." in v else int(v) for k, v in (a.split("=", 1) for a in args.assistant)}
+    found = plans(model, ratio, args.source_ratio, args.sources, args.seeds, args.trials, args.out, assistant or None)
     with open_backend("processes", workers=args.jobs, device="cpu", threads=1) as backend:
         tasks = [backend.submit(search_to_completion, config, history, library)
                  for _, _, config, history, library in found]
