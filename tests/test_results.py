@@ -10,15 +10,17 @@ import pytest
 from prune_gym.benchmarks.compare import compare
 from prune_gym.benchmarks.data_export import DATA
 from prune_gym.benchmarks.deployable import markdown
+from prune_gym.benchmarks.deployable_league import RECORD, read_record, report as league_report
 from prune_gym.benchmarks.library_study import report as library_report
 from prune_gym.benchmarks.matrix import transfer_matrix
 from prune_gym.benchmarks.report import write_report
 from prune_gym.benchmarks.leaderboard import leaderboard
 from prune_gym.benchmarks.probes.library_sources import report as library_sources_report
 from prune_gym.benchmarks.reward_fidelity import read_rows, report as fidelity_report
-from prune_gym.benchmarks.results_file import (compare_markers, deployable_markers, fidelity_markers, leaderboard_markers,
-                                               library_markers, library_sources_markers, matrix_markers, read_block,
-                                               report_markers, surrogate_league_markers, write_block)
+from prune_gym.benchmarks.results_file import (compare_markers, deployable_league_markers, deployable_markers,
+                                               fidelity_markers, leaderboard_markers, library_markers,
+                                               library_sources_markers, matrix_markers, read_block, report_markers,
+                                               surrogate_league_markers, write_block)
 from prune_gym.benchmarks.surrogate_league import report as surrogate_league_report
 from prune_gym.errors import PruneGymError
 
@@ -41,6 +43,11 @@ def test_the_deployable_table_in_results_is_recomputed_from_the_committed_record
     committed = read_block(RESULTS, deployable_markers("benchmarks/data/deployable.jsonl"))
     records = [json.loads(line) for line in (DATA / "deployable.jsonl").read_text().splitlines()]
     assert table_lines(committed) == table_lines(markdown(records)) != []
+
+
+def test_the_deployable_league_in_results_is_recomputed_from_the_committed_record():
+    committed = read_block(RESULTS, deployable_league_markers())
+    assert table_lines(committed) == table_lines(league_report(read_record(RECORD))) != []
 
 
 def test_the_streams_comparison_in_results_is_recomputed_from_the_committed_data():
