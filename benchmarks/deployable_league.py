@@ -130,10 +130,15 @@ def finetune_one(slim_path: Path, spec: dict, checkpoint: str, data_root: str | 
              -(-len(splits.train) // recipe.batch_size), recipe, device, progress=False)
     after = accuracy(slim, splits.test.batches(500, device))
     shape = tuple(spec["input_shape"])
-    line = {**row, "seed": seed, "epochs": epochs, "test_before": before, "test_after": after,
-            "seconds": time.perf_counter() - start, "macs": count_macs(slim.cpu(), shape)}
+    append_rows(record, [{**row, "seed": seed, "epochs": epochs, "test_before": before, "test_after": after,
+                          "seconds": time.perf_counter() - start, "macs": count_macs(slim.cpu(), shape)}])
+
+
+def append_rows(record: Path, rows: list[dict]) -> None:
+    """`rows` as JSON lines at the end of `record`, after ending the line a killed writer left unfinished."""
+    unfinished = record.exists() and record.stat().st_size > 0 and record.read_bytes()[-1:] != b"\n"
     with record.open("a") as f:
-        f.write(json.dumps(line) + "\n")
+        f.write(("\n" if unfinished else "") + "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def read_record(record: Path) -> list[dict]:
@@ -176,11 +181,10 @@ def run(policy_from: Path, label: str, seeds: list[int], epochs: int, jobs: int,
         raise SystemExit("\n".join(failed))
     aliases = [{**key, "candidate": name, "same_as": same} for name, same in built.items() if same != name]
     known = {(r["candidate"], r.get("same_as")) for r in read_record(record) if {k: r.get(k) for k in key} == key}
-    with record.open("a") as f:
-        f.writelines(json.dumps(a) + "\n" for a in aliases if (a["candidate"], a["same_as"]) not in known)
+    append_rows(record, [a for a in aliases if (a["candidate"], a["same_as"]) not in known])
 
 
-def measure_speed(policy_from: Path, record: Path, work: Path, checkpoint: str | None = None,
+def record_speed(policy_from: Path, record: Path, work: Path, checkpoint: str | None = None,
                   data_root: str | None = None, min_run_seconds: float = MIN_RUN_SECONDS) -> None:
     """Each saved slim model's batch-1 latency and speed-up against the original (paired, each measurement
     `min_run_seconds` long), appended to `record`."""
@@ -188,14 +192,13 @@ def measure_speed(policy_from: Path, record: Path, work: Path, checkpoint: str |
     env = make_env(spec, checkpoint or committed_checkpoint(spec["model"], spec["dataset"]), data_root)
     original = env.unwrapped.workload.model.cpu().eval()
     shape = tuple(spec["input_shape"])
-    with record.open("a") as f:
-        for path in sorted(work.glob("*.pt")):
-            paired = paired_latency(torch.load(path, weights_only=False).eval(), original, shape, "cpu",
-                                    min_run_seconds=min_run_seconds)
-            row = {**scenario_key(spec), "candidate": path.stem, "latency_ms": statistics.median(paired.first_ms),
-                   "speed_up": 1 / paired.ratio, "threads": torch.get_num_threads()}
-            print(f"{path.stem}: {row['latency_ms']:.2f} ms, {row['speed_up']:.2f}x")
-            f.write(json.dumps(row) + "\n")
+    for path in sorted(work.glob("*.pt")):
+        paired = paired_latency(torch.load(path, weights_only=False).eval(), original, shape, "cpu",
+                                min_run_seconds=min_run_seconds)
+        row = {**scenario_key(spec), "candidate": path.stem, "latency_ms": statistics.median(paired.first_ms),
+               "speed_up": 1 / paired.ratio, "threads": torch.get_num_threads()}
+        print(f"{path.stem}: {row['latency_ms']:.2f} ms, {row['speed_up']:.2f}x")
+        append_rows(record, [row])
 
 
 def report(rows: list[dict]) -> str:
@@ -260,7 +263,7 @@ def main() -> None:
     work = args.work or Path("runs/deployable-league") / (f"{key['model']}-p{key['ratio']:g}"
                                                           + ("-streams" if key["residual_streams"] else ""))
     if args.speed:
-        measure_speed(args.policy_from, args.record, work, args.checkpoint,
+        record_speed(args.policy_from, args.record, work, args.checkpoint,
             args.device)
     else:
         run(args.policy_from, args.label, args.seeds, args.epochs, args.jobs, args.record, work, args.checkpoint,

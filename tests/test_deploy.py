@@ -108,7 +108,7 @@ def test_the_deployable_league_fine_tunes_each_slim_model_per_seed_and_resumes(m
     import pytest
 
     from prune_gym.alternatives import torch_pruning_at_macs
-    from prune_gym.benchmarks.deployable_league import CANDIDATES, read_record, report, run
+    from prune_gym.benchmarks.deployable_league import CANDIDATES, read_record, record_speed, report, run
     from prune_gym.errors import PruneGymError
     from prune_gym.export import export_slim, read_spec
     from prune_gym.policies import play
@@ -140,5 +140,9 @@ def test_the_deployable_league_fine_tunes_each_slim_model_per_seed_and_resumes(m
     with record.open("a") as f:
         f.write('{"model": "resnet20", "candidate": "searched", "se')  # a line a kill cut short
     assert read_record(record) == rows
-    table = report(rows)
+    record_speed(tmp_path / "search", record, work, str(tiny_checkpoint), str(fashion_root), min_run_seconds=0.01)
+    speeds = {r["candidate"]: r["speed_up"] for r in read_record(record) if "speed_up" in r}  # the first after the cut
+    assert set(speeds) == {c for c in CANDIDATES if c not in aliases} and min(speeds.values()) > 0
+    table = report(read_record(record))
     assert "| resnet20 | 0.4 | searched (a test search) |" in table and "over tp-" in table
+    assert f"| {speeds['searched']:.2f}x |" in table.splitlines()[2]
