@@ -193,6 +193,11 @@ class Assistant:
         self.recent: deque[float] = deque(maxlen=self.batch)  # accuracies of the last assistant trials
         self.rng = np.random.default_rng(seed)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # an assistant saved before the shrink race existed read its records as they are: it resumes without one
+        state.setdefault("shrink_race", ShrinkRace(1.0, ASSISTANT_SETTINGS.defaults["shrink_race"]))
+        self.__dict__.update(state)
+
     def active(self, trial: int) -> bool:
         """Whether the assistant acts in trial `trial` (from 0): its first `trials`, then every other trial
         while it keeps turns or the actor waits for an earned hand-over."""

@@ -37,14 +37,15 @@ from prune_gym.alternatives import torch_pruning_at_macs, unit_layers
 from prune_gym.benchmarks.data_export import DATA, read_csv_gz
 from prune_gym.benchmarks.results_file import add_into_argument, deployable_markers, print_or_write
 from prune_gym.benchmarks.study import committed_checkpoint
-from prune_gym.datasets import DataSplits, load_splits
+from prune_gym.checkpoints import read_checkpoint
+from prune_gym.datasets import DataSplits
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
 from prune_gym.export import export_slim, load_slim, read_spec
-from prune_gym.finetune import FinetuneRecipe, finetune
+from prune_gym.finetune import FinetuneRecipe, finetune_on_splits
 from prune_gym.macs import count_macs
 from prune_gym.policies import play, uniform_policy
-from prune_gym.pretrain import SplitSpec
+from prune_gym.pretrain import checkpoint_splits
 from prune_gym.speed import MIN_RUN_SECONDS, measure_speed, paired_latency
 
 
@@ -78,9 +79,7 @@ def evaluate(name: str, slim: nn.Module, original: nn.Module, input_shape: tuple
     before = accuracy(slim, splits.test.batches(500, device))
     after = float("nan")
     if recipe is not None:
-        finetune(slim, lambda g: splits.train.batches(recipe.batch_size, device, shuffle=True, augment=True,
-                                                      generator=g),
-                 -(-len(splits.train) // recipe.batch_size), recipe, device)
+        finetune_on_splits(slim, splits, recipe, device)
         after = accuracy(slim, splits.test.batches(500, device))
     paired = paired_latency(slim, original, input_shape, "cpu", min_run_seconds=min_run_seconds)
     macs_ratio = count_macs(slim, input_shape) / count_macs(original, input_shape)
@@ -187,8 +186,7 @@ def main() -> None:
         policy = searched_policy(args.policy_from, args.model, args.ratio, args.agent, args.seed)
     env = gym.make(prune_gym.ENV_ID, model=args.model, dataset=args.dataset, target_ratio=args.ratio,
                    device=args.device, checkpoint=checkpoint)
-    split = SplitSpec()  # the cached pretrained checkpoints' split
-    splits = load_splits(args.dataset, None, split.seed, split.calibration_size, split.reward_size)
+    splits = checkpoint_splits(read_checkpoint(checkpoint)[1], args.dataset)  # the images its training left out
     rows = compare(env, policy, None if args.speed_only else FinetuneRecipe(epochs=args.epochs), splits,
                    args.tp_layers, tuple(args.candidates))
     policy_from = args.label or ("given" if args.policy else f"{args.policy_from} {args.agent} seed {args.seed}")

@@ -45,15 +45,14 @@ from prune_gym.benchmarks.results_file import add_into_argument, deployable_leag
 from prune_gym.benchmarks.study import committed_checkpoint
 from prune_gym.checkpoints import read_checkpoint
 from prune_gym.cluster import open_backend
-from prune_gym.datasets import load_splits
 from prune_gym.devices import resolve_device
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
 from prune_gym.export import export_slim, load_slim, read_spec
-from prune_gym.finetune import FinetuneRecipe, finetune
+from prune_gym.finetune import FinetuneRecipe, finetune_on_splits
 from prune_gym.macs import count_macs
 from prune_gym.policies import play, uniform_policy
-from prune_gym.pretrain import SplitSpec
+from prune_gym.pretrain import checkpoint_splits
 from prune_gym.speed import MIN_RUN_SECONDS, paired_latency
 
 RECORD = Path(__file__).resolve().parent / "data" / "deployable-league.jsonl"
@@ -79,10 +78,16 @@ def make_env(spec: dict, checkpoint: str | Path, data_root: str | Path | None = 
 
 
 def build_slims(env: gym.Env, policy: list[float], inner_layers: set[str], work: Path) -> dict[str, str]:
-    """Each candidate's slim model saved in `work` as <candidate>.pt (a whole module, made once), and for a
-    Torch-Pruning model equal to an earlier candidate's, that candidate's name instead; by candidate.
-    Torch-Pruning prunes `inner_layers` (our units' with the residual streams whole) where it cannot prune
-    every layer."""
+    """Each candidate's slim model saved in `work` as <candidate>.pt (a whole module), and for a Torch-Pruning
+    model equal to an earlier candidate's, that candidate's name instead; by candidate. Made once per policy:
+    a rerun reads them back. Torch-Pruning prunes `inner_layers` (our units' with the residual streams whole)
+    where it cannot prune every layer."""
+    manifest = work / "slims.json"
+    if manifest.exists():
+        made = json.loads(manifest.read_text())
+        if made["policy"] == policy and all((work / f"{n}.pt").exists() for n, same in made["built"].items()
+                                            if same == n):
+            return made["built"]
     unwrapped = env.unwrapped
     shape = unwrapped.workload.input_shape
     original = unwrapped.workload.model.cpu().eval()
@@ -104,6 +109,7 @@ def build_slims(env: gym.Env, policy: list[float], inner_layers: set[str], work:
         built[name] = same or name
         if same is None:
             torch.save(model, work / f"{name}.pt")
+    manifest.write_text(json.dumps({"policy": policy, "built": built}))  # last: the models above are all saved
     return built
 
 
@@ -121,13 +127,11 @@ def finetune_one(slim_path: Path, spec: dict, checkpoint: str, data_root: str | 
         torch.set_num_threads(threads)
     device = resolve_device(device)
     slim = torch.load(slim_path, weights_only=False).to(device)
-    split = SplitSpec(**read_checkpoint(checkpoint)[1].get("split", {}))
-    splits = load_splits(spec["dataset"], data_root, split.seed, split.calibration_size, split.reward_size)
+    splits = checkpoint_splits(read_checkpoint(checkpoint)[1], spec["dataset"], data_root)
     recipe = FinetuneRecipe(epochs=epochs, seed=seed)
     before = accuracy(slim, splits.test.batches(500, device))
     start = time.perf_counter()
-    finetune(slim, lambda g: splits.train.batches(recipe.batch_size, device, shuffle=True, augment=True, generator=g),
-             -(-len(splits.train) // recipe.batch_size), recipe, device, progress=False)
+    finetune_on_splits(slim, splits, recipe, device, progress=False)
     after = accuracy(slim, splits.test.batches(500, device))
     shape = tuple(spec["input_shape"])
     append_rows(record, [{**row, "seed": seed, "epochs": epochs, "test_before": before, "test_after": after,

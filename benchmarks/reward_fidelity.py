@@ -45,12 +45,11 @@ from prune_gym.benchmarks.data_export import DATA, read_csv_gz
 from prune_gym.benchmarks.results_file import add_into_argument, fidelity_markers, print_or_write
 from prune_gym.benchmarks.study import committed_checkpoint
 from prune_gym.checkpoints import read_checkpoint
-from prune_gym.datasets import load_splits
 from prune_gym.evaluation import accuracy
 from prune_gym.export import export_slim, load_slim
-from prune_gym.finetune import FinetuneRecipe, finetune
+from prune_gym.finetune import FinetuneRecipe, finetune_on_splits
 from prune_gym.policies import play, uniform_policy
-from prune_gym.pretrain import SplitSpec
+from prune_gym.pretrain import checkpoint_splits
 
 FIDELITY = DATA / "reward-fidelity.csv"
 EVALUATORS = ("refit", "refit+bn", "magnitude+bn", "refit+ft")
@@ -110,18 +109,16 @@ class Scenario:
         self.env = gym.make(prune_gym.ENV_ID, **settings)
         self.recalibrated = gym.make(prune_gym.ENV_ID, recalibrate_bn=True, **settings)
         self.magnitude = gym.make(prune_gym.ENV_ID, reconstruction="magnitude", recalibrate_bn=True, **settings)
-        split = SplitSpec(**read_checkpoint(checkpoint)[1].get("split", {}))  # the images its training left out
-        self.splits = load_splits(dataset, data_root, split.seed, split.calibration_size, split.reward_size)
+        self.splits = checkpoint_splits(read_checkpoint(checkpoint)[1], dataset, data_root)
         self.device = torch.device(device)
         self.recipe = FinetuneRecipe(epochs=epochs)
         self.short_steps = short_steps
 
-    def _finetune(self, model: torch.nn.Module, recipe: FinetuneRecipe, steps: int) -> float:
-        """Fine-tune `model` in place for `recipe.epochs` epochs of `steps` batches; the seconds it took."""
+    def _finetune(self, model: torch.nn.Module, recipe: FinetuneRecipe, steps: int | None = None) -> float:
+        """Fine-tune `model` in place for `recipe.epochs` epochs of `steps` batches (None: whole epochs); the
+        seconds it took."""
         start = time.perf_counter()
-        finetune(model, lambda g: itertools.islice(self.splits.train.batches(
-            recipe.batch_size, self.device, shuffle=True, augment=True, generator=g), steps), steps, recipe,
-            self.device, progress=False)
+        finetune_on_splits(model, self.splits, recipe, self.device, steps, progress=False)
         return time.perf_counter() - start
 
     def _reward_accuracy(self, model: torch.nn.Module) -> float:
@@ -145,8 +142,7 @@ class Scenario:
         row["score_refit+ft"] = self._reward_accuracy(short)
         row["seconds_refit+ft"] = row["seconds_refit"] + seconds
         row["test_before"] = accuracy(slim, self.splits.test.batches(500, self.device))
-        steps = -(-len(self.splits.train) // self.recipe.batch_size)
-        row["seconds_finetune"] = self._finetune(slim, self.recipe, steps)
+        row["seconds_finetune"] = self._finetune(slim, self.recipe)
         row["test_finetuned"] = accuracy(slim, self.splits.test.batches(500, self.device))
         return row
 

@@ -11,6 +11,7 @@ ends with the same weights as one that was never interrupted.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -25,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from prune_gym.checkpoints import load_weights, read_checkpoint, state_digest
-from prune_gym.datasets import load_splits
+from prune_gym.datasets import DataSplits
 from prune_gym.devices import resolve_device
 from prune_gym.errors import PruneGymError
 from prune_gym.evaluation import accuracy
@@ -33,7 +34,7 @@ from prune_gym.export import FINETUNE_RESULT_FILE, FINETUNE_STATE_FILE, FINETUNE
 from prune_gym.history import HistoryStore
 from prune_gym.history.errors import HistoryError
 from prune_gym.models import build_model
-from prune_gym.pretrain import SplitSpec, default_checkpoint
+from prune_gym.pretrain import checkpoint_splits, default_checkpoint
 
 SCHEDULES = ("cosine", "one-cycle")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -117,6 +118,22 @@ def finetune(model: nn.Module, epoch_batches: Callable[[torch.Generator], Batche
     return start
 
 
+def finetune_on_splits(model: nn.Module, splits: DataSplits, recipe: FinetuneRecipe = FinetuneRecipe(),
+                       device: str | torch.device = "cpu", steps_per_epoch: int | None = None,
+                       teacher: nn.Module | None = None, state_path: str | Path | None = None,
+                       progress: bool = True) -> int:
+    """`finetune` on the training images of `splits`, shuffled and augmented by the fine-tune's generator
+    (so that a resume repeats the same epochs); returns the epoch it started from.
+
+    :param steps_per_epoch: batches an epoch (None: the whole training split; fewer for a short fine-tune)
+    """
+    full = -(-len(splits.train) // recipe.batch_size)
+    steps = full if steps_per_epoch is None else min(steps_per_epoch, full)
+    return finetune(model, lambda g: itertools.islice(splits.train.batches(
+        recipe.batch_size, device, shuffle=True, augment=True, generator=g), steps), steps, recipe, device,
+        teacher, state_path, progress)
+
+
 def _save_state(path: Path, epochs_done: int, recipe: FinetuneRecipe, model: nn.Module,
                 optimizer: torch.optim.Optimizer, schedule: Any, generator: torch.Generator) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -175,8 +192,7 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
     if (metadata.get("digest") or state_digest(weights_state)) != spec["checkpoint_digest"]:
         raise PruneGymError(f"{path} holds other weights than the ones {out} was pruned from; pass --checkpoint")
     torch_device = resolve_device(device)
-    split = SplitSpec(**metadata["split"]) if "split" in metadata else SplitSpec()
-    splits = load_splits(spec["dataset"], data_root, split.seed, split.calibration_size, split.reward_size)
+    splits = checkpoint_splits(metadata, spec["dataset"], data_root)
     model = load_slim(out)
     teacher = None
     if recipe.distill > 0:
@@ -187,9 +203,8 @@ def finetune_export(export_dir: str | Path, recipe: FinetuneRecipe = FinetuneRec
         state.unlink(missing_ok=True)
     before = accuracy(model.to(torch_device), splits.test.batches(500, torch_device))
     start = time.perf_counter()
-    resumed = finetune(model, lambda g: splits.train.batches(recipe.batch_size, torch_device, shuffle=True,
-                                                             augment=True, generator=g),
-                       -(-len(splits.train) // recipe.batch_size), recipe, torch_device, teacher, state, progress)
+    resumed = finetune_on_splits(model, splits, recipe, torch_device, teacher=teacher, state_path=state,
+                                 progress=progress)
     seconds = time.perf_counter() - start
     after = accuracy(model, splits.test.batches(500, torch_device))
     weights = out / FINETUNED_FILE

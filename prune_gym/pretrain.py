@@ -47,6 +47,13 @@ class SplitSpec:
     reward_size: int = 2000
 
 
+def checkpoint_splits(metadata: dict[str, Any], dataset: str, data_root: str | Path | None = None) -> DataSplits:
+    """`dataset` split as the checkpoint with `metadata` was trained on it (the default split where it does not
+    say), so that its calibration, reward and test images stay ones its training never saw."""
+    split = SplitSpec(**metadata.get("split", {}))
+    return load_splits(dataset, data_root, split.seed, split.calibration_size, split.reward_size)
+
+
 @dataclass
 class PretrainResult:
     path: Path

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from prune_gym.checkpoints import load_weights, read_checkpoint, state_digest
-from prune_gym.datasets import ImageSplit, check_dataset_name, load_splits
+from prune_gym.datasets import ImageSplit, check_dataset_name
 from prune_gym.models import build_model, check_model_name
-from prune_gym.pretrain import SplitSpec, default_checkpoint
+from prune_gym.pretrain import checkpoint_splits, default_checkpoint
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -38,8 +38,7 @@ class Workload:
         check_dataset_name(dataset)
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint(model, dataset)
         _, meta = read_checkpoint(path)
-        split = SplitSpec(**meta["split"]) if "split" in meta else SplitSpec()
-        splits = load_splits(dataset, data_root, split.seed, split.calibration_size, split.reward_size)
+        splits = checkpoint_splits(meta, dataset, data_root)
         info = splits.info
         net = build_model(model, info.in_channels, info.num_classes, info.image_size)
         load_weights(net, path)

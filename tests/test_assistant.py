@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import re
 from dataclasses import replace
 
@@ -178,6 +179,18 @@ def test_the_shrink_race_alternates_the_records_as_they_are_and_shrunk_then_keep
         assert played(assistant, 6, 0.7) == 0.11  # after exploring: the best record, as it is
     plain = Assistant(memory(), trials=12, top_n=1, noise=0.0, seed=0)  # shrink 1: no race
     assert {played(plain, t, 0.9) for t in range(6)} == {0.11}
+
+
+def test_an_assistant_saved_before_the_shrink_race_resumes_reading_its_records_as_they_are():
+    before_the_race = Assistant(memory(), trials=12, top_n=1, noise=0.0, seed=0)
+    del before_the_race.shrink_race, before_the_race.means  # what an interrupted run's checkpoint of then holds
+    resumed = pickle.loads(pickle.dumps(before_the_race))
+    fractions = set()
+    for trial in range(6):
+        fractions.add(round(resumed.act(np.array([0.0]), trial=trial, step=0), 4))
+        resumed.note(np.array([0.11, 0.5]), 0.9)
+    assert fractions == {0.11}
+
 
 def test_admission_always_takes_the_top_third_and_the_rest_with_exponentially_falling_odds():
     assert [admission_probability(r, 9, 0.5) for r in (0, 2)] == [1.0, 1.0]

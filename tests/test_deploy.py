@@ -135,8 +135,10 @@ def test_the_deployable_league_fine_tunes_each_slim_model_per_seed_and_resumes(m
     with pytest.raises(PruneGymError, match="unknown Torch-Pruning method 'magnitude'"):
         torch_pruning_at_macs(env.unwrapped.workload.model, (1, 28, 28), 1, "units", set(), "magnitude")
 
+    saved = {p.name: p.stat().st_mtime_ns for p in work.glob("*.pt")}
     run(tmp_path / "search", **league)  # a rerun, as after a kill: nothing left to fine-tune
     assert read_record(record) == rows
+    assert {p.name: p.stat().st_mtime_ns for p in work.glob("*.pt")} == saved  # read back, not made again
     with record.open("a") as f:
         f.write('{"model": "resnet20", "candidate": "searched", "se')  # a line a kill cut short
     assert read_record(record) == rows
