@@ -13,10 +13,11 @@ A Torch-Pruning model equal to an earlier one, weight for weight, is not fine-tu
 report lists it as the same. Each slim model is fine-tuned by the project's recipe
 (`prune_gym.finetune`) once per fine-tune seed and scored on the test split; one JSON line per
 (slim model, seed) is appended to `--record` as each finishes, so a killed run resumes with the
-next. `--speed` measures each slim model's batch-1 latency against the original in pairs (run it
-with nothing else on the machine). `--report` prints, per scenario, each model's test accuracy
-after fine-tuning (mean and 90% bootstrap interval over seeds) and the searched model's lead over
-the best Torch-Pruning model.
+next. `--speed` measures each slim model's batch-1 latency against the original, and the searched
+model's against each Torch-Pruning model, in pairs (run it with nothing else on the machine, a few
+times: each run adds its rows). `--report` prints, per scenario, each model's test accuracy after
+fine-tuning (mean and 90% bootstrap interval over seeds) and speed-up (median over the runs), and
+the searched model's lead over the best Torch-Pruning model, in accuracy and in speed.
 
     prune-gym search --ratio 0.2 --residual-streams --trials 300 --out runs/deploy/resnet20-p0.2-streams
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/deployable_league.py --jobs 2 \\
@@ -190,19 +191,25 @@ def run(policy_from: Path, label: str, seeds: list[int], epochs: int, jobs: int,
 
 def record_speed(policy_from: Path, record: Path, work: Path, checkpoint: str | None = None,
                   data_root: str | None = None, min_run_seconds: float = MIN_RUN_SECONDS) -> None:
-    """Each saved slim model's batch-1 latency and speed-up against the original (paired, each measurement
-    `min_run_seconds` long), appended to `record`."""
+    """Each saved slim model's batch-1 latency and speed-up against the original, then the searched model's
+    speed over each Torch-Pruning model's, measured head to head (paired, each measurement `min_run_seconds`
+    long), appended to `record`."""
     spec = read_spec(policy_from)
     env = make_env(spec, checkpoint or committed_checkpoint(spec["model"], spec["dataset"]), data_root)
     original = env.unwrapped.workload.model.cpu().eval()
     shape = tuple(spec["input_shape"])
-    for path in sorted(work.glob("*.pt")):
-        paired = paired_latency(torch.load(path, weights_only=False).eval(), original, shape, "cpu",
-                                min_run_seconds=min_run_seconds)
-        row = {**scenario_key(spec), "candidate": path.stem, "latency_ms": statistics.median(paired.first_ms),
+    slims = {path.stem: torch.load(path, weights_only=False).eval() for path in sorted(work.glob("*.pt"))}
+    for name, slim in slims.items():
+        paired = paired_latency(slim, original, shape, "cpu", min_run_seconds=min_run_seconds)
+        row = {**scenario_key(spec), "candidate": name, "latency_ms": statistics.median(paired.first_ms),
                "speed_up": 1 / paired.ratio, "threads": torch.get_num_threads()}
-        print(f"{path.stem}: {row['latency_ms']:.2f} ms, {row['speed_up']:.2f}x")
+        print(f"{name}: {row['latency_ms']:.2f} ms, {row['speed_up']:.2f}x")
         append_rows(record, [row])
+    for name in (n for n in slims if n.startswith("tp-")):
+        paired = paired_latency(slims["searched"], slims[name], shape, "cpu", min_run_seconds=min_run_seconds)
+        print(f"searched: {1 / paired.ratio:.2f}x the speed of {name}")
+        append_rows(record, [{**scenario_key(spec), "candidate": "searched", "over": name,
+                              "speed_ratio": 1 / paired.ratio, "threads": torch.get_num_threads()}])
 
 
 def report(rows: list[dict]) -> str:
@@ -217,7 +224,8 @@ def report(rows: list[dict]) -> str:
         mine = [r for r in rows if (r["model"], r["ratio"], r["residual_streams"]) == (model, ratio, streams)]
         tuned = {name: [r for r in mine if r["candidate"] == name and "test_after" in r] for name in CANDIDATES}
         alias = {r["candidate"]: r["same_as"] for r in mine if "same_as" in r}
-        speed = {r["candidate"]: r["speed_up"] for r in mine if "speed_up" in r}
+        speed = {name: statistics.median(r["speed_up"] for r in mine if r["candidate"] == name and "speed_up" in r)
+                 for name in {r["candidate"] for r in mine if "speed_up" in r}}
         after = {name: np.array([100 * r["test_after"] for r in tuned[alias.get(name, name)]]) for name in CANDIDATES}
         for name in CANDIDATES:
             runs = tuned[alias.get(name, name)]
@@ -236,8 +244,11 @@ def report(rows: list[dict]) -> str:
             best = max(rivals, key=lambda n: rivals[n].mean())
             a, b = resampled_means(np.random.default_rng(0), [after["searched"], rivals[best]])
             low, high = interval(a - b)
+            over = [r["speed_ratio"] for r in mine if r.get("over") == alias.get(best, best)]
+            pace = (f", at {statistics.median(over):.2f}x its batch-1 speed (median of {len(over)} head-to-head "
+                    f"measurement{'s' if len(over) > 1 else ''}, {min(over):.2f}-{max(over):.2f}x)" if over else "")
             leads.append(f"- {model} p = {ratio:g}: searched {after['searched'].mean() - rivals[best].mean():+.2f} pp "
-                         f"[{low:+.2f}, {high:+.2f}] over {best}, the best Torch-Pruning model")
+                         f"[{low:+.2f}, {high:+.2f}] over {best}, the best Torch-Pruning model{pace}")
     return "\n".join(lines + [""] + leads) + "\n"
 
 
@@ -267,8 +278,7 @@ def main() -> None:
     work = args.work or Path("runs/deployable-league") / (f"{key['model']}-p{key['ratio']:g}"
                                                           + ("-streams" if key["residual_streams"] else ""))
     if args.speed:
-        record_speed(args.policy_from, args.record, work, args.checkpoint,
-            args.device)
+        record_speed(args.policy_from, args.record, work, args.checkpoint)
     else:
         run(args.policy_from, args.label, args.seeds, args.epochs, args.jobs, args.record, work, args.checkpoint,
             args.device)

@@ -145,6 +145,10 @@ def test_the_deployable_league_fine_tunes_each_slim_model_per_seed_and_resumes(m
     record_speed(tmp_path / "search", record, work, str(tiny_checkpoint), str(fashion_root), min_run_seconds=0.01)
     speeds = {r["candidate"]: r["speed_up"] for r in read_record(record) if "speed_up" in r}  # the first after the cut
     assert set(speeds) == {c for c in CANDIDATES if c not in aliases} and min(speeds.values()) > 0
+    head_to_head = {r["over"]: r["speed_ratio"] for r in read_record(record) if "over" in r}
+    assert set(head_to_head) == {c for c in speeds if c.startswith("tp-")} and min(head_to_head.values()) > 0
     table = report(read_record(record))
     assert "| resnet20 | 0.4 | searched (a test search) |" in table and "over tp-" in table
     assert f"| {speeds['searched']:.2f}x |" in table.splitlines()[2]
+    best = table.split(", the best Torch-Pruning model")[0].split(" over ")[-1]
+    assert f"at {head_to_head[best]:.2f}x its batch-1 speed (median of 1 head-to-head measurement," in table
