@@ -15,6 +15,9 @@ records of past pruning (state, kept fraction, accuracy of the trial it belonged
 * the shrink race (`shrink` < 1, `ShrinkRace`): the first `shrink_race` exploring trials
   alternate between the records as they are and the records shrunk toward each policy's
   mean, and the reading with the higher mean accuracy plays the rest of the explore half;
+  with `teach_shrunk` off, the trials played once the shrunk reading has won hold the search's
+  best but stay out of the searcher's memory, which a tight cluster of good trials would pin
+  to the mapped records' structure;
 * the record's kept fraction plus uniform noise of half-width `noise`, which decays
   linearly to zero as the actor takes over;
 * admission to the replay buffer: a trial whose accuracy ranks in the top third of the
@@ -69,7 +72,7 @@ ADMISSION_DECAY = 0.5  # a trial below the top third enters with probability exp
 ASSISTANT_SETTINGS = SettingsSchema(
     "assistant", "the assistant",
     {"trials": 30, "top_n": 3, "sigma": 0.1, "omega": 2.0, "noise": 0.1, "batch": 10, "handover": "fixed",
-     "incumbent": 0, "keep_until": 0, "random_every": 0, "shrink": 1.0, "shrink_race": 4},
+     "incumbent": 0, "keep_until": 0, "random_every": 0, "shrink": 1.0, "shrink_race": 4, "teach_shrunk": True},
     choices={"handover": HANDOVERS},
     minimum={"trials": 0, "top_n": 1, "sigma": 1e-9, "omega": 0, "noise": 0, "batch": 1, "incumbent": 0,
              "keep_until": 0, "random_every": 0, "shrink": 0.0, "shrink_race": 2})
@@ -155,6 +158,10 @@ class ShrinkRace:
             self.arm = bool(np.mean(self.scores[True]) > np.mean(self.scores[False]))
         return self.arm
 
+    def shrunk_won(self, trial: int) -> bool:
+        """Whether the race is over by trial `trial` and the shrunk reading won it."""
+        return self.shrink < 1 and trial >= self.race and np.mean(self.scores[True]) > np.mean(self.scores[False])
+
     def note(self, accuracy: float) -> None:
         """Take note of the accuracy of the trial played last, if it read the records."""
         if self.arm is not None:
@@ -190,12 +197,14 @@ class Assistant:
         self.performances = np.concatenate([np.full(len(e.fractions), e.accuracy) for e in episodes])
         self.means = np.concatenate([np.full(len(e.fractions), np.mean(e.fractions)) for e in episodes])
         self.shrink_race = ShrinkRace(settings["shrink"], settings["shrink_race"])
+        self.teach_shrunk = settings["teach_shrunk"]
         self.recent: deque[float] = deque(maxlen=self.batch)  # accuracies of the last assistant trials
         self.rng = np.random.default_rng(seed)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # an assistant saved before the shrink race existed read its records as they are: it resumes without one
         state.setdefault("shrink_race", ShrinkRace(1.0, ASSISTANT_SETTINGS.defaults["shrink_race"]))
+        state.setdefault("teach_shrunk", True)
         self.__dict__.update(state)
 
     def active(self, trial: int) -> bool:
@@ -259,6 +268,11 @@ class Assistant:
         rank = sum(a > accuracy for a in self.recent)
         return bool(self.rng.random() < admission_probability(rank, len(self.recent)))
 
+    def teaches(self, trial: int) -> bool:
+        """Whether assistant trial `trial` may enter the searcher's memory at all: not once the shrunk reading has
+        won the race, where `teach_shrunk` is off."""
+        return self.teach_shrunk or not self.shrink_race.shrunk_won(trial)
+
 
 class AssistedSearcher(Searcher):
     """`searcher`, with `assistant` choosing the actions of the trials it is active in.
@@ -294,7 +308,10 @@ class AssistedSearcher(Searcher):
     def admits(self, trial: Trial) -> bool:
         by_assistant = trial.origin == "assistant"
         self.assistant.note(trial.actions, trial.accuracy)
-        admitted = self.assistant.admit(trial.accuracy) if by_assistant else self.searcher.admits(trial)
+        if by_assistant:  # the admission draw is made either way, so that the generator's sequence stays the same
+            admitted = self.assistant.admit(trial.accuracy) and self.assistant.teaches(self.trial)
+        else:
+            admitted = self.searcher.admits(trial)
         self.assistant.judge(self.trial, trial.accuracy, by_assistant)
         return admitted
 

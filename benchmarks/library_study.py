@@ -52,6 +52,10 @@ VARIANTS = {p.name: p for p in (
     Preset("library-brief", LIBRARY.name, assistant={"trials": 10}, assistant_across_models={"shrink": 1.0}),
     # another network's records as they are, with no shrink race (LIBRARY's before the race)
     Preset("library-no-race", LIBRARY.name, assistant_across_models={"shrink": 1.0}),
+    # the shrink race, then a hand-over after 10 trials for another network's source (LIBRARY's hands over after 30)
+    Preset("library-brief-race", LIBRARY.name, assistant_across_models={"trials": 10}),
+    # the shrink race, the winning shrunk reading's trials kept out of the searcher's memory
+    Preset("library-untaught-shrunk", LIBRARY.name, assistant_across_models={"teach_shrunk": False}),
 )}
 
 

@@ -181,6 +181,20 @@ def test_the_shrink_race_alternates_the_records_as_they_are_and_shrunk_then_keep
     assert {played(plain, t, 0.9) for t in range(6)} == {0.11}
 
 
+def test_with_teach_shrunk_off_the_searcher_learns_nothing_the_winning_shrunk_reading_plays():
+    def raced(shrunk_score: float, **settings: bool) -> Assistant:
+        assistant = Assistant(memory(), trials=12, top_n=1, noise=0.0, shrink=0.5, shrink_race=4, seed=0, **settings)
+        for trial in range(4):
+            assistant.act(np.array([0.0]), trial=trial, step=0)
+            assistant.note(np.array([0.2, 0.5]), shrunk_score if trial % 2 else 0.7)
+        return assistant
+
+    untaught = raced(0.9, teach_shrunk=False)
+    assert [untaught.teaches(t) for t in range(3, 7)] == [True, False, False, False]  # the race's own trials taught
+    assert all(raced(0.9).teaches(t) for t in range(12))  # the default: every trial may be admitted
+    assert all(raced(0.5, teach_shrunk=False).teaches(t) for t in range(12))  # the records as they are won
+
+
 def test_an_assistant_saved_before_the_shrink_race_resumes_reading_its_records_as_they_are():
     before_the_race = Assistant(memory(), trials=12, top_n=1, noise=0.0, seed=0)
     del before_the_race.shrink_race, before_the_race.means  # what an interrupted run's checkpoint of then holds
