@@ -78,11 +78,11 @@ def make_env(spec: dict, checkpoint: str | Path, data_root: str | Path | None = 
     return env
 
 
-def build_slims(env: gym.Env, policy: list[float], inner_layers: set[str], work: Path) -> dict[str, str]:
+def build_slims(env: gym.Env, policy: list[float], inner_layers: set[str], work: Path) -> dict[str, str | None]:
     """Each candidate's slim model saved in `work` as <candidate>.pt (a whole module), and for a Torch-Pruning
-    model equal to an earlier candidate's, that candidate's name instead; by candidate. Made once per policy:
-    a rerun reads them back. Torch-Pruning prunes `inner_layers` (our units' with the residual streams whole)
-    where it cannot prune every layer."""
+    model equal to an earlier candidate's, that candidate's name instead; None where Torch-Pruning cannot prune
+    to the searched model's MACs; by candidate. Made once per policy: a rerun reads them back. Torch-Pruning
+    prunes `inner_layers` (our units' with the residual streams whole) where it cannot prune every layer."""
     manifest = work / "slims.json"
     if manifest.exists():
         made = json.loads(manifest.read_text())
@@ -93,7 +93,7 @@ def build_slims(env: gym.Env, policy: list[float], inner_layers: set[str], work:
     shape = unwrapped.workload.input_shape
     original = unwrapped.workload.model.cpu().eval()
     work.mkdir(parents=True, exist_ok=True)
-    models: dict[str, nn.Module] = {}
+    models: dict[str, nn.Module | None] = {}
     for name, fractions in (("searched", policy), ("uniform", uniform_policy(unwrapped.budget))):
         info = play(env, fractions)
         export_slim(env, work / name, info)
@@ -103,10 +103,19 @@ def build_slims(env: gym.Env, policy: list[float], inner_layers: set[str], work:
         try:
             models[f"tp-{method}"] = torch_pruning_at_macs(original, shape, budget, "all", inner_layers, method)
         except PruneGymError:  # its graph mis-groups the whole network: the layers our units hold
-            models[f"tp-{method}"] = torch_pruning_at_macs(original, shape, budget, "units", inner_layers, method)
-    built: dict[str, str] = {}
+            try:
+                models[f"tp-{method}"] = torch_pruning_at_macs(original, shape, budget, "units", inner_layers,
+                                                               method)
+            except PruneGymError as exc:  # e.g. global ranking, at most 90% of a layer, above a tight budget
+                print(f"tp-{method}: {exc}")
+                models[f"tp-{method}"] = None
+    built: dict[str, str | None] = {}
     for name, model in models.items():
-        same = next((other for other in built if _same_weights(models[other], model)), None)
+        if model is None:
+            built[name] = None
+            continue
+        same = next((other for other in built if built[other] == other and _same_weights(models[other], model)),
+                    None)
         built[name] = same or name
         if same is None:
             torch.save(model, work / f"{name}.pt")
@@ -175,7 +184,7 @@ def run(policy_from: Path, label: str, seeds: list[int], epochs: int, jobs: int,
             if (name, seed) not in done]
     for name, same in built.items():
         if same != name:
-            print(f"{name}: the same model as {same}")
+            print(f"{name}: " + (f"the same model as {same}" if same else "cannot prune to the searched model's MACs"))
     print(f"{key['model']} p = {key['ratio']:g}: {len(todo)} fine-tunes of {epochs} epochs to run")
     with open_backend("processes", workers=jobs, device=device, threads=1) as backend:
         tasks = [backend.submit(finetune_one, work / f"{name}.pt", spec, checkpoint, data_root, seed, epochs,
@@ -184,9 +193,10 @@ def run(policy_from: Path, label: str, seeds: list[int], epochs: int, jobs: int,
     failed = [f"{name} seed {seed}: {t.error}" for (name, seed), t in zip(todo, tasks) if t.error]
     if failed:
         raise SystemExit("\n".join(failed))
-    aliases = [{**key, "candidate": name, "same_as": same} for name, same in built.items() if same != name]
-    known = {(r["candidate"], r.get("same_as")) for r in read_record(record) if {k: r.get(k) for k in key} == key}
-    append_rows(record, [a for a in aliases if (a["candidate"], a["same_as"]) not in known])
+    aliases = [{**key, "candidate": name, **({"same_as": same} if same else {"unreachable": True})}
+               for name, same in built.items() if same != name]
+    known = read_record(record)
+    append_rows(record, [a for a in aliases if a not in known])
 
 
 def record_speed(policy_from: Path, record: Path, work: Path, checkpoint: str | None = None,
@@ -227,7 +237,12 @@ def report(rows: list[dict]) -> str:
         speed = {name: statistics.median(r["speed_up"] for r in mine if r["candidate"] == name and "speed_up" in r)
                  for name in {r["candidate"] for r in mine if "speed_up" in r}}
         after = {name: np.array([100 * r["test_after"] for r in tuned[alias.get(name, name)]]) for name in CANDIDATES}
+        unreachable = {r["candidate"] for r in mine if r.get("unreachable")}
         for name in CANDIDATES:
+            if name in unreachable:
+                lines.append(f"| {model} | {ratio:g} | {name} | - | 0 | - | cannot prune to the searched model's "
+                             f"MACs | - |")
+                continue
             runs = tuned[alias.get(name, name)]
             if not runs:
                 continue

@@ -152,3 +152,19 @@ def test_the_deployable_league_fine_tunes_each_slim_model_per_seed_and_resumes(m
     assert f"| {speeds['searched']:.2f}x |" in table.splitlines()[2]
     best = table.split(", the best Torch-Pruning model")[0].split(" over ")[-1]
     assert f"at {head_to_head[best]:.2f}x its batch-1 speed (median of 1 head-to-head measurement," in table
+
+
+def test_the_league_report_names_a_torch_pruning_method_that_cannot_reach_the_budget():
+    from prune_gym.benchmarks.deployable_league import report
+
+    key = {"model": "resnet56", "dataset": "fashion-mnist", "ratio": 0.1, "residual_streams": True}
+    tuned = [{**key, "candidate": name, "policy_from": "a search", "seed": seed, "epochs": 3, "test_before": 0.5,
+              "test_after": after + seed / 1000, "macs": 9e6}
+             for name, after in (("searched", 0.89), ("tp-uniform", 0.88)) for seed in (0, 1)]
+    marks = [{**key, "candidate": "tp-global", "unreachable": True},
+             {**key, "candidate": "searched", "over": "tp-uniform", "speed_ratio": 1.2},
+             {**key, "candidate": "searched", "over": "tp-uniform", "speed_ratio": 1.1}]
+    table = report(tuned + marks)
+    assert "| resnet56 | 0.1 | tp-global | - | 0 | - | cannot prune to the searched model's MACs | - |" in table
+    assert "searched +1.00 pp [+0.90, +1.10] over tp-uniform, the best Torch-Pruning model, at 1.15x its batch-1 " \
+           "speed (median of 2 head-to-head measurements, 1.10-1.20x)" in table
