@@ -202,7 +202,8 @@ class Assistant:
         self.rng = np.random.default_rng(seed)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # an assistant saved before the shrink race existed read its records as they are: it resumes without one
+        # an assistant saved before the shrink race existed read its records as they are and taught the searcher
+        # every trial it admitted: it resumes so
         state.setdefault("shrink_race", ShrinkRace(1.0, ASSISTANT_SETTINGS.defaults["shrink_race"]))
         state.setdefault("teach_shrunk", True)
         self.__dict__.update(state)
