@@ -155,12 +155,15 @@ class ShrinkRace:
         elif trial < self.race:
             self.arm = trial % 2 == 1
         else:
-            self.arm = bool(np.mean(self.scores[True]) > np.mean(self.scores[False]))
+            self.arm = self._shrunk_leads()
         return self.arm
 
     def shrunk_won(self, trial: int) -> bool:
         """Whether the race is over by trial `trial` and the shrunk reading won it."""
-        return self.shrink < 1 and trial >= self.race and np.mean(self.scores[True]) > np.mean(self.scores[False])
+        return self.shrink < 1 and trial >= self.race and self._shrunk_leads()
+
+    def _shrunk_leads(self) -> bool:
+        return bool(np.mean(self.scores[True]) > np.mean(self.scores[False]))
 
     def note(self, accuracy: float) -> None:
         """Take note of the accuracy of the trial played last, if it read the records."""
